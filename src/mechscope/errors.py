@@ -1,0 +1,49 @@
+"""Errors mechscope raises at its boundaries: each says what was expected and what was given."""
+
+from __future__ import annotations
+
+import difflib
+
+
+class MechscopeError(Exception):
+    """Base class for every error mechscope raises on bad input."""
+
+
+class UnsupportedModelError(MechscopeError):
+    """The model's architecture has no adapter."""
+
+
+class ModelNotFoundError(MechscopeError):
+    """A model name or path could not be resolved to weights on this machine."""
+
+
+class HookNameError(MechscopeError, KeyError):
+    """A hook name the model does not have."""
+
+    def __init__(self, name: str, valid: list[str]):
+        close = difflib.get_close_matches(name, valid, n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; valid names look like {valid[:4]}"
+        super().__init__(f"unknown hook name {name!r}{hint} (model.hook_names() lists all {len(valid)})")
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class HookShapeError(MechscopeError):
+    """A hook function returned a replacement of the wrong shape."""
+
+
+class SelfTestError(MechscopeError):
+    """A hooked model broke one of the identities its hook names promise."""
+
+
+class DataError(MechscopeError):
+    """A text source, token stream or activation cache that cannot be used as asked."""
+
+
+class CacheMismatchError(DataError):
+    """An activation cache on disk does not match the request (model, hooks, settings)."""
+
+
+class CorruptShardError(DataError):
+    """A cache shard is missing or its checksum does not match the manifest."""

@@ -1,0 +1,281 @@
+"""HookedModel: TransformerLens-style hook points over an unmodified Hugging Face model.
+
+The HF forward pass runs as is; hooks are PyTorch forward (pre-)hooks on the family's own modules,
+so every cached number is exactly what HF computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mechscope.errors import HookNameError, HookShapeError, MechscopeError
+from mechscope.models import attention
+from mechscope.models.families import Family
+from mechscope.models.hook_points import HookPoint, hook_points
+
+HookFn = Callable[[Tensor, str], "Tensor | None"]
+Inputs = "str | list[str] | Tensor | Mapping[str, Tensor]"
+
+
+class StopForward(Exception):
+    """Raised inside a hook to end the forward pass once everything asked for has been seen."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The numbers a user asks about first (`mechscope models inspect` prints these)."""
+
+    name: str
+    family: str
+    model_type: str
+    n_layers: int
+    d_model: int
+    n_heads: int
+    n_kv_heads: int
+    d_head: int
+    d_vocab: int
+    causal: bool
+
+
+class HookedModel:
+    """A Hugging Face model with named hook points; see `hook_names()` for what it offers."""
+
+    def __init__(self, hf_model: nn.Module, tokenizer, family: Family, root: str, name: str):
+        self.hf = hf_model.eval()
+        self.tokenizer = tokenizer
+        self.family = family
+        self.root = hf_model.get_submodule(root) if root else hf_model
+        config = self.root.config
+        self.n_layers = len(self.root.get_submodule(family.layers))
+        n_heads = config.num_attention_heads
+        d_head = getattr(config, "head_dim", None) or config.hidden_size // n_heads
+        self.info = ModelInfo(
+            name=name, family=family.name, model_type=config.model_type, n_layers=self.n_layers,
+            d_model=config.hidden_size, n_heads=n_heads,
+            n_kv_heads=getattr(config, "num_key_value_heads", None) or n_heads, d_head=d_head,
+            d_vocab=config.vocab_size, causal=family.topology != "postnorm",
+        )
+        self._points = {p.name: p for p in hook_points(family, self.n_layers)}
+        self._shapes: dict[str, tuple[int, ...]] | None = None
+        self._eager_depth = 0
+        self._saved_attn: str | None = None
+        attention.register_implementation()
+        if tokenizer is not None and tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+
+    # ----- introspection -------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf.parameters()).dtype
+
+    def hook_names(self) -> list[str]:
+        """Every hook point, in the order they fire."""
+        return list(self._points)
+
+    def point(self, name: str) -> HookPoint:
+        """The hook point called `name`, or an error listing close valid names."""
+        if name not in self._points:
+            raise HookNameError(name, self.hook_names())
+        return self._points[name]
+
+    def hook_shape(self, name: str) -> tuple[int | str, ...]:
+        """Shape of a hook's tensor, with "batch" and "pos" for the dimensions that vary."""
+        point = self.point(name)
+        if self._shapes is None:
+            from mechscope.models.self_test import self_test
+
+            self_test(self)
+        trailing = self._shapes[name]
+        if point.kind == "pattern":
+            return ("batch", trailing[0], "pos", "pos")
+        return ("batch", "pos", *trailing)
+
+    def layer_of(self, name: str) -> int | None:
+        return self.point(name).layer
+
+    # ----- tokens ----------------------------------------------------------------------------
+    def to_tokens(self, texts: str | list[str], prepend_bos: bool | None = None) -> Tensor:
+        """Token ids [batch, pos] with the model's own tokenizer (right-padded)."""
+        return self.encode(texts, prepend_bos=prepend_bos)["input_ids"]
+
+    def to_string(self, tokens: Tensor | list[int]) -> str | list[str]:
+        tokens = torch.as_tensor(tokens)
+        if tokens.ndim == 1:
+            return self.tokenizer.decode(tokens.tolist())
+        return self.tokenizer.batch_decode(tokens.tolist())
+
+    def to_str_tokens(self, tokens: Tensor | list[int]) -> list[str]:
+        """One string per token id, for display."""
+        return [self.tokenizer.decode([t]) for t in torch.as_tensor(tokens).reshape(-1).tolist()]
+
+    def encode(self, inputs, attention_mask: Tensor | None = None, prepend_bos: bool | None = None) -> dict:
+        """Model keyword arguments (input_ids, attention_mask, ...) on the model's device."""
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(t, str) for t in inputs):
+            if self.tokenizer is None:
+                raise MechscopeError("this model has no tokenizer; pass token ids instead of text")
+            add_special = True if prepend_bos is None else prepend_bos
+            batch = dict(self.tokenizer(list(inputs), return_tensors="pt", padding=True,
+                                        add_special_tokens=add_special))
+        elif isinstance(inputs, Tensor):
+            if inputs.dtype not in (torch.int64, torch.int32) or inputs.ndim not in (1, 2):
+                raise MechscopeError(f"token ids must be an integer tensor [batch, pos] or [pos], "
+                                     f"got {inputs.dtype} with shape {tuple(inputs.shape)}")
+            batch = {"input_ids": inputs if inputs.ndim == 2 else inputs[None]}
+        elif isinstance(inputs, Mapping) and "input_ids" in inputs:
+            batch = dict(inputs)
+        else:
+            raise MechscopeError("inputs must be text, a list of texts, token ids [batch, pos] or a dict "
+                                 f"with input_ids; got {type(inputs).__name__}")
+        if attention_mask is not None:
+            batch["attention_mask"] = attention_mask
+        return {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+    # ----- running ---------------------------------------------------------------------------
+    def forward(self, inputs, attention_mask: Tensor | None = None) -> Tensor:
+        """Logits [batch, pos, vocab] for language models; last hidden state for encoders."""
+        output = self.hf(**self.encode(inputs, attention_mask), use_cache=False)
+        return output.logits if getattr(output, "logits", None) is not None else output.last_hidden_state
+
+    __call__ = forward
+
+    @contextmanager
+    def hooks(self, fns: Mapping[str, HookFn] | Iterable[tuple[str, HookFn]]):
+        """Run hook functions `fn(activation, hook_name)` inside the block; a returned tensor replaces the activation."""
+        pairs = list(fns.items()) if isinstance(fns, Mapping) else list(fns)
+        points = [self.point(name) for name, _ in pairs]
+        handles = []
+        try:
+            for point, (_, fn) in zip(points, pairs):
+                handles.append(self._attach(point, fn))
+            with self._patterns_enabled(any(p.kind == "pattern" for p in points)):
+                yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def run_with_cache(self, inputs, names: str | Iterable[str] | None = None, *,
+                       stop_at_layer: int | str | None = None, attention_mask: Tensor | None = None,
+                       grad: bool = False) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """Run the model and return (output, {hook name: activation}).
+
+        stop_at_layer=l runs blocks 0..l-1 only; "auto" stops as soon as every requested hook has
+        fired (what harvesting uses). The output is None when the pass was stopped early.
+        """
+        names = self.hook_names() if names is None else [names] if isinstance(names, str) else list(names)
+        points = [self.point(n) for n in names]
+        cache: dict[str, Tensor] = {}
+        auto_stop = stop_at_layer == "auto"
+
+        def save(act: Tensor, name: str) -> None:
+            cache[name] = act if grad else act.detach()
+            if auto_stop and len(cache) == len(names):
+                raise StopForward
+
+        fns: list[tuple[str, HookFn]] = [(n, save) for n in names]
+        stop_handle = None
+        if isinstance(stop_at_layer, int):
+            stop_handle = self._stop_before_layer(stop_at_layer, points)
+        elif stop_at_layer not in (None, "auto"):
+            raise MechscopeError(f"stop_at_layer must be an int, 'auto' or None, got {stop_at_layer!r}")
+        output = None
+        try:
+            with self.hooks(fns), (nullcontext() if grad else torch.no_grad()):
+                output = self.forward(inputs, attention_mask)
+        except StopForward:
+            pass
+        finally:
+            if stop_handle is not None:
+                stop_handle.remove()
+        missing = [n for n in names if n not in cache]
+        if missing:
+            raise MechscopeError(f"hooks did not fire: {missing}; the model's forward pass skipped them")
+        return output, cache
+
+    # ----- internals -------------------------------------------------------------------------
+    def _attach(self, point: HookPoint, fn: HookFn):
+        module = self.root.get_submodule(point.module)
+        if point.kind == "pattern":
+            return attention.PatternHandle(module, lambda pattern: self._call(fn, pattern, point))
+        if point.kind == "output":
+            def on_output(_module, _args, output):
+                act = output[0] if isinstance(output, tuple) else output
+                new = self._call(fn, act, point)
+                if new is None:
+                    return None
+                return (new, *output[1:]) if isinstance(output, tuple) else new
+            return module.register_forward_hook(on_output)
+
+        n_heads = self.info.n_heads
+
+        def on_input(_module, args, kwargs):
+            x = args[0] if args else kwargs["hidden_states"]
+            act = x.unflatten(-1, (n_heads, -1)) if point.kind == "heads" else x
+            new = self._call(fn, act, point)
+            if new is None:
+                return None
+            if point.kind == "inplace":  # the residual branch holds the same tensor
+                x.copy_(new)
+                return None
+            if point.kind == "heads":
+                new = new.flatten(-2)
+            return ((new, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": new})
+        return module.register_forward_pre_hook(on_input, with_kwargs=True)
+
+    @staticmethod
+    def _call(fn: HookFn, act: Tensor, point: HookPoint) -> Tensor | None:
+        new = fn(act, point.name)
+        if new is None or new is act:
+            return None
+        if not isinstance(new, Tensor) or new.shape != act.shape:
+            got = tuple(new.shape) if isinstance(new, Tensor) else type(new).__name__
+            raise HookShapeError(f"hook function for {point.name} returned {got}; expected a tensor of shape "
+                                 f"{tuple(act.shape)}")
+        return new.to(act.dtype)
+
+    def _stop_before_layer(self, layer: int, points: list[HookPoint]):
+        if not 0 <= layer <= self.n_layers:
+            raise MechscopeError(f"stop_at_layer must be in 0..{self.n_layers}, got {layer}")
+        late = [p.name for p in points
+                if (p.layer is None and p.name != "hook_embed") or (p.layer is not None and p.layer >= layer)]
+        if late:
+            raise MechscopeError(f"hooks {late} lie at or after stop_at_layer={layer} and would never fire")
+
+        def stop(*_):
+            raise StopForward
+        blocks = self.root.get_submodule(self.family.layers)
+        if layer < self.n_layers:
+            return blocks[layer].register_forward_pre_hook(stop)
+        return blocks[layer - 1].register_forward_hook(stop)
+
+    @contextmanager
+    def _patterns_enabled(self, needed: bool):
+        """Switch to the pattern-exposing eager attention only while a pattern hook is attached."""
+        if not needed:
+            yield
+            return
+        if self._eager_depth == 0:
+            self._saved_attn = self.hf.config._attn_implementation
+            self.hf.set_attn_implementation(attention.IMPLEMENTATION)
+        self._eager_depth += 1
+        try:
+            yield
+        finally:
+            self._eager_depth -= 1
+            if self._eager_depth == 0:
+                self.hf.set_attn_implementation(self._saved_attn)
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (f"HookedModel({i.name!r}, family={i.family}, layers={i.n_layers}, d_model={i.d_model}, "
+                f"heads={i.n_heads}, d_head={i.d_head})")
