@@ -8,6 +8,8 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
+HOOK = "blocks.3.hook_resid_post"
+DEMO_TOKENS = 100_000
 SENTENCES = [
     "The cat sat on the mat.",
     "Sparse autoencoders find interpretable features in superposition.",
@@ -43,7 +45,19 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     for name, tensor in cache.items():
         print(f"  {name:32s} {tuple(tensor.shape)}")
 
-    outputs = {"batch activations": str(batch_file)}
+    _step("3. harvest pydocs activations into an on-disk cache, read shuffled batches back")
+    from mechscope.data import ActivationCache, harvest
+
+    cache_dir = harvest(model, "pydocs", [HOOK], tokens=DEMO_TOKENS, out=out / "activations", context=128,
+                        batch_size=32)
+    cache = ActivationCache(cache_dir)
+    info = cache.info()
+    print(f"  {info['tokens']} tokens x {cache.d(HOOK)} dims in {info['shards']} shard(s), "
+          f"{info['bytes'] / 2**20:.1f} MiB; mean norm {info['mean_norm'][HOOK]}")
+    batch = next(cache.batches(1024, HOOK, seed=0))
+    print(f"  first shuffled batch: {tuple(batch.shape)}, mean norm {batch.norm(dim=-1).mean():.3f}")
+
+    outputs = {"batch activations": str(batch_file), "activation cache": str(cache_dir)}
     (out / "outputs.json").write_text(json.dumps(outputs, indent=2))
     print(f"\nDone in {time.time() - started:.1f}s. Outputs:")
     for what, where in outputs.items():

@@ -6,6 +6,7 @@ so every cached number is exactly what HF computes.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -101,6 +102,20 @@ class HookedModel:
 
     def layer_of(self, name: str) -> int | None:
         return self.point(name).layer
+
+    def fingerprint(self) -> str:
+        """Short hash of the architecture and a sample of every weight: tells two models apart in manifests."""
+        digest = hashlib.sha256()
+        for name, param in self.hf.named_parameters():
+            flat = param.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 64)][:64].float().cpu().numpy().tobytes()
+            digest.update(f"{name}{tuple(param.shape)}{param.dtype}".encode() + sample)
+        return digest.hexdigest()[:16]
+
+    def describe(self) -> dict:
+        """What manifests record about the model that made an artefact."""
+        return {**self.info.__dict__, "fingerprint": self.fingerprint(),
+                "revision": getattr(self.hf.config, "_commit_hash", None)}
 
     # ----- tokens ----------------------------------------------------------------------------
     def to_tokens(self, texts: str | list[str], prepend_bos: bool | None = None) -> Tensor:

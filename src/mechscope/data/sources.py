@@ -1,0 +1,115 @@
+"""Text sources: one re-iterable stream of documents from files, tables, datasets, iterables or built-ins."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mechscope.errors import DataError
+
+BUILTIN_SOURCES = ("pydocs",)
+
+
+@dataclass
+class TextSource:
+    """Documents plus a name that manifests record; iterating twice gives the same documents."""
+
+    name: str
+    _documents: Callable[[], Iterator[str]]
+
+    def __iter__(self) -> Iterator[str]:
+        count = 0
+        for doc in self._documents():
+            if not isinstance(doc, str):
+                raise DataError(f"source {self.name!r} yielded a {type(doc).__name__}; expected str documents")
+            if doc:
+                count += 1
+                yield doc
+        if count == 0:
+            raise DataError(f"source {self.name!r} yielded no documents")
+
+
+def _txt_files(path: Path) -> Iterator[str]:
+    files = sorted(path.rglob("*.txt")) if path.is_dir() else [path]
+    if not files:
+        raise DataError(f"folder {path} holds no .txt files")
+    for file in files:
+        try:
+            yield file.read_text(encoding="utf-8", errors="replace")
+        except OSError as err:
+            raise DataError(f"cannot read {file}: {err}") from err
+
+
+def _jsonl(path: Path, column: str) -> Iterator[str]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from err
+            if column not in record:
+                raise DataError(f"{path}:{number}: no {column!r} field; fields are {sorted(record)}")
+            yield record[column]
+
+
+def _parquet(path: Path, column: str) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises several types for a bad file
+        raise DataError(f"{path} is not a readable Parquet file: {err}") from err
+    if column not in table.schema_arrow.names:
+        raise DataError(f"{path} has no column {column!r}; columns are {table.schema_arrow.names}")
+    for batch in table.iter_batches(columns=[column], batch_size=1024):
+        yield from batch.column(0).to_pylist()
+
+
+def _hf_dataset(spec: str, column: str, split: str) -> Iterator[str]:
+    try:
+        import datasets
+    except ImportError as err:
+        raise DataError("hf: sources need the `datasets` package (pip install mechscope[datasets])") from err
+    name = spec.removeprefix("hf:")
+    try:
+        data = (datasets.load_from_disk(name) if Path(name).is_dir()
+                else datasets.load_dataset(name, split=split, streaming=True))
+    except Exception as err:
+        raise DataError(f"cannot open dataset {name!r} (local path or reachable hub): {err}") from err
+    if isinstance(data, datasets.DatasetDict):
+        data = data[split]
+    for record in data:
+        yield record[column]
+
+
+def text_source(spec: str | Path | Iterable[str] | TextSource, column: str = "text",
+                split: str = "train", max_chars: int | None = None) -> TextSource:
+    """Resolve "pydocs", a .txt file or folder, a .jsonl/.parquet file, "hf:NAME" or an iterable of strings."""
+    if isinstance(spec, TextSource):
+        return spec
+    if not isinstance(spec, (str, Path)):
+        docs = list(spec)
+        return TextSource("iterable", lambda: iter(docs))
+    text = str(spec)
+    if text == "pydocs":
+        from mechscope.data.pydocs_corpus import pydocs
+
+        cap = max_chars or 50_000_000
+        return TextSource(f"pydocs(max_chars={cap})", lambda: pydocs(max_chars=cap))
+    if text.startswith("hf:"):
+        return TextSource(text, lambda: _hf_dataset(text, column, split))
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise DataError(f"no source {text!r}: expected one of {BUILTIN_SOURCES}, 'hf:NAME', or an existing "
+                        ".txt/.jsonl/.parquet file or folder of .txt files")
+    if path.is_dir() or path.suffix == ".txt":
+        return TextSource(str(path), lambda: _txt_files(path))
+    if path.suffix in (".jsonl", ".json"):
+        return TextSource(f"{path}[{column}]", lambda: _jsonl(path, column))
+    if path.suffix == ".parquet":
+        return TextSource(f"{path}[{column}]", lambda: _parquet(path, column))
+    raise DataError(f"unsupported source file {path.name}: expected .txt, .jsonl or .parquet")
