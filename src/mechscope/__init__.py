@@ -1,8 +1,13 @@
 """mechscope: mechanistic-interpretability engineering on Hugging Face transformers."""
 
+from mechscope.data import ActivationCache, harvest, stream_batches, text_source
+from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
+from mechscope.dictionaries.formats import convert, load_dictionary, save_dictionary
 from mechscope.errors import MechscopeError
 from mechscope.models import HookedModel, load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["HookedModel", "MechscopeError", "__version__", "load_model"]
+__all__ = ["ActivationCache", "Dictionary", "DictionaryConfig", "HookedModel", "MechscopeError", "TrainConfig",
+           "__version__", "convert", "harvest", "load_dictionary", "load_model", "save_dictionary", "stream_batches",
+           "text_source", "train"]

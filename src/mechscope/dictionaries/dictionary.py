@@ -1,0 +1,111 @@
+"""Dictionary: the one sparse-dictionary module; its variant supplies activation and sparsity loss."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mechscope.dictionaries.config import DictionaryConfig
+from mechscope.errors import MechscopeError
+
+
+class Dictionary(nn.Module):
+    """x -> codes = variant(pre), pre = (x - b_dec) @ W_enc + b_enc; x_hat = codes @ W_dec + b_dec.
+
+    Tensor names and shapes are SAELens's: W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc, b_dec,
+    plus the variant's own (threshold for JumpReLU-style inference, r_mag / b_mag for Gated).
+    """
+
+    def __init__(self, cfg: DictionaryConfig, device: str | torch.device = "cpu"):
+        super().__init__()
+        from mechscope.dictionaries.variants import make_variant
+
+        self.cfg = cfg
+        d_in, d_sae = cfg.d_in, cfg.d_sae
+        self.W_enc = nn.Parameter(torch.empty(d_in, d_sae, device=device))
+        self.b_enc = nn.Parameter(torch.zeros(d_sae, device=device))
+        self.W_dec = nn.Parameter(torch.empty(d_sae, d_in, device=device))
+        self.b_dec = nn.Parameter(torch.zeros(d_in, device=device))
+        self.variant = make_variant(cfg)
+        self.variant.add_parameters(self)
+        self.sparse_kernels = True  # False: the plain dense-autograd reference path
+        self._ln_stats: tuple[Tensor, Tensor] | None = None
+        self.reset_parameters()
+
+    @property
+    def d_in(self) -> int:
+        return self.cfg.d_in
+
+    @property
+    def d_sae(self) -> int:
+        return self.cfg.d_sae
+
+    @torch.no_grad()
+    def reset_parameters(self, seed: int | None = None) -> None:
+        """Random unit decoder rows (norm 0.1 in Anthropic's form), encoder tied to their transpose."""
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        w = torch.randn(self.d_sae, self.d_in, generator=generator).to(self.W_dec.device)
+        w /= w.norm(dim=1, keepdim=True)
+        if self.cfg.architecture == "relu" and self.cfg.relu_form == "anthropic":
+            w *= 0.1
+        self.W_dec.copy_(w)
+        self.W_enc.copy_(w.T)
+        self.b_enc.zero_()
+        self.b_dec.zero_()
+        self.variant.init_parameters(self)
+
+    # ----- inference ---------------------------------------------------------------------------
+    def preprocess(self, x: Tensor) -> Tensor:
+        """Apply the input normalisation the dictionary was trained with (OpenAI's per-token LN)."""
+        if self.cfg.normalize_activations == "layer_norm":
+            mu = x.mean(-1, keepdim=True)
+            std = (x - mu).std(-1, keepdim=True)
+            self._ln_stats = (mu, std)
+            return (x - mu) / (std + 1e-5)
+        return x
+
+    def pre_activations(self, x_in: Tensor) -> Tensor:
+        centred = x_in - self.b_dec if self.cfg.apply_b_dec_to_input else x_in
+        return centred @ self.W_enc + self.b_enc
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Dense codes [..., d_sae] as used at inference."""
+        self._check_input(x)
+        x_in = self.preprocess(x)
+        return self.variant.activate(self, x_in, self.pre_activations(x_in))
+
+    def decode(self, codes: Tensor) -> Tensor:
+        x_hat = codes @ self.W_dec + self.b_dec
+        if self.cfg.normalize_activations == "layer_norm" and self._ln_stats is not None:
+            mu, std = self._ln_stats
+            x_hat = x_hat * std + mu
+        return x_hat
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Reconstruction of x."""
+        return self.decode(self.encode(x))
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.shape[-1] != self.d_in:
+            raise MechscopeError(f"dictionary expects inputs with d_in={self.d_in} (hook {self.cfg.hook_name or '?'}), "
+                                 f"got shape {tuple(x.shape)}")
+
+    # ----- training helpers --------------------------------------------------------------------
+    @torch.no_grad()
+    def normalize_decoder(self) -> None:
+        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    @torch.no_grad()
+    def remove_parallel_gradient(self) -> None:
+        """Project out the part of W_dec's gradient that would change row norms (unit-norm constraint)."""
+        if self.W_dec.grad is None:
+            return
+        unit = self.W_dec / self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        self.W_dec.grad -= (self.W_dec.grad * unit).sum(1, keepdim=True) * unit
+
+    @torch.no_grad()
+    def fold_activation_scale(self, scale: float) -> None:
+        """Make a dictionary trained on `scale * x` work on raw x (codes unchanged)."""
+        self.W_enc *= scale
+        self.b_dec /= scale
+        self.W_dec /= scale

@@ -1,0 +1,111 @@
+"""The native format: SAELens's layout (cfg.json + sae_weights.safetensors), readable by SAELens itself.
+
+BatchTopK and Matryoshka dictionaries are written as SAELens "jumprelu" with their learned threshold
+(what SAELens does for its own BatchTopK SAEs); mechscope's full config rides along under "mechscope".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from mechscope.data.atomic import atomic_write_json
+from mechscope.data.shard_format import write_safetensors
+from mechscope.dictionaries.config import DictionaryConfig
+from mechscope.dictionaries.dictionary import Dictionary
+from mechscope.errors import MechscopeError
+
+CFG_FILE, WEIGHTS_FILE = "cfg.json", "sae_weights.safetensors"
+_SAELENS_ARCH = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "matryoshka": "jumprelu",
+                 "jumprelu": "jumprelu", "gated": "gated"}
+_FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu", "gated": "gated",
+                 "batchtopk": "batchtopk", "matryoshka_batchtopk": "matryoshka"}
+
+
+def state_dict(d: Dictionary) -> dict[str, torch.Tensor]:
+    """SAELens tensor names for a dictionary."""
+    arch = d.cfg.architecture
+    tensors = {"W_enc": d.W_enc, "W_dec": d.W_dec, "b_dec": d.b_dec}
+    if arch == "gated":
+        tensors.update(b_gate=d.b_enc, r_mag=d.r_mag, b_mag=d.b_mag)
+    else:
+        tensors["b_enc"] = d.b_enc
+    if arch in ("jumprelu", "batchtopk", "matryoshka"):
+        tensors["threshold"] = d.threshold
+    return {k: v.detach().contiguous().cpu().float() for k, v in tensors.items()}
+
+
+def save(d: Dictionary, path: str | Path) -> Path:
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = d.cfg
+    config = {"architecture": _SAELENS_ARCH[cfg.architecture], "d_in": cfg.d_in, "d_sae": cfg.d_sae,
+              "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
+              "normalize_activations": cfg.normalize_activations, "reshape_activations": "none",
+              "metadata": {"model_name": cfg.model_name, "hook_name": cfg.hook_name, **cfg.metadata},
+              "mechscope": cfg.to_dict()}
+    if cfg.architecture == "topk":
+        config["k"] = cfg.k
+    write_safetensors(path / WEIGHTS_FILE, state_dict(d))
+    atomic_write_json(path / CFG_FILE, config)
+    return path
+
+
+def config_from(raw: dict) -> DictionaryConfig:
+    """A DictionaryConfig from a cfg.json written by mechscope or by SAELens (v5 or v6)."""
+    if "mechscope" in raw:
+        return DictionaryConfig.from_dict(raw["mechscope"])
+    arch = raw.get("architecture", "standard")
+    if arch not in _FROM_SAELENS:
+        raise MechscopeError(f"cfg.json names architecture {arch!r}; mechscope reads {sorted(_FROM_SAELENS)}")
+    metadata = raw.get("metadata") or {}
+    return DictionaryConfig(
+        d_in=raw["d_in"], d_sae=raw["d_sae"], architecture=_FROM_SAELENS[arch], k=int(raw.get("k", 32) or 32),
+        relu_form="classic", apply_b_dec_to_input=raw.get("apply_b_dec_to_input", True),
+        normalize_activations=raw.get("normalize_activations", "none") or "none",
+        hook_name=metadata.get("hook_name", raw.get("hook_name", "")),
+        model_name=metadata.get("model_name", raw.get("model_name", "")))
+
+
+def from_state_dict(cfg: DictionaryConfig, tensors: dict[str, torch.Tensor], source: str) -> Dictionary:
+    """Build a Dictionary and load SAELens-named tensors into it, checking every shape."""
+    d = Dictionary(cfg)
+    expected = {k: tuple(v.shape) for k, v in state_dict(d).items()}
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise MechscopeError(f"{source} lacks tensors {missing} needed by a {cfg.architecture} dictionary")
+    for name, shape in expected.items():
+        if tuple(tensors[name].shape) != shape:
+            raise MechscopeError(f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected {shape} "
+                                 f"(d_in={cfg.d_in}, d_sae={cfg.d_sae})")
+    with torch.no_grad():
+        d.W_enc.copy_(tensors["W_enc"])
+        d.W_dec.copy_(tensors["W_dec"])
+        d.b_dec.copy_(tensors["b_dec"])
+        d.b_enc.copy_(tensors["b_gate"] if cfg.architecture == "gated" else tensors["b_enc"])
+        if cfg.architecture == "gated":
+            d.r_mag.copy_(tensors["r_mag"])
+            d.b_mag.copy_(tensors["b_mag"])
+        if "threshold" in expected:
+            d.threshold.copy_(tensors["threshold"])
+            if cfg.architecture == "jumprelu":
+                d.log_threshold.copy_(tensors["threshold"].clamp_min(1e-30).log())
+    return d
+
+
+def load(path: str | Path) -> Dictionary:
+    path = Path(path)
+    try:
+        raw = json.loads((path / CFG_FILE).read_text())
+        tensors = load_file(path / WEIGHTS_FILE)
+    except FileNotFoundError as err:
+        raise MechscopeError(f"{path} is not a SAELens-layout dictionary (needs {CFG_FILE} and {WEIGHTS_FILE})") from err
+    except (json.JSONDecodeError, Exception) as err:
+        raise MechscopeError(f"{path}: corrupt dictionary files ({err.__class__.__name__}: {err})") from err
+    return from_state_dict(config_from(raw), tensors, str(path))
+
+
+__all__ = ["CFG_FILE", "WEIGHTS_FILE", "config_from", "from_state_dict", "load", "save", "state_dict"]

@@ -1,0 +1,130 @@
+"""Sparse codes and the kernels that keep TopK-family training proportional to the active latents.
+
+With k of d_sae latents active per token, the encoder's forward matmul is the only dense work
+left: the decoder, and every gradient of the encoder and decoder, touch only the selected
+(token, latent) pairs through CSR sparse products (torch.sparse, so CPU, CUDA and MPS alike).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from torch import Tensor
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+
+
+@dataclass
+class SparseCodes:
+    """The (token, latent) pairs a sparse activation selected, in row-major (CSR) order."""
+
+    rows: Tensor  # [nnz] token index, non-decreasing
+    cols: Tensor  # [nnz] latent index
+    batch: int
+    width: int
+
+    @classmethod
+    def from_topk(cls, indices: Tensor, width: int) -> "SparseCodes":
+        batch, k = indices.shape
+        rows = torch.arange(batch, device=indices.device).repeat_interleave(k)
+        return cls(rows, indices.reshape(-1), batch, width)
+
+    @classmethod
+    def from_mask(cls, mask: Tensor) -> "SparseCodes":
+        rows, cols = mask.nonzero(as_tuple=True)
+        return cls(rows, cols, mask.shape[0], mask.shape[1])
+
+    @cached_property
+    def crow(self) -> Tensor:
+        counts = torch.bincount(self.rows, minlength=self.batch)
+        return torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+
+    @cached_property
+    def by_latent(self) -> tuple[Tensor, Tensor, Tensor]:
+        """(order, crow over latents, rows in that order): the transpose's CSR layout."""
+        order = torch.argsort(self.cols, stable=True)
+        counts = torch.bincount(self.cols, minlength=self.width)
+        return order, torch.cat([counts.new_zeros(1), counts.cumsum(0)]), self.rows[order]
+
+    def matrix(self, values: Tensor) -> Tensor:
+        """[batch, width] CSR matrix holding `values` at the selected pairs."""
+        return torch.sparse_csr_tensor(self.crow, self.cols, values, (self.batch, self.width),
+                                       check_invariants=False)
+
+    def transposed(self, values: Tensor) -> Tensor:
+        """[width, batch] CSR matrix: the transpose of `matrix(values)`."""
+        order, crow, rows = self.by_latent
+        return torch.sparse_csr_tensor(crow, rows, values[order], (self.width, self.batch),
+                                       check_invariants=False)
+
+    def dense(self, values: Tensor) -> Tensor:
+        out = values.new_zeros(self.batch, self.width)
+        return out.index_put((self.rows, self.cols), values)
+
+    def subset(self, keep: Tensor) -> "SparseCodes":
+        return SparseCodes(self.rows[keep], self.cols[keep], self.batch, self.width)
+
+
+class _EncoderValues(torch.autograd.Function):
+    """values = (x - b_dec) @ W_enc + b_enc at the selected pairs, with a backward that is sparse too."""
+
+    @staticmethod
+    def forward(ctx, values, x_in, b_dec, W_enc, b_enc, codes: SparseCodes):
+        ctx.codes = codes
+        ctx.save_for_backward(x_in, b_dec, W_enc)
+        return values.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        x_in, b_dec, W_enc = ctx.saved_tensors
+        codes: SparseCodes = ctx.codes
+        g_W = g_benc = g_bdec = None
+        if ctx.needs_input_grad[3]:  # [d_sae, B] @ [B, d_in] -> [d_sae, d_in]
+            g_W = (codes.transposed(grad) @ (x_in - b_dec)).T.contiguous()
+        col_sum = torch.zeros(codes.width, dtype=grad.dtype, device=grad.device).index_add_(0, codes.cols, grad)
+        if ctx.needs_input_grad[4]:
+            g_benc = col_sum
+        if ctx.needs_input_grad[2]:  # x_in - b_dec enters every selected pre-activation
+            g_bdec = -(W_enc @ col_sum)
+        return None, None, g_bdec, g_W, g_benc, None
+
+
+class _Decode(torch.autograd.Function):
+    """x_hat = codes @ W_dec (no bias), touching only the selected rows of W_dec."""
+
+    @staticmethod
+    def forward(ctx, values, W_dec, codes: SparseCodes):
+        ctx.codes = codes
+        ctx.save_for_backward(values, W_dec)
+        return codes.matrix(values) @ W_dec
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, W_dec = ctx.saved_tensors
+        codes: SparseCodes = ctx.codes
+        g_values = g_W = None
+        if ctx.needs_input_grad[0]:  # <grad[row], W_dec[col]> for each selected pair only
+            pattern = codes.matrix(torch.zeros_like(values))
+            g_values = torch.sparse.sampled_addmm(pattern, grad.contiguous(), W_dec.T, beta=0.0).values()
+        if ctx.needs_input_grad[1]:
+            g_W = codes.transposed(values) @ grad
+        return g_values, g_W, None
+
+
+def encoder_values(pre: Tensor, x_in: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor,
+                   codes: SparseCodes, sparse: bool = True) -> Tensor:
+    """Differentiable pre-activations at the selected pairs; `pre` is the no-grad dense forward."""
+    if sparse:
+        return _EncoderValues.apply(pre[codes.rows, codes.cols], x_in, b_dec, W_enc, b_enc, codes)
+    dense = (x_in - b_dec) @ W_enc + b_enc  # plain autograd reference path
+    return dense[codes.rows, codes.cols]
+
+
+def decode(values: Tensor, W_dec: Tensor, codes: SparseCodes, sparse: bool = True) -> Tensor:
+    """Reconstruction without the decoder bias from sparse codes."""
+    if sparse:
+        return _Decode.apply(values, W_dec, codes)
+    return codes.dense(values) @ W_dec

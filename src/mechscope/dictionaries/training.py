@@ -1,0 +1,294 @@
+"""One training loop for every variant; several dictionaries train from one pass over the data."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from itertools import chain
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from mechscope.data.atomic import atomic_write_json
+from mechscope.devices import resolve_device
+from mechscope.dictionaries import distributed, resampling
+from mechscope.dictionaries.batches import BatchSource, as_batch_source
+from mechscope.dictionaries.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
+from mechscope.dictionaries.config import DictionaryConfig
+from mechscope.dictionaries.dictionary import Dictionary
+from mechscope.dictionaries.formats import saelens
+from mechscope.dictionaries.geometric_median import geometric_median
+from mechscope.dictionaries.variants import StepContext
+from mechscope.errors import MechscopeError
+
+
+class TrainingError(MechscopeError):
+    """Training stopped on bad data or a diverging loss; the last checkpoint is intact."""
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run, with defaults that work for the common case."""
+
+    tokens: int = 2_000_000
+    batch_size: int = 4096
+    lr: float | None = None  # None: 2e-4 * sqrt(2^14 / d_sae) (Gao et al.'s width scaling)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    lr_warmup_steps: int = 100
+    lr_decay_fraction: float = 0.2  # linear decay to 0 over the last 20% of steps
+    sparsity_warmup_fraction: float = 0.05
+    grad_clip: float = 1.0
+    normalize_activations: bool = True  # scale inputs so E||x|| = sqrt(d_in); folded into weights on save
+    b_dec_init: str = "geometric_median"  # | "mean" | "zeros"
+    init_tokens: int = 16_384
+    dead_after_tokens: int | None = None  # None: min(10M, tokens / 10)
+    resample_fractions: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])  # classic ReLU only
+    checkpoint_every: int = 500
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    wandb_project: str | None = None
+
+    @property
+    def steps(self) -> int:
+        return max(1, int(self.tokens) // self.batch_size)
+
+
+class TrainingStep(nn.Module):
+    """The module DDP wraps: forward is the variant's training loss."""
+
+    def __init__(self, dictionary: Dictionary):
+        super().__init__()
+        self.dictionary = dictionary
+
+    def forward(self, x: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
+        return self.dictionary.variant.loss(self.dictionary, x, ctx)
+
+
+@dataclass
+class _Run:
+    name: str
+    directory: Path
+    dictionary: Dictionary
+    optimizer: torch.optim.Optimizer
+    step_module: nn.Module
+    tokens_since_fired: torch.Tensor
+    lr: float
+    start_step: int = 0
+    done: bool = False
+
+
+def run_name(cfg: DictionaryConfig) -> str:
+    arch = cfg.architecture
+    knob = {"relu": f"l1-{cfg.l1_coefficient:g}", "gated": f"l1-{cfg.l1_coefficient:g}",
+            "jumprelu": f"l0-{cfg.target_l0:g}" if cfg.target_l0 else f"lambda-{cfg.l0_coefficient:g}"}
+    return f"{arch}_{cfg.d_sae}_{knob.get(arch, f'k{cfg.k}')}"
+
+
+def _lr_at(step: int, cfg: TrainConfig, base: float) -> float:
+    warm = min(1.0, (step + 1) / max(1, cfg.lr_warmup_steps))
+    decay_start = cfg.steps * (1 - cfg.lr_decay_fraction)
+    decay = 1.0 if step < decay_start else max(0.0, (cfg.steps - step) / max(1.0, cfg.steps - decay_start))
+    return base * warm * decay
+
+
+def _init_statistics(sample: torch.Tensor, cfg: TrainConfig) -> dict:
+    """Normalisation scale, fixed loss variance and the b_dec initialisation from the first tokens."""
+    scale = math.sqrt(sample.shape[1]) / sample.norm(dim=1).mean().item() if cfg.normalize_activations else 1.0
+    scaled = sample * scale
+    variance = (scaled - scaled.mean(0)).pow(2).sum(1).mean().item()
+    init = {"geometric_median": lambda: geometric_median(scaled[:8192]), "mean": lambda: scaled.mean(0),
+            "zeros": lambda: torch.zeros(scaled.shape[1])}
+    if cfg.b_dec_init not in init:
+        raise MechscopeError(f"b_dec_init must be one of {sorted(init)}, got {cfg.b_dec_init!r}")
+    return {"scale": scale, "variance": variance, "b_dec": init[cfg.b_dec_init]()}
+
+
+def _prepare(cfg: DictionaryConfig, src: BatchSource) -> DictionaryConfig:
+    if cfg.d_in != src.d_in:
+        raise MechscopeError(f"dictionary {run_name(cfg)} has d_in={cfg.d_in} but {src.name} gives "
+                             f"activations of d_in={src.d_in}")
+    cfg.hook_name = cfg.hook_name or src.hook_name
+    cfg.model_name = cfg.model_name or src.model_name
+    return cfg
+
+
+def _make_run(cfg: DictionaryConfig, name: str, out: Path, tcfg: TrainConfig, stats: dict, device) -> _Run:
+    d = Dictionary(cfg, device=device)
+    d.reset_parameters(seed=tcfg.seed)
+    if cfg.apply_b_dec_to_input or cfg.architecture != "relu":
+        with torch.no_grad():
+            d.b_dec.copy_(stats["b_dec"].to(device))
+    lr = tcfg.lr or 2e-4 * math.sqrt(2**14 / cfg.d_sae)
+    optimizer = torch.optim.Adam(d.parameters(), lr=lr, betas=tcfg.adam_betas)
+    module = distributed.wrap(TrainingStep(d))
+    run = _Run(name, out / name, d, optimizer, module, torch.zeros(cfg.d_sae, dtype=torch.int64, device=device), lr)
+    checkpoint = run.directory / "checkpoint"
+    if (checkpoint / STATE_FILE).exists():
+        state, tensors = load_checkpoint(checkpoint, d, optimizer)
+        if state["config"] != cfg.to_dict() or state["train"] != _train_dict(tcfg):
+            raise MechscopeError(f"{run.directory} holds a checkpoint of a different run; use another --out")
+        run.start_step = state["step"]
+        run.tokens_since_fired = tensors["tokens_since_fired"]
+        d.variant.after_step(d, {"min_value": torch.zeros(())})
+    elif (run.directory / saelens.CFG_FILE).exists():
+        run.done = True
+    return run
+
+
+def _train_dict(tcfg: TrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(tcfg)))
+
+
+def train(source, dictionaries: DictionaryConfig | list[DictionaryConfig], out: str | Path,
+          config: TrainConfig | None = None, hook: str | None = None) -> list[Path]:
+    """Train one or more dictionaries from one pass over `source`; resumes from checkpoints in `out`.
+
+    `source`: an ActivationCache or its directory, SyntheticFeatures, or an iterator of [n, d_in]
+    tensors (e.g. `stream_batches`; not resumable). Returns the SAELens-layout directories written.
+    """
+    tcfg = config or TrainConfig()
+    cfgs = [dictionaries] if isinstance(dictionaries, DictionaryConfig) else list(dictionaries)
+    src = as_batch_source(source, hook, tcfg.seed)
+    cfgs = [_prepare(c, src) for c in cfgs]
+    names = [run_name(c) for c in cfgs]
+    if len(set(names)) != len(names):
+        names = [f"{n}_{i}" for i, n in enumerate(names)]
+    rank, world = distributed.setup(tcfg.device)
+    device = resolve_device(tcfg.device) if world == 1 else distributed.device(tcfg.device)
+    if tcfg.batch_size % world:
+        raise MechscopeError(f"batch_size {tcfg.batch_size} must divide evenly over {world} processes")
+    out = Path(out)
+
+    batches = src.batches(tcfg.batch_size, 0)
+    if src.resumable:
+        sample = src.sample(tcfg.init_tokens, tcfg.batch_size)
+    else:
+        first = next(batches)
+        sample, batches = first.float(), chain([first], batches)
+    stats = _init_statistics(sample, tcfg)
+    runs = [_make_run(c, n, out, tcfg, stats, device) for c, n in zip(cfgs, names)]
+    active = [r for r in runs if not r.done]
+    if active:
+        start = min(r.start_step for r in active)
+        if start and src.resumable:
+            batches = src.batches(tcfg.batch_size, start)
+        _loop(active, batches, start, tcfg, stats, rank, world, device, src)
+    if rank == 0:
+        for run in active:
+            _finish(run, stats, tcfg, src)
+    distributed.barrier()
+    return [r.directory for r in runs]
+
+
+def _loop(runs: list[_Run], batches, start: int, tcfg: TrainConfig, stats: dict, rank: int, world: int,
+          device, src: BatchSource) -> None:
+    dead_after = tcfg.dead_after_tokens or max(tcfg.batch_size, min(10_000_000, tcfg.steps * tcfg.batch_size // 10))
+    resample_steps = {int(f * tcfg.steps) for f in tcfg.resample_fractions}
+    local = slice(rank * tcfg.batch_size // world, (rank + 1) * tcfg.batch_size // world)
+    logs = {r.name: _open_log(r, rank) for r in runs}
+    started = time.perf_counter()
+    bar = tqdm(range(start, tcfg.steps), desc="train", unit="step", disable=None if rank == 0 else True)
+    try:
+        for step in bar:
+            batch = next(batches, None)
+            if batch is None:
+                raise TrainingError(f"{src.name} ran out at step {step} of {tcfg.steps}")
+            x = batch.to(device, torch.float32) * stats["scale"]
+            if not bool(torch.isfinite(x).all()):
+                raise TrainingError(f"step {step}: batch {step} from {src.name} holds NaN or Inf activations; "
+                                    "the last checkpoint is intact")
+            for run in runs:
+                if step < run.start_step:
+                    continue
+                terms = _step(run, x[local], step, tcfg, stats, dead_after, resample_steps)
+                if step % tcfg.log_every == 0 or step == tcfg.steps - 1:
+                    _log(logs[run.name], run, step, terms, tcfg, dead_after, started)
+                if rank == 0 and (step + 1) % tcfg.checkpoint_every == 0 and step + 1 < tcfg.steps:
+                    _checkpoint(run, step + 1, tcfg)
+    finally:
+        bar.close()
+        for handle in logs.values():
+            if handle is not None:
+                handle.close()
+
+
+def _step(run: _Run, x: torch.Tensor, step: int, tcfg: TrainConfig, stats: dict, dead_after: int,
+          resample_steps: set[int]) -> dict:
+    d = run.dictionary
+    lr = _lr_at(step, tcfg, run.lr)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    warm = tcfg.sparsity_warmup_fraction * tcfg.steps
+    dead = run.tokens_since_fired >= dead_after
+    ctx = StepContext(stats["variance"], min(1.0, (step + 1) / warm) if warm >= 1 else 1.0, dead)
+    terms = run.step_module(x, ctx)
+    if not bool(torch.isfinite(terms["total"])):
+        raise TrainingError(f"step {step}: {run.name}'s loss is {terms['total'].item()}; the last checkpoint "
+                            "is intact (lower the learning rate or check the data)")
+    run.optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    if d.variant.unit_norm_decoder:
+        d.remove_parallel_gradient()
+    torch.nn.utils.clip_grad_norm_(d.parameters(), tcfg.grad_clip)
+    run.optimizer.step()
+    if d.variant.unit_norm_decoder:
+        d.normalize_decoder()
+    if "min_value" in terms:
+        terms["min_value"] = distributed.all_reduce_min(terms["min_value"])
+    d.variant.after_step(d, terms)
+    fired = distributed.all_reduce_any(terms["fired"])
+    run.tokens_since_fired += tcfg.batch_size
+    run.tokens_since_fired[fired] = 0
+    if d.cfg.architecture == "relu" and d.cfg.relu_form == "classic" and step in resample_steps:
+        resampling.resample_dead(d, run.optimizer, x, run.tokens_since_fired >= dead_after, step)
+        run.tokens_since_fired[run.tokens_since_fired >= dead_after] = 0
+    return terms
+
+
+def _open_log(run: _Run, rank: int):
+    if rank != 0:
+        return None
+    run.directory.mkdir(parents=True, exist_ok=True)
+    path = run.directory / "training_log.jsonl"
+    kept = [line for line in (path.read_text().splitlines() if path.exists() else [])
+            if json.loads(line)["step"] < run.start_step]
+    path.write_text("".join(line + "\n" for line in kept))
+    return path.open("a")
+
+
+def _log(handle, run: _Run, step: int, terms: dict, tcfg: TrainConfig, dead_after: int, started: float) -> None:
+    if handle is None:
+        return
+    record = {"step": step, "tokens": (step + 1) * tcfg.batch_size, "lr": run.optimizer.param_groups[0]["lr"],
+              **{k: round(float(terms[k].detach()), 6) for k in ("total", "recon", "aux", "sparsity", "l0", "fvu")},
+              "dead_fraction": round(float((run.tokens_since_fired >= dead_after).float().mean()), 6),
+              "elapsed_s": round(time.perf_counter() - started, 2)}
+    handle.write(json.dumps(record) + "\n")
+    handle.flush()
+
+
+def _checkpoint(run: _Run, step: int, tcfg: TrainConfig) -> None:
+    save_checkpoint(run.directory / "checkpoint", run.dictionary, run.optimizer,
+                    {"step": step, "config": run.dictionary.cfg.to_dict(), "train": _train_dict(tcfg)},
+                    {"tokens_since_fired": run.tokens_since_fired})
+
+
+def _finish(run: _Run, stats: dict, tcfg: TrainConfig, src: BatchSource) -> None:
+    """Fold the normalisation into the weights and write the SAELens-layout files and a manifest."""
+    from mechscope import __version__
+
+    d = run.dictionary
+    d.fold_activation_scale(stats["scale"])
+    saelens.save(d, run.directory)
+    log = [json.loads(line) for line in (run.directory / "training_log.jsonl").read_text().splitlines()]
+    atomic_write_json(run.directory / "manifest.json", {
+        "format": "mechscope.dictionary", "mechscope_version": __version__, "name": run.name,
+        "config": d.cfg.to_dict(), "train": _train_dict(tcfg), "source": src.name, "provenance": src.provenance,
+        "activation_scale": stats["scale"], "final": log[-1] if log else None})
+    shutil.rmtree(run.directory / "checkpoint", ignore_errors=True)

@@ -1,0 +1,104 @@
+"""TopK (Gao et al. 2024), BatchTopK (Bussmann et al. 2024) and Matryoshka BatchTopK, with AuxK.
+
+All three select a sparse set of (token, latent) pairs and train through the sparse kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mechscope.dictionaries.sparse_codes import SparseCodes, decode, encoder_values
+from mechscope.dictionaries.variants.base import StepContext, Variant, batch_fvu, squared_error
+
+
+class TopK(Variant):
+    """codes = ReLU(TopK_k(pre)); loss = ||x - x_hat||^2 / variance + aux_coefficient * AuxK."""
+
+    sparse = True
+
+    def select(self, d, pre: Tensor) -> SparseCodes:
+        return SparseCodes.from_topk(pre.topk(self.cfg.k, dim=-1, sorted=False).indices, d.d_sae)
+
+    def activate(self, d, x_in: Tensor, pre: Tensor) -> Tensor:
+        top = pre.topk(self.cfg.k, dim=-1, sorted=False)
+        return torch.zeros_like(pre).scatter(-1, top.indices, top.values.relu())
+
+    def values(self, d, x_in: Tensor, pre: Tensor, codes: SparseCodes) -> Tensor:
+        return encoder_values(pre, x_in, d.b_dec, d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
+
+    def loss(self, d, x_in: Tensor, ctx: StepContext) -> dict[str, Tensor]:
+        with torch.no_grad():
+            pre = d.pre_activations(x_in)
+        codes = self.select(d, pre)
+        values = self.values(d, x_in, pre, codes)
+        recon_terms, x_hat = self.reconstruction(d, values, codes, x_in, ctx)
+        aux = self.auxk(d, x_in, pre, x_hat.detach(), ctx)
+        total = recon_terms + self.cfg.aux_coefficient * aux
+        fired = torch.zeros(d.d_sae, dtype=torch.bool, device=x_in.device)
+        fired[codes.cols[values > 0]] = True
+        return {"total": total, "recon": recon_terms.detach(), "aux": aux.detach(), "sparsity": torch.zeros(()),
+                "l0": (values > 0).sum().float() / x_in.shape[0], "fvu": batch_fvu(x_in, x_hat), "fired": fired,
+                "min_value": values.detach()[values > 0].min() if (values > 0).any() else torch.zeros(())}
+
+    def reconstruction(self, d, values, codes, x_in, ctx) -> tuple[Tensor, Tensor]:
+        x_hat = decode(values, d.W_dec, codes, d.sparse_kernels) + d.b_dec
+        return squared_error(x_in, x_hat) / (x_in.shape[0] * ctx.variance), x_hat
+
+    def auxk(self, d, x_in: Tensor, pre: Tensor, x_hat: Tensor, ctx: StepContext) -> Tensor:
+        """Gao et al.'s AuxK: the top k_aux dead latents reconstruct the residual x - x_hat."""
+        if ctx.dead_mask is None or not bool(ctx.dead_mask.any()):
+            return torch.zeros((), device=x_in.device)
+        k_aux = min(self.cfg.k_aux, int(ctx.dead_mask.sum()))
+        masked = pre.masked_fill(~ctx.dead_mask, float("-inf"))
+        codes = SparseCodes.from_topk(masked.topk(k_aux, dim=-1, sorted=False).indices, d.d_sae)
+        values = encoder_values(pre, x_in, d.b_dec, d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
+        e_hat = decode(values, d.W_dec, codes, d.sparse_kernels)
+        return squared_error(x_in - x_hat, e_hat) / (x_in.shape[0] * ctx.variance)
+
+
+class BatchTopK(TopK):
+    """The top k * batch activations of the whole batch; inference uses a learned global threshold."""
+
+    def add_parameters(self, d) -> None:
+        d.register_buffer("threshold", torch.zeros(d.d_sae, device=d.W_enc.device))
+
+    def init_parameters(self, d) -> None:
+        d.threshold.fill_(-1.0)  # negative: not estimated yet
+
+    def select(self, d, pre: Tensor) -> SparseCodes:
+        batch = pre.shape[0]
+        flat = pre.relu().reshape(-1)
+        chosen = flat.topk(min(self.cfg.k * batch, flat.numel()), sorted=False).indices.sort().values
+        return SparseCodes(chosen // d.d_sae, chosen % d.d_sae, batch, d.d_sae)
+
+    def activate(self, d, x_in: Tensor, pre: Tensor) -> Tensor:
+        if bool((d.threshold < 0).all()):  # before any training step: fall back to per-token TopK
+            return super().activate(d, x_in, pre)
+        return pre.relu() * (pre > d.threshold)
+
+    @torch.no_grad()
+    def after_step(self, d, terms: dict[str, Tensor]) -> None:
+        """theta <- EMA of the smallest selected activation (Bussmann et al.), shared by every latent."""
+        value = terms["min_value"]
+        if not bool(value > 0):
+            return
+        current = d.threshold[0]
+        new = value if current < 0 else 0.99 * current + 0.01 * value
+        d.threshold.fill_(float(new))
+
+
+class Matryoshka(BatchTopK):
+    """BatchTopK whose nested prefixes each reconstruct x: loss = sum over prefixes of their errors."""
+
+    def reconstruction(self, d, values, codes, x_in, ctx) -> tuple[Tensor, Tensor]:
+        widths = torch.tensor(self.cfg.matryoshka_widths, device=codes.cols.device)
+        group = torch.searchsorted(widths, codes.cols, right=True)
+        x_hat = d.b_dec.expand_as(x_in)
+        total = torch.zeros((), device=x_in.device)
+        for g in range(len(widths)):
+            keep = group == g
+            if bool(keep.any()):
+                x_hat = x_hat + decode(values[keep], d.W_dec, codes.subset(keep), d.sparse_kernels)
+            total = total + squared_error(x_in, x_hat) / (x_in.shape[0] * ctx.variance)
+        return total, x_hat
