@@ -23,10 +23,11 @@ class DictionaryConfig:
     # ReLU + L1 (Anthropic April 2024 "anthropic" form, or the classic unit-norm form) and Gated
     l1_coefficient: float = 5.0
     relu_form: str = "anthropic"
-    # JumpReLU (Rajamanoharan et al. 2024)
-    l0_coefficient: float = 1.0
-    jumprelu_bandwidth: float = 0.001
-    jumprelu_init_threshold: float = 0.001
+    # JumpReLU (Rajamanoharan et al. 2024). The paper's 0.001 threshold/bandwidth suit inputs of unit mean
+    # squared norm; the trainer normalises to E||x|| = sqrt(d_in), where pre-activations are O(1).
+    l0_coefficient: float = 3.0
+    jumprelu_bandwidth: float = 0.1
+    jumprelu_init_threshold: float = 0.5
     target_l0: float | None = None  # if set, penalise (L0 / target - 1)^2 instead of L0
     # Matryoshka: nested prefix widths (the last must equal d_sae)
     matryoshka_widths: list[int] = field(default_factory=list)
