@@ -94,7 +94,7 @@ def test_gated_gate_and_magnitude_paths():
 def test_batchtopk_shares_k_times_batch_across_tokens_and_thresholds_at_inference():
     d = toy("batchtopk")
     x = torch.cat([X, torch.zeros(1, 2)])  # token 2 has pre (0, 0, -1): nothing to select
-    codes = d.variant.select(d, d.pre_activations(x))
+    codes, _ = d.variant.select(d, d.pre_activations(x))
     assert codes.rows.tolist() == [0, 0] and sorted(codes.cols.tolist()) == [1, 2]
     with torch.no_grad():
         d.threshold.fill_(3.5)

@@ -114,11 +114,11 @@ class _Decode(torch.autograd.Function):
         return g_values, g_W, None
 
 
-def encoder_values(pre: Tensor, x_in: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor,
+def encoder_values(raw: Tensor, x_in: Tensor, b_dec: Tensor, W_enc: Tensor, b_enc: Tensor,
                    codes: SparseCodes, sparse: bool = True) -> Tensor:
-    """Differentiable pre-activations at the selected pairs; `pre` is the no-grad dense forward."""
+    """Differentiable pre-activations at the selected pairs; `raw` holds their no-grad values."""
     if sparse:
-        return _EncoderValues.apply(pre[codes.rows, codes.cols], x_in, b_dec, W_enc, b_enc, codes)
+        return _EncoderValues.apply(raw, x_in, b_dec, W_enc, b_enc, codes)
     dense = (x_in - b_dec) @ W_enc + b_enc  # plain autograd reference path
     return dense[codes.rows, codes.cols]
 

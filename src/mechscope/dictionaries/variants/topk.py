@@ -17,21 +17,20 @@ class TopK(Variant):
 
     sparse = True
 
-    def select(self, d, pre: Tensor) -> SparseCodes:
-        return SparseCodes.from_topk(pre.topk(self.cfg.k, dim=-1, sorted=False).indices, d.d_sae)
+    def select(self, d, pre: Tensor) -> tuple[SparseCodes, Tensor]:
+        """The selected pairs and their pre-activations (in the codes' order)."""
+        top = pre.topk(self.cfg.k, dim=-1, sorted=False)
+        return SparseCodes.from_topk(top.indices, d.d_sae), top.values.reshape(-1)
 
     def activate(self, d, x_in: Tensor, pre: Tensor) -> Tensor:
         top = pre.topk(self.cfg.k, dim=-1, sorted=False)
         return torch.zeros_like(pre).scatter(-1, top.indices, top.values.relu())
 
-    def values(self, d, x_in: Tensor, pre: Tensor, codes: SparseCodes) -> Tensor:
-        return encoder_values(pre, x_in, d.b_dec, d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
-
     def loss(self, d, x_in: Tensor, ctx: StepContext) -> dict[str, Tensor]:
         with torch.no_grad():
             pre = d.pre_activations(x_in)
-        codes = self.select(d, pre)
-        values = self.values(d, x_in, pre, codes)
+        codes, raw = self.select(d, pre)
+        values = encoder_values(raw, x_in, d.b_dec, d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
         recon_terms, x_hat = self.reconstruction(d, values, codes, x_in, ctx)
         aux = self.auxk(d, x_in, pre, x_hat.detach(), ctx)
         total = recon_terms + self.cfg.aux_coefficient * aux
@@ -51,8 +50,10 @@ class TopK(Variant):
             return torch.zeros((), device=x_in.device)
         k_aux = min(self.cfg.k_aux, int(ctx.dead_mask.sum()))
         masked = pre.masked_fill(~ctx.dead_mask, float("-inf"))
-        codes = SparseCodes.from_topk(masked.topk(k_aux, dim=-1, sorted=False).indices, d.d_sae)
-        values = encoder_values(pre, x_in, d.b_dec, d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
+        top = masked.topk(k_aux, dim=-1, sorted=False)
+        codes = SparseCodes.from_topk(top.indices, d.d_sae)
+        values = encoder_values(top.values.reshape(-1), x_in, d.b_dec, d.W_enc, d.b_enc, codes,
+                                d.sparse_kernels).relu()
         e_hat = decode(values, d.W_dec, codes, d.sparse_kernels)
         return squared_error(x_in - x_hat, e_hat) / (x_in.shape[0] * ctx.variance)
 
@@ -66,11 +67,12 @@ class BatchTopK(TopK):
     def init_parameters(self, d) -> None:
         d.threshold.fill_(-1.0)  # negative: not estimated yet
 
-    def select(self, d, pre: Tensor) -> SparseCodes:
+    def select(self, d, pre: Tensor) -> tuple[SparseCodes, Tensor]:
         batch = pre.shape[0]
-        flat = pre.relu().reshape(-1)
-        chosen = flat.topk(min(self.cfg.k * batch, flat.numel()), sorted=False).indices.sort().values
-        return SparseCodes(chosen // d.d_sae, chosen % d.d_sae, batch, d.d_sae)
+        flat = pre.reshape(-1)
+        top = flat.topk(min(self.cfg.k * batch, flat.numel()), sorted=False)
+        chosen, order = top.indices.sort()
+        return SparseCodes(chosen // d.d_sae, chosen % d.d_sae, batch, d.d_sae), top.values[order]
 
     def activate(self, d, x_in: Tensor, pre: Tensor) -> Tensor:
         if bool((d.threshold < 0).all()):  # before any training step: fall back to per-token TopK
