@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     except MechscopeError as err:
         print(f"mechscope: error: {err}", file=sys.stderr)
         return 2
-    _emit(result, getattr(args, "json", False))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+        _emit(result, getattr(args, "json", False))
     return 0
 
 

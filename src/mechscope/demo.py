@@ -57,7 +57,25 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     batch = next(cache.batches(1024, HOOK, seed=0))
     print(f"  first shuffled batch: {tuple(batch.shape)}, mean norm {batch.norm(dim=-1).mean():.3f}")
 
-    outputs = {"batch activations": str(batch_file), "activation cache": str(cache_dir)}
+    _step("4. train a TopK SAE (with AuxK) and a BatchTopK SAE from one pass over the cache")
+    from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
+    from mechscope.dictionaries.formats import convert, load_dictionary
+
+    configs = [DictionaryConfig(384, 1536, "topk", k=32), DictionaryConfig(384, 1536, "batchtopk", k=32)]
+    sae_dirs = train(cache, configs, out / "saes", TrainConfig(tokens=3 * DEMO_TOKENS, batch_size=1024, log_every=25))
+    for sae_dir in sae_dirs:
+        final = json.loads((sae_dir / "manifest.json").read_text())["final"]
+        print(f"  {sae_dir.name:22s} FVU {final['fvu']:.3f}  L0 {final['l0']:.1f}  dead {final['dead_fraction']:.1%}")
+    sae = load_dictionary(sae_dirs[0])
+    x = cache.get(HOOK, range(2048))
+    codes = sae.encode(x)
+    print(f"  reload + encode 2048 cached tokens: {(codes > 0).sum(-1).float().mean():.1f} active latents per token")
+    sparsify_dir = convert(sae_dirs[0], out / "saes" / "topk-as-sparsify", to="sparsify")
+    print(f"  converted to EleutherAI sparsify's format: {sparsify_dir}")
+
+    outputs = {"batch activations": str(batch_file), "activation cache": str(cache_dir),
+               "TopK SAE (SAELens layout)": str(sae_dirs[0]), "BatchTopK SAE": str(sae_dirs[1]),
+               "sparsify copy": str(sparsify_dir)}
     (out / "outputs.json").write_text(json.dumps(outputs, indent=2))
     print(f"\nDone in {time.time() - started:.1f}s. Outputs:")
     for what, where in outputs.items():

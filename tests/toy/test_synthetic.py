@@ -1,0 +1,31 @@
+"""Synthetic ground truth: the generator's statistics and the recovery metrics' known answers."""
+
+from __future__ import annotations
+
+import torch
+
+from mechscope.toy import SyntheticFeatures, feature_recovery
+
+
+def test_generator_has_the_requested_sparsity_and_is_deterministic():
+    data = SyntheticFeatures(n_features=256, d=64, active=5, correlated_pairs=4, seed=3)
+    x, codes = data.sample(8192, step=7)
+    assert abs((codes > 0).sum(-1).float().mean().item() - 5) < 0.6
+    assert torch.equal(x, data.sample(8192, step=7)[0]) and not torch.equal(x, data.sample(8192, step=8)[0])
+    torch.testing.assert_close(x, codes @ data.directions)
+    fires = codes > 0
+    assert bool((fires[:, 1] >= fires[:, 0]).all())  # feature 1 fires whenever feature 0 does
+    freq = fires.float().mean(0)
+    assert freq[10] > freq[200]  # decaying frequencies
+
+
+def test_recovery_metrics_known_answers():
+    true = torch.eye(4)
+    perfect = feature_recovery(true, true[[2, 0, 3, 1]] * 3.0)
+    assert perfect["mcc"] == 1.0 and perfect["mmcs"] == 1.0 and perfect["matched"] == 1.0
+    duplicated = feature_recovery(true, torch.stack([true[0], true[0], true[1], true[1]]))
+    assert duplicated["mmcs"] == 0.5 and duplicated["mcc"] == 0.5
+    dup_plus = feature_recovery(true[:2], torch.stack([true[0], true[0], true[1]]))
+    assert dup_plus["mmcs"] == 1.0 and dup_plus["mcc"] == 1.0
+    half = feature_recovery(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 1.0]]))
+    assert abs(half["mcc"] - 2 ** -0.5) < 1e-6 and half["matched"] == 0.0
