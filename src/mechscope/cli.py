@@ -120,6 +120,18 @@ def convert(args: argparse.Namespace) -> dict:
     return {"from": source_format, "to": args.to, "output": str(out)}
 
 
+def eval_dictionary(args: argparse.Namespace) -> dict:
+    from mechscope.data import text_source
+    from mechscope.evaluation import evaluate
+    from mechscope.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    result = evaluate(model, args.dictionary, text_source(args.source, column=args.column),
+                      tokens=int(float(args.tokens)), context=args.context, batch_size=args.batch_size,
+                      hook=args.hook)
+    return result.to_dict()
+
+
 def demo(args: argparse.Namespace) -> dict:
     from mechscope.demo import run_demo
 
@@ -170,6 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wandb", metavar="PROJECT", help="also log to this Weights & Biases project")
     p.add_argument("--device", default="auto")
     p.set_defaults(run=train, takes_extra=True)
+
+    p = verbs.add_parser("eval", help="reconstruction and downstream (CE/KL or embedding) metrics of a dictionary")
+    p.add_argument("model")
+    p.add_argument("dictionary", help="dictionary directory or file (any supported format)")
+    p.add_argument("--source", default="pydocs")
+    p.add_argument("--column", default="text")
+    p.add_argument("--tokens", default="2e4")
+    p.add_argument("--context", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--hook", help="override the hook recorded in the dictionary")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=eval_dictionary)
 
     p = verbs.add_parser("convert", help="convert a dictionary between file formats")
     p.add_argument("input")

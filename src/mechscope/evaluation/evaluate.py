@@ -1,0 +1,134 @@
+"""evaluate(): every dictionary metric in one pass over held-out text, as a typed, JSON-serialisable result."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from mechscope.data.atomic import atomic_write_json
+from mechscope.data.harvester import HarvestConfig, windows
+from mechscope.data.sources import text_source
+from mechscope.evaluation.downstream import EmbeddingStats, LanguageModelStats, splice_fn
+from mechscope.evaluation.reconstruction import ReconstructionStats
+from mechscope.errors import MechscopeError
+
+RESULT_FILE = "eval.json"
+
+
+@dataclass
+class EvalResult:
+    """What `mechscope eval` reports; `downstream` holds CE/KL scores (LMs) or embedding fidelity (encoders)."""
+
+    model: str
+    hook: str
+    dictionary: str
+    architecture: str
+    d_sae: int
+    source: str
+    context: int
+    tokens: int
+    l0: float
+    mse: float
+    fvu: float
+    cosine: float
+    relative_reconstruction_bias: float
+    dead_fraction: float
+    dense_fraction: float
+    density_histogram: dict
+    downstream: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        target = path / RESULT_FILE if path.is_dir() else path
+        atomic_write_json(target, json.loads(json.dumps(self.to_dict(), default=float)))
+        return target
+
+
+def _resolve(dictionary):
+    from mechscope.dictionaries.formats import load_dictionary
+
+    if isinstance(dictionary, (str, Path)):
+        return load_dictionary(dictionary), Path(dictionary)
+    return dictionary, None
+
+
+def evaluate(model, dictionary, source="pydocs", tokens: int = 20_000, context: int = 128, batch_size: int = 16,
+             seed: int = 1, hook: str | None = None, save: bool = True) -> EvalResult:
+    """Reconstruction and downstream metrics of `dictionary` at its hook over `tokens` positions of `source`.
+
+    Special tokens are masked everywhere; means are pooled over all evaluated tokens. When the dictionary
+    came from a directory, the result is also written there as eval.json.
+    """
+    sae, directory = _resolve(dictionary)
+    hook = hook or sae.cfg.hook_name
+    if not hook:
+        raise MechscopeError("the dictionary records no hook_name; pass hook=...")
+    width = 1
+    for dim in model.hook_shape(hook)[2:]:
+        width *= dim
+    if width != sae.d_in:
+        raise MechscopeError(f"{hook} has width {width} in {model.info.name}, the dictionary expects d_in={sae.d_in}")
+    sae = sae.to(model.device).eval()
+    src = text_source(source)
+    cfg = HarvestConfig(hooks=[hook], tokens=tokens, context=context, batch_size=batch_size, seed=seed)
+    special = torch.tensor(sorted(set(model.tokenizer.all_special_ids)))
+    batches, kept = [], 0
+    for ids in _batched(windows(model, src, cfg), batch_size):
+        batches.append(ids)
+        kept += int((~torch.isin(ids, special)).sum())
+        if kept >= tokens:
+            break
+    if not batches:
+        raise MechscopeError(f"source {src.name!r} gave no windows of {context} tokens")
+
+    recon = ReconstructionStats(sae.d_sae)
+    mean = torch.zeros(sae.d_in, dtype=torch.float64, device=model.device)
+    count = 0
+    with torch.no_grad():
+        for ids in tqdm(batches, desc="eval: reconstruction", disable=None):
+            keep = ~torch.isin(ids, special)
+            _, cache = model.run_with_cache(ids, names=[hook], stop_at_layer="auto")
+            x = cache[hook].reshape(ids.numel(), -1)[keep.reshape(-1).to(model.device)].float()
+            codes = sae.encode(x)
+            recon.update(x, sae.decode(codes), codes)
+            mean += x.double().sum(0)
+            count += x.shape[0]
+        mean = (mean / max(count, 1)).float()
+        downstream = _downstream(model, sae, hook, batches, special, mean)
+    stats = recon.result()
+    stats.pop("tokens")
+    result = EvalResult(model=model.info.name, hook=hook, dictionary=str(directory or "in-memory"),
+                        architecture=sae.cfg.architecture, d_sae=sae.d_sae, source=src.name, context=context,
+                        tokens=recon.tokens, downstream=downstream, **stats)
+    if save and directory is not None:
+        result.save(directory)
+    return result
+
+
+def _downstream(model, sae, hook: str, batches, special, mean) -> dict:
+    replacements = {"spliced": lambda x: sae(x), "zero": torch.zeros_like, "mean": lambda x: mean.expand_as(x)}
+    language_model = model.hf.get_output_embeddings() is not None  # an LM head: CE/KL; else embeddings
+    stats = LanguageModelStats() if language_model else EmbeddingStats()
+    for ids in tqdm(batches, desc="eval: downstream", disable=None):
+        outputs = {"clean": model(ids)}
+        for name, replace in replacements.items():
+            with model.hooks({hook: splice_fn(replace)}):
+                outputs[name] = model(ids)
+        if language_model:
+            stats.update(ids.to(model.device), (~torch.isin(ids, special)).to(model.device), outputs)
+        else:
+            stats.update(torch.ones(ids.shape, device=model.device), outputs)
+    return stats.result()
+
+
+def _batched(rows, size: int):
+    while batch := list(islice(rows, size)):
+        yield torch.stack(batch)
