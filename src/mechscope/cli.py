@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from collections.abc import Callable
 
 from mechscope.errors import MechscopeError
@@ -132,6 +133,32 @@ def eval_dictionary(args: argparse.Namespace) -> dict:
     return result.to_dict()
 
 
+def _csv(text: str, kind=str) -> list:
+    return [kind(v) for v in text.split(",") if v]
+
+
+def sweep(args: argparse.Namespace) -> dict:
+    from mechscope.data import text_source
+    from mechscope.dictionaries import TrainConfig
+    from mechscope.evaluation.sweep import sweep
+    from mechscope.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    tcfg = TrainConfig(tokens=int(float(args.tokens)), batch_size=args.batch_size, device=args.device)
+    rows = sweep(args.cache, model, args.out, _csv(args.archs), _csv(args.l0, int), _csv(args.l1, float),
+                 expansion=args.expansion, train_config=tcfg, source=text_source(args.source),
+                 eval_tokens=int(float(args.eval_tokens)), hook=args.hook)
+    keys = ("architecture", "l0", "fvu", "dead_fraction")
+    return {"dictionaries": {r["name"]: {k: r[k] for k in keys} | r["downstream"] for r in rows},
+            "summary": str(Path(args.out) / "sweep.json")}
+
+
+def plot_pareto(args: argparse.Namespace) -> dict:
+    from mechscope.evaluation.pareto import pareto
+
+    return pareto(args.dir)
+
+
 def demo(args: argparse.Namespace) -> dict:
     from mechscope.demo import run_demo
 
@@ -195,6 +222,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(run=eval_dictionary)
 
+    p = verbs.add_parser("sweep", help="train a grid of variants x sparsities from one pass, evaluate each")
+    p.add_argument("cache")
+    p.add_argument("--model", required=True, help="the model the cache came from (for CE/KL or embeddings)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--archs", default="topk,batchtopk,jumprelu,matryoshka")
+    p.add_argument("--l0", default="16,32,64", help="k for the TopK family, target L0 for JumpReLU")
+    p.add_argument("--l1", default="1,3", help="L1 coefficients for relu and gated")
+    p.add_argument("--expansion", type=float, default=8.0)
+    p.add_argument("--tokens", default="2e6")
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.add_argument("--eval-tokens", default="2e4")
+    p.add_argument("--source", default="pydocs", help="held-out text for evaluation")
+    p.add_argument("--hook")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=sweep)
+
+    plot = verbs.add_parser("plot", help="plots").add_subparsers(dest="action", required=True)
+    p = plot.add_parser("pareto", help="L0 vs FVU and vs CE score per variant (PNG + interactive HTML)")
+    p.add_argument("dir")
+    p.set_defaults(run=plot_pareto)
+
     p = verbs.add_parser("convert", help="convert a dictionary between file formats")
     p.add_argument("input")
     p.add_argument("output")
@@ -209,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="check every shard's checksum")
     p.set_defaults(run=cache_info)
 
-    for sub in list(verbs.choices.values()) + list(models.choices.values()) + list(cache.choices.values()):
+    nested = [*models.choices.values(), *cache.choices.values(), *plot.choices.values()]
+    for sub in list(verbs.choices.values()) + nested:
         sub.add_argument("--json", action="store_true", help="print a JSON result as the last line")
     return parser
 
