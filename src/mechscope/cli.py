@@ -159,6 +159,43 @@ def plot_pareto(args: argparse.Namespace) -> dict:
     return pareto(args.dir)
 
 
+def bench_ground_truth(args: argparse.Namespace) -> dict:
+    from mechscope.data.atomic import atomic_write_json
+    from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
+    from mechscope.dictionaries.formats import load_dictionary
+    from mechscope.evaluation.ground_truth import ground_truth_benchmark, markdown_table
+    from mechscope.toy import AbsorptionFeatures, SyntheticFeatures, absorption_scores
+
+    out = Path(args.out)
+    data = SyntheticFeatures(n_features=args.features, d=args.d, active=5, seed=args.seed)
+    rows = ground_truth_benchmark(out / "variants", data, steps=args.steps, batch_size=args.batch_size)
+    toy = AbsorptionFeatures(seed=args.seed)
+    configs = [DictionaryConfig(toy.d, toy.n_features, "topk", k=2),
+               DictionaryConfig(toy.d, toy.n_features, "matryoshka", k=2, matryoshka_widths=[1, toy.n_features])]
+    dirs = train(toy, configs, out / "absorption", TrainConfig(tokens=2000 * 512, batch_size=512, log_every=500))
+    absorption = {d.name: absorption_scores(load_dictionary(d), toy) for d in dirs}
+    table = markdown_table(rows)
+    (out / "ground_truth.md").write_text(table + "\n")
+    atomic_write_json(out / "ground_truth.json", {"variants": rows, "absorption": absorption})
+    print(table)
+    return {"variants": {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in rows},
+            "absorption": absorption, "table": str(out / "ground_truth.md")}
+
+
+def toy_superposition(args: argparse.Namespace) -> dict:
+    from mechscope.toy import (ToyConfig, dimensions_per_feature, feature_norms, plot_superposition,
+                               train_toy)
+
+    probabilities = _csv(args.probabilities, float)
+    model = train_toy(ToyConfig(args.n, args.m, probabilities, importance_decay=args.importance_decay,
+                                steps=args.steps))
+    path = plot_superposition(model, Path(args.out) / f"superposition_{args.n}_in_{args.m}.png")
+    norms, d_star = feature_norms(model), dimensions_per_feature(model)
+    return {"plot": str(path), "instances": [
+        {"feature_probability": p, "represented": int((norms[i] > 0.5).sum()), "d_star": float(d_star[i])}
+        for i, p in enumerate(probabilities)]}
+
+
 def demo(args: argparse.Namespace) -> dict:
     from mechscope.demo import run_demo
 
@@ -238,6 +275,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(run=sweep)
 
+    bench = verbs.add_parser("bench", help="built-in benchmarks").add_subparsers(dest="action", required=True)
+    p = bench.add_parser("ground-truth", help="every variant on synthetic known features, plus the absorption toy")
+    p.add_argument("--out", default="ground-truth")
+    p.add_argument("--features", type=int, default=512)
+    p.add_argument("--d", type=int, default=256)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=bench_ground_truth)
+
+    toy = verbs.add_parser("toy", help="toy models").add_subparsers(dest="action", required=True)
+    p = toy.add_parser("superposition", help="Elhage et al. 2022 toy models; writes the paper's plots")
+    p.add_argument("--n", type=int, default=20)
+    p.add_argument("--m", type=int, default=5)
+    p.add_argument("--probabilities", default="1,0.1,0.03", help="feature probability per instance (1 - S)")
+    p.add_argument("--importance-decay", type=float, default=0.7)
+    p.add_argument("--steps", type=int, default=10_000)
+    p.add_argument("--out", default="toy-models")
+    p.set_defaults(run=toy_superposition)
+
     plot = verbs.add_parser("plot", help="plots").add_subparsers(dest="action", required=True)
     p = plot.add_parser("pareto", help="L0 vs FVU and vs CE score per variant (PNG + interactive HTML)")
     p.add_argument("dir")
@@ -257,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="check every shard's checksum")
     p.set_defaults(run=cache_info)
 
-    nested = [*models.choices.values(), *cache.choices.values(), *plot.choices.values()]
+    nested = [*models.choices.values(), *cache.choices.values(), *plot.choices.values(), *bench.choices.values(),
+              *toy.choices.values()]
     for sub in list(verbs.choices.values()) + nested:
         sub.add_argument("--json", action="store_true", help="print a JSON result as the last line")
     return parser
