@@ -73,7 +73,27 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     sparsify_dir = convert(sae_dirs[0], out / "saes" / "topk-as-sparsify", to="sparsify")
     print(f"  converted to EleutherAI sparsify's format: {sparsify_dir}")
 
+    _step("5. evaluate both SAEs (reconstruction + embedding fidelity) and draw the Pareto plot")
+    from mechscope.evaluation import evaluate
+    from mechscope.evaluation.pareto import pareto
+
+    for sae_dir in sae_dirs:
+        result = evaluate(model, sae_dir, "pydocs", tokens=4000, context=128, batch_size=16)
+        print(f"  {sae_dir.name:22s} FVU {result.fvu:.3f}  cosine {result.cosine:.3f}  "
+              f"dead {result.dead_fraction:.1%}  embedding fidelity {result.downstream['embedding_fidelity']:.3f} "
+              f"(zero-ablation {result.downstream['embedding_fidelity_zero']:.3f})")
+    plots = pareto(out / "saes")
+
+    _step("6. toy models of superposition (Elhage et al. 2022): 5 features in 2 dimensions")
+    from mechscope.toy import ToyConfig, feature_norms, plot_superposition, train_toy
+
+    toy = train_toy(ToyConfig(5, 2, [1.0, 0.2, 0.05], steps=8000, seed=1))
+    for p_feature, norms in zip(toy.cfg.feature_probability, feature_norms(toy)):
+        print(f"  feature probability {p_feature:<4}: {int((norms > 0.5).sum())} of 5 features represented")
+    toy_plot = plot_superposition(toy, out / "toy" / "superposition_5_in_2.png")
+
     outputs = {"batch activations": str(batch_file), "activation cache": str(cache_dir),
+               "Pareto plot": plots["png"], "Pareto (interactive)": plots["html"], "toy-model plot": str(toy_plot),
                "TopK SAE (SAELens layout)": str(sae_dirs[0]), "BatchTopK SAE": str(sae_dirs[1]),
                "sparsify copy": str(sparsify_dir)}
     (out / "outputs.json").write_text(json.dumps(outputs, indent=2))

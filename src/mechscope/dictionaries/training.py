@@ -87,7 +87,8 @@ def run_name(cfg: DictionaryConfig) -> str:
     arch = cfg.architecture
     knob = {"relu": f"l1-{cfg.l1_coefficient:g}", "gated": f"l1-{cfg.l1_coefficient:g}",
             "jumprelu": f"l0-{cfg.target_l0:g}" if cfg.target_l0 else f"lambda-{cfg.l0_coefficient:g}"}
-    return f"{arch}_{cfg.d_sae}_{knob.get(arch, f'k{cfg.k}')}"
+    label = "relu-classic" if arch == "relu" and cfg.relu_form == "classic" else arch
+    return f"{label}_{cfg.d_sae}_{knob.get(arch, f'k{cfg.k}')}"
 
 
 def _lr_at(step: int, cfg: TrainConfig, base: float) -> float:
