@@ -139,3 +139,49 @@ def test_cli_trains_a_sweep_from_a_cache(minilm, tmp_path, capsys):
     assert d.cfg.hook_name == "blocks.1.hook_resid_post" and d.cfg.model_name == "minilm" and d.cfg.d_in == 384
     with pytest.raises(SystemExit):
         main(["train", str(cache), "--out", str(tmp_path / "x"), "--arch", "topk", "--k", "notanumber"])
+
+
+def test_wandb_gets_every_logged_record_when_asked(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls = {"init": [], "log": [], "finish": 0}
+
+    class FakeRun:
+        def log(self, record, step):
+            calls["log"].append((step, record["fvu"]))
+
+        def finish(self):
+            calls["finish"] += 1
+    fake = types.SimpleNamespace(init=lambda **kw: calls["init"].append(kw) or FakeRun())
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    train(SyntheticFeatures(64, 16), DictionaryConfig(16, 64, "topk", k=2), tmp_path,
+          TrainConfig(tokens=20 * 128, batch_size=128, log_every=5, init_tokens=256, wandb_project="proj"))
+    assert calls["init"][0]["project"] == "proj" and calls["init"][0]["name"] == "topk_64_k2"
+    assert [s for s, _ in calls["log"]] == [0, 5, 10, 15, 19] and calls["finish"] == 1
+    log = [json.loads(line) for line in (tmp_path / "topk_64_k2/training_log.jsonl").read_text().splitlines()]
+    assert [r["fvu"] for r in log] == [f for _, f in calls["log"]]
+
+
+def test_trains_from_a_live_stream(minilm, tmp_path):
+    from mechscope.data import stream_batches
+
+    stream = stream_batches(minilm, "pydocs", "blocks.0.hook_resid_post", batch_size=128, buffer_tokens=1024,
+                            context=32, forward_batch=8)
+    path = train(stream, DictionaryConfig(384, 768, "topk", k=8), tmp_path,
+                 TrainConfig(tokens=10 * 128, batch_size=128, init_tokens=128))[0]
+    log = (path / "training_log.jsonl").read_text().splitlines()
+    assert load_dictionary(path).cfg.d_in == 384 and json.loads(log[-1])["step"] == 9
+
+
+def test_a_checkpoint_from_another_run_is_refused(tmp_path):
+    from mechscope.dictionaries import Dictionary
+    from mechscope.dictionaries.checkpoint import save_checkpoint
+
+    other = Dictionary(DictionaryConfig(32, 128, "topk", k=4, aux_coefficient=0.5))
+    save_checkpoint(tmp_path / "topk_128_k4/checkpoint", other, torch.optim.Adam(other.parameters()),
+                    {"step": 3, "config": other.cfg.to_dict(), "train": {}},
+                    {"tokens_since_fired": torch.zeros(128, dtype=torch.int64)})
+    with pytest.raises(MechscopeError, match="different run"):
+        train(SyntheticFeatures(128, 32), DictionaryConfig(32, 128, "topk", k=4), tmp_path,
+              TrainConfig(tokens=1024, batch_size=256, init_tokens=256))

@@ -23,6 +23,7 @@ from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.dictionary import Dictionary
 from mechscope.dictionaries.formats import saelens
 from mechscope.dictionaries.geometric_median import geometric_median
+from mechscope.dictionaries.run_log import RunLog
 from mechscope.dictionaries.variants import StepContext
 from mechscope.errors import MechscopeError
 
@@ -217,7 +218,9 @@ def _loop(runs: list[_Run], batches, start: int, tcfg: TrainConfig, stats: dict,
     dead_after = tcfg.dead_after_tokens or max(tcfg.batch_size, min(10_000_000, tcfg.steps * tcfg.batch_size // 10))
     resample_steps = {int(f * tcfg.steps) for f in tcfg.resample_fractions}
     local = slice(rank * tcfg.batch_size // world, (rank + 1) * tcfg.batch_size // world)
-    logs = {r.name: _open_log(r, rank) for r in runs}
+    logs = {r.name: RunLog(r.directory, r.start_step, tcfg.wandb_project, r.name,
+                           {"dictionary": r.dictionary.cfg.to_dict(), "train": _train_dict(tcfg)}) if rank == 0 else None
+            for r in runs}
     started = time.perf_counter()
     bar = tqdm(range(start, tcfg.steps), desc="train", unit="step", disable=None if rank == 0 else True)
     try:
@@ -239,9 +242,9 @@ def _loop(runs: list[_Run], batches, start: int, tcfg: TrainConfig, stats: dict,
                     _checkpoint(run, step + 1, tcfg)
     finally:
         bar.close()
-        for handle in logs.values():
-            if handle is not None:
-                handle.close()
+        for log in logs.values():
+            if log is not None:
+                log.close()
 
 
 def _step(run: _Run, x: torch.Tensor, step: int, tcfg: TrainConfig, stats: dict, dead_after: int,
@@ -277,26 +280,14 @@ def _step(run: _Run, x: torch.Tensor, step: int, tcfg: TrainConfig, stats: dict,
     return terms
 
 
-def _open_log(run: _Run, rank: int):
-    if rank != 0:
-        return None
-    run.directory.mkdir(parents=True, exist_ok=True)
-    path = run.directory / "training_log.jsonl"
-    kept = [line for line in (path.read_text().splitlines() if path.exists() else [])
-            if json.loads(line)["step"] < run.start_step]
-    path.write_text("".join(line + "\n" for line in kept))
-    return path.open("a")
-
-
-def _log(handle, run: _Run, step: int, terms: dict, tcfg: TrainConfig, dead_after: int, started: float) -> None:
-    if handle is None:
+def _log(log: RunLog | None, run: _Run, step: int, terms: dict, tcfg: TrainConfig, dead_after: int,
+         started: float) -> None:
+    if log is None:
         return
-    record = {"step": step, "tokens": (step + 1) * tcfg.batch_size, "lr": run.optimizer.param_groups[0]["lr"],
-              **{k: round(float(terms[k].detach()), 6) for k in ("total", "recon", "aux", "sparsity", "l0", "fvu")},
-              "dead_fraction": round(float((run.tokens_since_fired >= dead_after).float().mean()), 6),
-              "elapsed_s": round(time.perf_counter() - started, 2)}
-    handle.write(json.dumps(record) + "\n")
-    handle.flush()
+    log.write({"step": step, "tokens": (step + 1) * tcfg.batch_size, "lr": run.optimizer.param_groups[0]["lr"],
+               **{k: round(float(terms[k].detach()), 6) for k in ("total", "recon", "aux", "sparsity", "l0", "fvu")},
+               "dead_fraction": round(float((run.tokens_since_fired >= dead_after).float().mean()), 6),
+               "elapsed_s": round(time.perf_counter() - started, 2)})
 
 
 def _checkpoint(run: _Run, step: int, tcfg: TrainConfig) -> None:
