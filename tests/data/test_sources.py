@@ -60,3 +60,11 @@ def test_pydocs_parses_without_importing(tmp_path, monkeypatch):
                                       "raise SystemExit('imported!')\n")
     monkeypatch.setattr(pydocs_module, "roots", lambda: [tmp_path])
     assert list(pydocs_module.pydocs()) == ["This module docstring should be read without running the module."]
+
+
+def test_hugging_face_dataset_from_a_local_directory(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"body": ["first record", "second record"]}).save_to_disk(str(tmp_path / "ds"))
+    assert list(text_source(f"hf:{tmp_path / 'ds'}", column="body")) == ["first record", "second record"]
+    with pytest.raises(DataError, match="not a local directory"):
+        list(text_source(f"hf:{tmp_path / 'missing'}"))

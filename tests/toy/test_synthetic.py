@@ -8,15 +8,23 @@ from mechscope.toy import SyntheticFeatures, feature_recovery
 
 
 def test_generator_has_the_requested_sparsity_and_is_deterministic():
-    data = SyntheticFeatures(n_features=256, d=64, active=5, correlated_pairs=4, seed=3)
+    plain = SyntheticFeatures(n_features=256, d=64, active=5, seed=3)
+    assert abs((plain.sample(8192)[1] > 0).sum(-1).float().mean().item() - 5) < 0.3
+    data = SyntheticFeatures(n_features=256, d=64, active=5, correlated_groups=4, group_size=3, seed=3)
     x, codes = data.sample(8192, step=7)
-    assert abs((codes > 0).sum(-1).float().mean().item() - 5) < 0.6
     assert torch.equal(x, data.sample(8192, step=7)[0]) and not torch.equal(x, data.sample(8192, step=8)[0])
     torch.testing.assert_close(x, codes @ data.directions)
     fires = codes > 0
-    assert bool((fires[:, 1] >= fires[:, 0]).all())  # feature 1 fires whenever feature 0 does
+    assert bool((fires[:, 1:3] >= fires[:, :1]).all())  # features 1 and 2 fire whenever feature 0 does
     freq = fires.float().mean(0)
     assert freq[10] > freq[200]  # decaying frequencies
+
+
+def test_exponential_magnitudes_and_noise():
+    data = SyntheticFeatures(n_features=64, d=32, active=8, magnitude="exponential", noise=0.1, seed=1)
+    x, codes = data.sample(20_000)
+    assert abs(float(codes[codes > 0].mean()) - 1.0) < 0.05
+    assert abs(float((x - codes @ data.directions).std()) - 0.1) < 0.005
 
 
 def test_recovery_metrics_known_answers():

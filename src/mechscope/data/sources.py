@@ -74,7 +74,12 @@ def _hf_dataset(spec: str, column: str, split: str) -> Iterator[str]:
         import datasets
     except ImportError as err:
         raise DataError("hf: sources need the `datasets` package (pip install mechscope[datasets])") from err
+    from mechscope.hub import hub_reachable
+
     name = spec.removeprefix("hf:")
+    if not Path(name).is_dir() and not hub_reachable():
+        raise DataError(f"dataset {name!r} is not a local directory (datasets.save_to_disk) and the hub is not "
+                        "reachable; use a local .txt/.jsonl/.parquet file, a saved dataset directory, or pydocs")
     try:
         data = (datasets.load_from_disk(name) if Path(name).is_dir()
                 else datasets.load_dataset(name, split=split, streaming=True))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 from torch import nn
 
 from mechscope.devices import resolve_device, resolve_dtype
+from mechscope.hub import hub_reachable
 from mechscope.errors import ModelNotFoundError, UnsupportedModelError
 from mechscope.models.families import Family, family_for
 from mechscope.models.hooked_model import HookedModel
@@ -52,18 +51,6 @@ def wrap(hf_model: nn.Module, tokenizer=None, name: str | None = None, check: bo
     return model
 
 
-def _hub_reachable(timeout: float = 2.0) -> bool:
-    """Whether the Hugging Face hub resolves and answers, checked fast instead of via HF's slow retries."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def _auto_class(config):
     from transformers import AutoModel, AutoModelForCausalLM
 
@@ -86,7 +73,7 @@ def load_model(name_or_path: str | os.PathLike | nn.Module, tokenizer=None, devi
 
     name = str(name_or_path)
     path = minilm_path() if name == "minilm" else Path(name).expanduser()
-    local = path.is_dir() or not _hub_reachable()  # offline: only the local HF cache can serve a hub id
+    local = path.is_dir() or not hub_reachable()  # offline: only the local HF cache can serve a hub id
     source = str(path) if path.is_dir() else name
     try:
         config = AutoConfig.from_pretrained(source, local_files_only=local)

@@ -16,17 +16,20 @@ from torch import Tensor
 class SyntheticFeatures:
     """n_features unit directions in d dims; each sample superposes ~`active` of them.
 
-    Feature i fires with probability proportional to (i + 1)^-decay (decaying frequencies), scaled so
-    the expected number active is `active`; magnitudes are uniform in [0, 1]; optional Gaussian noise.
-    `correlated_pairs` makes feature 2j+1 fire whenever 2j fires, for the first that many pairs.
+    Feature i fires with probability proportional to (i + 1)^-decay (power-law frequencies), scaled so
+    the expected number active is `active`; magnitudes are "uniform" in [0, 1] or "exponential" (mean 1);
+    optional Gaussian noise. Correlated groups: the first `correlated_groups` blocks of `group_size`
+    features fire together (the block's first feature triggers the others).
     """
 
     n_features: int = 512
     d: int = 256
     active: float = 5.0
     decay: float = 0.5
+    magnitude: str = "uniform"
     noise: float = 0.0
-    correlated_pairs: int = 0
+    correlated_groups: int = 0
+    group_size: int = 2
     seed: int = 0
 
     def __post_init__(self):
@@ -40,10 +43,16 @@ class SyntheticFeatures:
         """(activations [batch, d], true codes [batch, n_features]); batch `step` is always the same."""
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step + 1)
         fires = torch.rand(batch, self.n_features, generator=g) < self.probabilities
-        if self.correlated_pairs:
-            pairs = torch.arange(self.correlated_pairs) * 2
-            fires[:, pairs + 1] |= fires[:, pairs]
-        codes = fires * torch.rand(batch, self.n_features, generator=g)
+        for group in range(self.correlated_groups):
+            lead = group * self.group_size
+            fires[:, lead + 1:lead + self.group_size] |= fires[:, lead:lead + 1]
+        if self.magnitude == "exponential":
+            magnitudes = torch.empty(batch, self.n_features).exponential_(generator=g)
+        elif self.magnitude == "uniform":
+            magnitudes = torch.rand(batch, self.n_features, generator=g)
+        else:
+            raise ValueError(f"magnitude must be 'uniform' or 'exponential', got {self.magnitude!r}")
+        codes = fires * magnitudes
         x = codes @ self.directions
         if self.noise:
             x = x + self.noise * torch.randn(batch, self.d, generator=g)
