@@ -1,0 +1,71 @@
+"""CLI verbs for models and activations: demo, models inspect, harvest, cache info."""
+
+from __future__ import annotations
+
+import argparse
+
+from mechscope.cli.arguments import leaf, shard_spec
+
+
+def models_inspect(args: argparse.Namespace) -> dict:
+    from mechscope.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    return {**model.info.__dict__,
+            "hooks": {name: list(model.hook_shape(name)) for name in model.hook_names()}}
+
+
+def harvest(args: argparse.Namespace) -> dict:
+    from mechscope.data import ActivationCache, harvest, text_source
+    from mechscope.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    out = harvest(model, text_source(args.source, column=args.column), args.hook, tokens=int(float(args.tokens)), out=args.out,
+                  context=args.context, batch_size=args.batch_size, dtype=args.dtype, seed=args.seed,
+                  exclude_special=not args.keep_special, shard=shard_spec(args.shard))
+    return ActivationCache(out).info()
+
+
+def cache_info(args: argparse.Namespace) -> dict:
+    from mechscope.data import ActivationCache
+
+    cache = ActivationCache(args.dir)
+    if args.verify:
+        cache.verify()
+    return {**cache.info(), **({"verified": True} if args.verify else {})}
+
+
+def demo(args: argparse.Namespace) -> dict:
+    from mechscope.demo import run_demo
+
+    return run_demo(args.out)
+
+
+def register(verbs) -> None:
+    leaf(verbs, "demo", demo, "run every capability on the embedded defaults").add_argument(
+        "--out", default="mechscope-demo", help="output directory")
+
+    models = verbs.add_parser("models", help="inspect models").add_subparsers(dest="action", required=True)
+    p = leaf(models, "inspect", models_inspect, "family, sizes and hook points with shapes")
+    p.add_argument("model", help='"minilm", a local HF directory or a hub id')
+    p.add_argument("--device", default="auto")
+
+    p = leaf(verbs, "harvest", harvest, "harvest activations into an on-disk cache")
+    p.add_argument("model", help='"minilm", a local HF directory or a hub id')
+    p.add_argument("--source", default="pydocs", help="pydocs, a .txt file/folder, .jsonl, .parquet or hf:NAME")
+    p.add_argument("--column", default="text", help="text column of a .jsonl/.parquet/hf: source")
+    p.add_argument("--hook", action="append", required=True, help="hook name (repeat for several)")
+    p.add_argument("--tokens", default="1e6", help="number of token positions to cache (1e6 style accepted)")
+    p.add_argument("--out", required=True, help="cache directory (resumes if it holds a matching cache)")
+    p.add_argument("--context", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--keep-special", action="store_true", help="also cache BOS/CLS/SEP/PAD positions")
+    p.add_argument("--shard", help="i/n: harvest the i-th of n disjoint slices of the token stream")
+    p.add_argument("--device", default="auto")
+
+    cache = verbs.add_parser("cache", help="activation caches").add_subparsers(dest="action", required=True)
+    p = leaf(cache, "info", cache_info, "what a cache holds")
+    p.add_argument("dir")
+    p.add_argument("--verify", action="store_true", help="check every shard's checksum")
