@@ -132,6 +132,22 @@ class ActivationCache:
     def __getitem__(self, index) -> dict[str, torch.Tensor]:
         return {hook: self.get(hook, index) for hook in self.hooks}
 
+    def in_order(self, hook: str, windows: int = 32) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
+        """Whole windows in stored order, `windows` at a time: (activations [n, d], (window, position) [n, 2],
+        the windows' token ids [w, context], number of the first window); windows are numbered across shards."""
+        self._check_hook(hook)
+        offset = 0
+        for shard in self._shards:
+            table = shard.reader.array("windows")
+            index = np.asarray(shard.reader.array("index"))
+            for first in range(0, len(table), windows):
+                a, b = np.searchsorted(index[:, 0], [first, first + windows])
+                rows = np.arange(a, b)
+                where = torch.from_numpy(index[a:b].astype(np.int64)) + torch.tensor([offset, 0])
+                yield (shard.reader.rows(f"acts.{hook}", rows), where,
+                       torch.from_numpy(np.array(table[first:first + windows])).long(), offset + first)
+            offset += len(table)
+
     def _as_index(self, index) -> np.ndarray:
         if isinstance(index, slice):
             index = np.arange(*index.indices(self._len))
