@@ -82,7 +82,7 @@ class Catalog:
     """A mining run's catalogue: `Catalog(dir)` (or the catalog.sqlite path).
 
     Reading: `get(latent)`, `list(order_by="density")`, `search("query")`, `examples(latent, split=...)`,
-    `iter_examples(split=...)`, `manifest`, `too_few()`.
+    `iter_examples(split=...)`, `with_examples()`, `manifest`, `too_few()`.
     Auto-interpretation: explain from `examples(i, split="train")` (kinds "top", "quantile" and
     "random_negative"); score on `examples(i, split="test")`: the splits never share a context window.
     Then `label_id = add_label(i, text, explainer="...", model="...")` and
@@ -169,6 +169,16 @@ class Catalog:
         """(latent, its contexts) for many latents with one read of the Parquet file."""
         for latent, rows in grouped(read_examples(self.directory / EXAMPLES, latents, split, kind)):
             yield latent, to_examples(rows)
+
+    def with_examples(self) -> Iterator[tuple[LatentInfo, list[ContextExample]]]:
+        """Every latent in order, with its stored contexts (one read of the Parquet file)."""
+        groups = self.iter_examples()
+        group = next(groups, None)
+        for info in self.list():
+            examples = []
+            if group is not None and group[0] == info.latent:
+                examples, group = group[1], next(groups, None)
+            yield info, examples
 
     # ----- labels and scores ------------------------------------------------------------------
     def add_label(self, latent: int, text: str, explainer: str, model: str = "",

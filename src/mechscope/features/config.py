@@ -42,7 +42,7 @@ class MiningConfig:
         bad = {k: v for k, v in positive.items() if v < 1}
         if bad or self.tokens < 0 or min(self.samples, self.negatives, self.negative_pool, self.before,
                                          self.after, self.neighbours, self.logit_tokens) < 0:
-            raise MechscopeError(f"mining sizes must be positive (tokens, samples, negatives, ... >= 0); got {bad or self}")
+            raise MechscopeError(f"mining sizes must be positive (counts such as samples may be 0); got {bad or self}")
         if not 0 < self.test_fraction < 1:
             raise MechscopeError(f"test_fraction must lie strictly between 0 and 1, got {self.test_fraction}")
         lo, hi = self.histogram_octaves

@@ -2,9 +2,10 @@
 
 One row per example, sorted by latent, kind (top, quantile, random_negative), split and rank:
 latent, kind, split ("train" | "test": the window's split), rank (0 = highest activation within its
-latent, kind and split; top-k is ranked across both splits), quantile_bin (-1 unless kind == "quantile"), window, position (the example's
-token in the window), start (window position of tokens[0]), tokens, token_ids, activations (the
-latent's activation at every token), activation (at `position`), max_activation (over the context).
+latent, kind and split; top-k is ranked across both splits), quantile_bin (-1 unless kind == "quantile"),
+window, position (the example's token in the window), start (window position of tokens[0]), tokens,
+token_ids, activations (the latent's activation at every token), activation (at `position`),
+max_activation (over the context).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ def splitmix64(values: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def is_test_window(windows: np.ndarray, test_fraction: float, seed: int = 0) -> np.ndarray:
-    """True for windows held out for scoring: a hash of the window number, so the splits are disjoint by construction."""
+    """True for windows held out for scoring: decided by a hash of the window number, so the splits are disjoint
+    by construction."""
     unit = (splitmix64(windows, seed) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
     return unit < test_fraction
 

@@ -102,7 +102,7 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
             raise DataError("the source gave no tokens to mine")
         strings = _strings(model)
         n_examples = write_examples(out / EXAMPLES, miner.examples(), store, strings)
-        summary = _write_catalog(out, model, sae, hook, miner, store, strings, cfg)
+        summary = _write_catalog(out, model, sae, hook, miner, store, strings, cfg, described)
     finally:
         store.close()
     seconds = time.perf_counter() - started
@@ -114,8 +114,7 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
                           tokens_per_second=round(miner.tokens / pass_seconds, 1),
                           logit_method=summary["logit_method"])
     atomic_write_json(out / "manifest.json", {**summary["manifest"], "mechscope_version": __version__,
-                                              "result": result.to_dict(), "too_few": summary["too_few"],
-                                              **described})
+                                              "result": result.to_dict(), "too_few": summary["too_few"]})
     return result
 
 
@@ -146,7 +145,7 @@ def _strings(model) -> list[str]:
 
 
 def _write_catalog(out: Path, model, sae, hook: str, miner: Miner, store: WindowStore, strings: list[str],
-                   cfg: MiningConfig) -> dict:
+                   cfg: MiningConfig, described: dict) -> dict:
     stats = miner.stats.as_numpy()
     count = stats["count"]
     status = np.where(count == 0, "dead", np.where(count < cfg.min_activations, "rare", "ok"))
@@ -181,7 +180,7 @@ def _write_catalog(out: Path, model, sae, hook: str, miner: Miner, store: Window
                 "dictionary": {"architecture": sae.cfg.architecture, "d_in": sae.d_in, "d_sae": sae.d_sae,
                                "hook_name": sae.cfg.hook_name, "model_name": sae.cfg.model_name},
                 "config": cfg.to_dict(), "context": miner.context, "tokens": miner.tokens, "windows": miner.windows,
-                "logit_method": logits["method"], "files": {"catalog": CATALOG, "examples": EXAMPLES}}
+                "logit_method": logits["method"], "files": {"catalog": CATALOG, "examples": EXAMPLES}, **described}
     build_catalog(out / CATALOG, {"manifest": manifest, "histogram_edges": edges.tolist(),
                                   "quantile_bins": cfg.quantile_bins}, rows, neighbours, search)
     return {"manifest": manifest, "too_few": too_few, "logit_method": logits["method"]}

@@ -75,7 +75,7 @@ class Miner:
         present = torch.unique(batch.window)
         for split, pool in self.pools.items():
             in_split = held_out[present - batch.first_window]
-            pool.offer(present[in_split if split == "test" else ~in_split], batch)
+            pool.offer(present[in_split if split == "test" else ~in_split], batch, rows, latents)
 
         token_hash = token_hashes(batch.window.cpu().numpy(), batch.position.cpu().numpy(), self.context,
                                   self.cfg.seed)

@@ -18,23 +18,25 @@ class NegativePool:
         self.window = torch.full((size,), -1, dtype=torch.int64, device=device)
         self.fires = torch.zeros(size, d_sae, dtype=torch.bool, device=device)
 
-    def offer(self, windows: Tensor, batch: CodeBatch) -> None:
-        """Offer whole windows of `batch` (window numbers, each present in the batch at most once)."""
+    def offer(self, windows: Tensor, batch: CodeBatch, rows: Tensor, latents: Tensor) -> None:
+        """Offer whole windows of `batch` (window numbers, each present at most once); (rows, latents) are the
+        batch's firing entries."""
         if self.size == 0 or windows.numel() == 0:
             return
         keys = torch.rand(windows.numel(), device=self.key.device, generator=self.generator)
         chosen = torch.zeros(self.size + windows.numel(), dtype=torch.bool, device=self.key.device)
         chosen[torch.cat([self.key, keys]).topk(self.size).indices] = True
         admitted = chosen[self.size:].nonzero().squeeze(1)
-        slots = (~chosen[:self.size]).nonzero().squeeze(1)[:admitted.numel()]
         if admitted.numel() == 0:
             return
+        slots = (~chosen[:self.size]).nonzero().squeeze(1)[:admitted.numel()]
         self.key[slots], self.window[slots] = keys[admitted], windows[admitted]
-        member = torch.isin(batch.window, windows[admitted])
-        which = torch.searchsorted(windows[admitted].sort().values, batch.window[member])
-        fires = torch.zeros(admitted.numel(), batch.codes.shape[1], device=self.key.device)
-        fires.index_add_(0, which, (batch.codes[member] > 0).float())  # > 0: fired somewhere in the window
-        self.fires[slots[windows[admitted].argsort()]] = fires > 0
+        self.fires[slots] = False
+        slot_of = torch.full((batch.windows.shape[0],), -1, dtype=torch.int64, device=self.key.device)
+        slot_of[windows[admitted] - batch.first_window] = slots
+        entry_slot = slot_of[batch.window[rows] - batch.first_window]
+        hit = entry_slot >= 0
+        self.fires[entry_slot[hit], latents[hit]] = True
 
     def choose(self, count: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Up to `count` random pool windows per latent in which it never fires: (latent, window) pairs."""

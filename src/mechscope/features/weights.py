@@ -43,7 +43,8 @@ def unembedding(model) -> tuple[Tensor, Tensor | None, str]:
     else the token embedding (encoders such as MiniLM have no unembedding)."""
     head = model.hf.get_output_embeddings()
     if head is None:
-        return model.root.get_submodule(model.family.embed).weight, None, "token embedding (the model has no unembedding)"
+        embedding = model.root.get_submodule(model.family.embed).weight
+        return embedding, None, "token embedding (the model has no unembedding)"
     family = model.family
     scale = None
     if family.final_norm is not None:
