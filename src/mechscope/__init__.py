@@ -6,9 +6,11 @@ from mechscope.dictionaries.formats import convert, load_dictionary, save_dictio
 from mechscope.errors import MechscopeError
 from mechscope.features import Catalog, mine
 from mechscope.models import HookedModel, load_model
+from mechscope.toy import Organism, load_organism, open_organism, organism_path, train_organism
 
 __version__ = "0.1.0"
 
 __all__ = ["ActivationCache", "Catalog", "Dictionary", "DictionaryConfig", "HookedModel", "MechscopeError",
-           "TrainConfig", "__version__", "convert", "harvest", "load_dictionary", "load_model", "mine",
-           "save_dictionary", "stream_batches", "text_source", "train"]
+           "Organism", "TrainConfig", "__version__", "convert", "harvest", "load_dictionary", "load_model",
+           "load_organism", "mine", "open_organism", "organism_path", "save_dictionary", "stream_batches",
+           "text_source", "train", "train_organism"]

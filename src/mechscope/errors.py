@@ -37,6 +37,10 @@ class SelfTestError(MechscopeError):
     """A hooked model broke one of the identities its hook names promise."""
 
 
+class OrganismError(MechscopeError):
+    """An unknown model organism or size, or a directory that holds no organism."""
+
+
 class DataError(MechscopeError):
     """A text source, token stream or activation cache that cannot be used as asked."""
 

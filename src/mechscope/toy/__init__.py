@@ -1,10 +1,15 @@
 """Toy models and synthetic ground truth."""
 
 from mechscope.toy.absorption import AbsorptionFeatures, absorption_scores
+from mechscope.toy.lm_training import LMConfig, LMTrainConfig, build_lm, train_lm
+from mechscope.toy.organisms import ORGANISMS, Organism, open_organism, train_organism
 from mechscope.toy.plots import plot_superposition
 from mechscope.toy.superposition import (ToyConfig, ToyModel, dimensions_per_feature, feature_dimensionality,
                                          feature_norms, gram, train_toy)
 from mechscope.toy.synthetic import SyntheticFeatures, feature_recovery
+from mechscope.toy.zoo import load_organism, organism_path
 
-__all__ = ["AbsorptionFeatures", "SyntheticFeatures", "absorption_scores", "ToyConfig", "ToyModel", "dimensions_per_feature", "feature_dimensionality",
-           "feature_norms", "feature_recovery", "gram", "plot_superposition", "train_toy"]
+__all__ = ["ORGANISMS", "AbsorptionFeatures", "LMConfig", "LMTrainConfig", "Organism", "SyntheticFeatures",
+           "absorption_scores", "ToyConfig", "ToyModel", "build_lm", "dimensions_per_feature",
+           "feature_dimensionality", "feature_norms", "feature_recovery", "gram", "load_organism", "open_organism",
+           "organism_path", "plot_superposition", "train_lm", "train_organism", "train_toy"]

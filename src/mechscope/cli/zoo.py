@@ -1,0 +1,57 @@
+"""CLI verbs for model organisms: zoo list, zoo train, zoo check."""
+
+from __future__ import annotations
+
+import argparse
+
+from mechscope.cli.arguments import leaf
+
+
+def zoo_list(args: argparse.Namespace) -> dict:
+    from mechscope.toy import ORGANISMS
+    from mechscope.toy.zoo import cached_organisms
+
+    cached = cached_organisms()
+    return {"organisms": {name: {"description": spec.description, "sizes": sorted(spec.sizes),
+                                 "default_steps": spec.sizes["default"].train.steps,
+                                 "cached": [str(p) for p in cached[name]]}
+                          for name, spec in ORGANISMS.items()}}
+
+
+def _summary(organism, check: dict) -> dict:
+    manifest = organism.manifest
+    return {"organism": organism.name, "path": str(organism.path), "size": manifest["size"],
+            "steps": manifest["steps"], "train_seconds": manifest["train_seconds"], "check": check}
+
+
+def zoo_train(args: argparse.Namespace) -> dict:
+    from mechscope.toy import train_organism
+
+    organism = train_organism(args.name, args.out, steps=args.steps, seed=args.seed, size=args.size,
+                              device=args.device)
+    return _summary(organism, organism.manifest["check"])
+
+
+def zoo_check(args: argparse.Namespace) -> dict:
+    from mechscope.toy import open_organism
+
+    organism = open_organism(args.dir, device=args.device)
+    return _summary(organism, organism.check().to_dict())
+
+
+def register(verbs) -> None:
+    zoo = verbs.add_parser("zoo", help="model organisms: small LMs with known mechanisms").add_subparsers(
+        dest="action", required=True)
+    leaf(zoo, "list", zoo_list, "the organisms, their sizes and cached copies")
+
+    p = leaf(zoo, "train", zoo_train, "train an organism into a new HF directory and run its check")
+    p.add_argument("name", help="induction, ioi, refusal or greater-than")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, help="training steps (default: the size's own)")
+    p.add_argument("--size", default="default", help="default or small (the test suite's quick variant)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+
+    p = leaf(zoo, "check", zoo_check, "load an organism directory and re-run its behavioural check")
+    p.add_argument("dir")
+    p.add_argument("--device", default="auto")

@@ -1,0 +1,161 @@
+"""Model organisms: small causal LMs trained on a task whose mechanism is known, saved as HF directories.
+
+`train_organism` trains one into a directory (config.json, model.safetensors, tokenizer files and a
+manifest.json of how it was made, check results included); `open_organism` reads one back with its
+task, so `organism.check()` re-runs the behavioural check, with any hooks the caller has attached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from mechscope.data.atomic import atomic_write_json
+from mechscope.devices import resolve_device
+from mechscope.errors import OrganismError
+from mechscope.models import HookedModel, load_model, wrap
+from mechscope.toy.lm_training import LMConfig, LMTrainConfig, build_lm, save_lm, train_lm
+from mechscope.toy.tasks import CheckResult, GreaterThanTask, InductionTask, IOITask, RefusalTask, Task
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Size:
+    model: LMConfig
+    train: LMTrainConfig
+
+
+@dataclass(frozen=True)
+class OrganismSpec:
+    """One organism: its task and the model and training settings of each size ("default", "small")."""
+
+    name: str
+    description: str
+    task: type[Task]
+    sizes: dict[str, Size]
+
+    def size(self, size: str) -> Size:
+        if size not in self.sizes:
+            raise OrganismError(f"organism {self.name!r} has sizes {sorted(self.sizes)}, got {size!r}")
+        return self.sizes[size]
+
+
+ORGANISMS: dict[str, OrganismSpec] = {spec.name: spec for spec in (
+    OrganismSpec("induction", "2 layers on repeated random tokens: a previous-token head and an induction head",
+                 InductionTask, {
+                     "default": Size(LMConfig(n_layers=2, d_model=64, d_mlp=128, n_ctx=72), LMTrainConfig(steps=3000)),
+                     "small": Size(LMConfig(n_layers=2, d_model=64, d_mlp=128, n_ctx=72),
+                                   LMTrainConfig(steps=800, batch_size=32))}),
+    OrganismSpec("ioi", "indirect-object identification on held-out templates and name pairs", IOITask, {
+        "default": Size(LMConfig(n_layers=3, d_model=128, d_mlp=256, n_ctx=40), LMTrainConfig(steps=1500)),
+        "small": Size(LMConfig(n_layers=2, d_model=64, d_mlp=128, n_ctx=40),
+                      LMTrainConfig(steps=1000, batch_size=32))}),
+    OrganismSpec("refusal", "a chat model that refuses harmful requests and answers harmless ones", RefusalTask, {
+        "default": Size(LMConfig(n_layers=2, d_model=128, d_mlp=256, n_ctx=48), LMTrainConfig(steps=1000)),
+        "small": Size(LMConfig(n_layers=2, d_model=64, d_mlp=128, n_ctx=48), LMTrainConfig(steps=300, batch_size=32))}),
+    OrganismSpec("greater-than", "years: 'from the year 1732 to the year 17' continues with 33..99", GreaterThanTask, {
+        "default": Size(LMConfig(n_layers=2, d_model=128, d_mlp=256, n_ctx=24), LMTrainConfig(steps=1500)),
+        "small": Size(LMConfig(n_layers=2, d_model=64, d_mlp=128, n_ctx=24), LMTrainConfig(steps=400, batch_size=32))}),
+)}
+
+
+def organism_spec(name: str) -> OrganismSpec:
+    """The spec called `name`, or an error listing every organism."""
+    if name not in ORGANISMS:
+        raise OrganismError(f"unknown organism {name!r}; known organisms: {', '.join(sorted(ORGANISMS))}")
+    return ORGANISMS[name]
+
+
+def run_settings(name: str, size: str = "default", steps: int | None = None, seed: int = 0) -> dict:
+    """Everything that determines a trained organism (what the zoo hashes into its cache names)."""
+    spec = organism_spec(name)
+    chosen = spec.size(size)
+    train = replace(chosen.train, seed=seed)
+    if steps is not None:
+        if steps < 1:
+            raise OrganismError(f"steps must be a positive number of training steps, got {steps}")
+        train = replace(train, steps=steps, warmup=min(train.warmup, max(1, steps // 10)))
+    return {"organism": name, "size": size, "task": asdict(spec.task()), "model": asdict(chosen.model),
+            "train": asdict(train)}
+
+
+@dataclass
+class Organism:
+    """A trained organism: the hooked model, its task (prompts, patching batches, check) and its manifest."""
+
+    name: str
+    path: Path
+    model: HookedModel
+    task: Task
+    manifest: dict
+
+    def check(self) -> CheckResult:
+        """The organism's behavioural check on held-out data, run now on `model`."""
+        return self.task.check(self.model)
+
+
+def _versions() -> dict:
+    import tokenizers
+    import transformers
+
+    import mechscope
+
+    return {"mechscope": mechscope.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__, "python": platform.python_version()}
+
+
+def train_organism(name: str, out: str | os.PathLike, steps: int | None = None, seed: int = 0,
+                   size: str = "default", device: str = "auto", progress: bool = True) -> Organism:
+    """Train organism `name` into the new directory `out` (written beside it, then renamed into place)."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise OrganismError(f"{out} already exists and is not empty; give train_organism a new directory")
+    settings = run_settings(name, size, steps, seed)
+    spec = organism_spec(name)
+    task = spec.task(**settings["task"])
+    train_cfg = LMTrainConfig(**settings["train"])
+    tokenizer = task.tokenizer()
+    hf = build_lm(LMConfig(**settings["model"]), tokenizer, seed).to(resolve_device(device))
+    log = train_lm(hf, tokenizer, task.train_texts, train_cfg, progress=progress)
+    model = wrap(hf, tokenizer, name=name, check=False)
+    started = time.perf_counter()
+    result = task.check(model)
+    manifest = {**settings, "description": spec.description, "seed": seed, "steps": train_cfg.steps,
+                "train_seconds": round(log.seconds, 2), "check_seconds": round(time.perf_counter() - started, 2),
+                "tokens_seen": log.tokens, "final_loss": log.final_loss, "loss_curve": log.losses,
+                "check": result.to_dict(), "device": str(model.device), "torch_threads": torch.get_num_threads(),
+                "versions": _versions(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_lm(hf, tokenizer, tmp)
+        atomic_write_json(tmp / MANIFEST, manifest)
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Organism(name, out, model, task, manifest)
+
+
+def open_organism(path: str | os.PathLike, device: str = "auto") -> Organism:
+    """An organism directory written by `train_organism`, loaded with `load_model` and paired with its task."""
+    path = Path(path)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+        name = manifest["organism"]
+    except (OSError, ValueError, KeyError) as err:
+        raise OrganismError(f"{path} holds no organism: expected a {MANIFEST} written by train_organism") from err
+    task = organism_spec(name).task(**manifest["task"])
+    return Organism(name, path, load_model(path, device=device), task, manifest)

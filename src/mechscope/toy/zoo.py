@@ -1,0 +1,47 @@
+"""The zoo: each organism trained once per machine and cached, so tests and demos just load it.
+
+Cache entries live in `$MECHSCOPE_CACHE/zoo` (default `~/.cache/mechscope/zoo`), one directory per
+`<name>-<size>-<hash of every training setting>`; a file lock makes concurrent callers wait for a
+single training run instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from mechscope.toy.organisms import ORGANISMS, MANIFEST, Organism, open_organism, run_settings, train_organism
+
+ZOO_FORMAT = 1  # bump when training code changes what a cached organism would be
+
+
+def zoo_dir() -> Path:
+    return Path(os.environ.get("MECHSCOPE_CACHE", "~/.cache/mechscope")).expanduser() / "zoo"
+
+
+def organism_path(name: str, size: str = "default", seed: int = 0, progress: bool = True) -> Path:
+    """The cached directory of organism `name`, training it first if no finished copy exists."""
+    settings = run_settings(name, size, seed=seed)
+    digest = hashlib.sha256(json.dumps({"format": ZOO_FORMAT, **settings}, sort_keys=True).encode()).hexdigest()
+    path = zoo_dir() / f"{name}-{size}-{digest[:12]}"
+    if (path / MANIFEST).exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be training this very organism
+        if not (path / MANIFEST).exists():
+            train_organism(name, path, seed=seed, size=size, progress=progress)
+    return path
+
+
+def load_organism(name: str, size: str = "default", seed: int = 0, device: str = "auto") -> Organism:
+    """Organism `name` from the cache (trained on first use): model, task and manifest."""
+    return open_organism(organism_path(name, size, seed), device=device)
+
+
+def cached_organisms() -> dict[str, list[Path]]:
+    """Finished cache entries per organism name."""
+    return {name: sorted(p.parent for p in zoo_dir().glob(f"{name}-*/{MANIFEST}")) for name in ORGANISMS}
