@@ -6,6 +6,7 @@ import json
 import random
 import re
 import threading
+from collections import Counter
 
 from mechscope.autointerp.completion import Completion
 from mechscope.autointerp.records import Example, LatentRecord
@@ -43,16 +44,24 @@ class LiteralOracle:
     def complete(self, messages, *, max_tokens=512, temperature=0.0, json_schema=None, logprobs=False, latent=None):
         with self._lock:
             self.calls += 1
-        system, user = messages[0]["content"], messages[-1]["content"]
-        label = user.split("\n", 1)[0].removeprefix("Description: ")
-        words = set(re.findall(r'"([^"]+)"', label)) or set(label.lower().split())
-        if "integer scale" in system:
-            tokens = [line.split("\t", 1)[1] for line in user.split("\n") if "\t" in line]
-            return Completion(json.dumps({"activations": [10 if t in words else 0 for t in tokens]}))
-        excerpt = user.split("Excerpt: ", 1)[1]
-        if "marked" in system:
-            marked = set(re.findall(r"<<(.*?)>>", excerpt))
-            answer = int(bool(marked) and marked <= words)
-        else:
-            answer = int(any(w in excerpt.split() for w in words))
-        return Completion(json.dumps({"answer": answer}))
+        return Completion(literal_answer(messages))
+
+
+def literal_answer(messages) -> str:
+    """The JSON answer a literal reader gives: the most marked word as the label; label words looked up."""
+    system, user = messages[0]["content"], messages[-1]["content"]
+    if "researcher" in system:
+        marked = Counter(re.findall(r"<<(.*?)>>", user))
+        return json.dumps({"explanation": f'"{marked.most_common(1)[0][0]}"' if marked else "nothing"})
+    label = user.split("\n", 1)[0].removeprefix("Description: ")
+    words = set(re.findall(r'"([^"]+)"', label)) or set(label.lower().split())
+    if "integer scale" in system:
+        tokens = [line.split("\t", 1)[1] for line in user.split("\n") if "\t" in line]
+        return json.dumps({"activations": [10 if t in words else 0 for t in tokens]})
+    excerpt = user.split("Excerpt: ", 1)[1]
+    if "marked" in system:
+        marked = set(re.findall(r"<<(.*?)>>", excerpt))
+        answer = int(bool(marked) and marked <= words)
+    else:
+        answer = int(any(w in excerpt.split() for w in words))
+    return json.dumps({"answer": answer})

@@ -197,3 +197,12 @@ def test_price_override():
         answer = client.complete(ask(1))
     assert answer.cost_usd == pytest.approx((5 * 1.0 + 3 * 2.0) / 1e6)
     assert client.usage.total.cost_usd == pytest.approx(answer.cost_usd)
+
+
+def test_identical_requests_in_flight_at_once_are_sent_once():
+    with OpenAIServer(delay_s=0.2) as server:
+        client = make_client("openai:local-model", base_url=server.url + "/v1", config=replace(FAST, timeout_s=5))
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: client.complete(ask(0), latent=i), range(8)))
+    assert server.count == 1 and {a.text for a in answers} == {"echo: tokens 0"}
+    assert client.usage.total.calls == 8 and client.usage.total.cached_calls == 7

@@ -8,6 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Hashable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -56,6 +57,8 @@ class Client:
         self.price = price_for(backend.model, {**PRICES, **config.prices})
         self.usage = UsageLedger()
         self._slots = threading.BoundedSemaphore(config.max_concurrency)
+        self._pending: dict[str, Future] = {}  # request key -> its answer, while one thread fetches it
+        self._pending_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Client({self.backend!r}, cache={self.cache.path if self.cache is not None else None})"
@@ -66,11 +69,27 @@ class Client:
         """Answer `messages` from the cache or the model; `latent` tags the call in `self.usage`."""
         request = Request.checked(messages, max_tokens, temperature, json_schema, logprobs)
         key = request_key(self.backend.identity, request)
-        completion = self.cache.get(key) if self.cache is not None else None
-        if completion is None:
-            completion = self._fresh(request)
-            if self.cache is not None:
-                self.cache.put(key, completion)
+        with self._pending_lock:
+            pending = self._pending.get(key)
+            owner = pending is None
+            if owner:
+                pending = self._pending[key] = Future()
+        if owner:
+            try:
+                completion = self.cache.get(key) if self.cache is not None else None
+                if completion is None:
+                    completion = self._fresh(request)
+                    if self.cache is not None:
+                        self.cache.put(key, completion)
+                pending.set_result(completion)
+            except BaseException as err:
+                pending.set_exception(err)
+                raise
+            finally:
+                with self._pending_lock:
+                    del self._pending[key]
+        else:  # the same request is in flight on another thread: share its answer, send nothing
+            completion = replace(pending.result(), cached=True)
         self.usage.record(completion, latent)
         return completion
 
