@@ -102,6 +102,9 @@ def test_llm_labelling_through_loopback_servers_and_a_resume_makes_no_requests(c
         records = [catalog_record(Catalog(catalogue), i) for i in run_latents(catalogue)]
         expected = sum(1 + 2 * (len(r.test) + len(r.negatives)) + 2 * 2 * len(r.test) for r in records)
         assert run.usage["explainer"]["calls"] == expected and run.usage["explainer"]["input_tokens"] > 0
+        per_latent = run.usage["explainer_per_latent"]
+        assert sorted(per_latent) == [r.latent for r in records]
+        assert sum(u["calls"] for u in per_latent.values()) == expected
         bodies = [json.dumps(r["body"], sort_keys=True) for r in server.requests]
         assert first == len(set(bodies)) and first > 3 * 4
         assert KEY not in json.dumps(run.to_dict())

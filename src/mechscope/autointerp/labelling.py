@@ -154,6 +154,7 @@ def label_features(directory: str | Path, config: LabelConfig | None = None, cli
     for name, c in (("explainer", client), ("scorer", scorer_client)):
         if c is not None and hasattr(c, "usage"):
             run.usage[name] = asdict(c.usage.total)
+            run.usage[f"{name}_per_latent"] = {int(k): asdict(v) for k, v in c.usage.per_latent.items()}
     catalog.close()
     return run
 
