@@ -1,5 +1,6 @@
 """mechscope: mechanistic-interpretability engineering on Hugging Face transformers."""
 
+from mechscope.autointerp import LabelConfig, label_features
 from mechscope.data import ActivationCache, harvest, stream_batches, text_source
 from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import convert, load_dictionary, save_dictionary
@@ -10,7 +11,7 @@ from mechscope.toy import Organism, load_organism, open_organism, organism_path,
 
 __version__ = "0.1.0"
 
-__all__ = ["ActivationCache", "Catalog", "Dictionary", "DictionaryConfig", "HookedModel", "MechscopeError",
-           "Organism", "TrainConfig", "__version__", "convert", "harvest", "load_dictionary", "load_model",
+__all__ = ["ActivationCache", "Catalog", "Dictionary", "DictionaryConfig", "HookedModel", "LabelConfig", "MechscopeError",
+           "Organism", "TrainConfig", "__version__", "convert", "harvest", "label_features", "load_dictionary", "load_model",
            "load_organism", "mine", "open_organism", "organism_path", "save_dictionary", "stream_batches",
            "text_source", "train", "train_organism"]
