@@ -34,7 +34,7 @@ class LMConfig:
 class LMTrainConfig:
     steps: int = 2000
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-3
     warmup: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0

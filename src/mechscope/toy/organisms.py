@@ -50,22 +50,25 @@ class OrganismSpec:
         return self.sizes[size]
 
 
+def _size(n_layers: int, d_model: int, n_ctx: int, steps: int, batch_size: int = 32, lr: float = 1e-3) -> Size:
+    return Size(LMConfig(n_layers=n_layers, d_model=d_model, d_mlp=2 * d_model, n_ctx=n_ctx),
+                LMTrainConfig(steps=steps, batch_size=batch_size, lr=lr))
+
+
+# d_model 64 trains fastest at lr 3e-3; at 128 that rate stalls on the loss plateau before IOI and induction form
 ORGANISMS: dict[str, OrganismSpec] = {spec.name: spec for spec in (
     OrganismSpec("induction", "2 layers on repeated random tokens: a previous-token head and an induction head",
-                 InductionTask, {
-                     "default": Size(LMConfig(n_layers=2, d_model=64, d_mlp=128, n_ctx=72), LMTrainConfig(steps=3000)),
-                     "small": Size(LMConfig(n_layers=2, d_model=64, d_mlp=128, n_ctx=72),
-                                   LMTrainConfig(steps=800, batch_size=32))}),
-    OrganismSpec("ioi", "indirect-object identification on held-out templates and name pairs", IOITask, {
-        "default": Size(LMConfig(n_layers=3, d_model=128, d_mlp=256, n_ctx=40), LMTrainConfig(steps=1500)),
-        "small": Size(LMConfig(n_layers=2, d_model=64, d_mlp=128, n_ctx=40),
-                      LMTrainConfig(steps=1000, batch_size=32))}),
-    OrganismSpec("refusal", "a chat model that refuses harmful requests and answers harmless ones", RefusalTask, {
-        "default": Size(LMConfig(n_layers=2, d_model=128, d_mlp=256, n_ctx=48), LMTrainConfig(steps=1000)),
-        "small": Size(LMConfig(n_layers=2, d_model=64, d_mlp=128, n_ctx=48), LMTrainConfig(steps=300, batch_size=32))}),
-    OrganismSpec("greater-than", "years: 'from the year 1732 to the year 17' continues with 33..99", GreaterThanTask, {
-        "default": Size(LMConfig(n_layers=2, d_model=128, d_mlp=256, n_ctx=24), LMTrainConfig(steps=1500)),
-        "small": Size(LMConfig(n_layers=2, d_model=64, d_mlp=128, n_ctx=24), LMTrainConfig(steps=400, batch_size=32))}),
+                 InductionTask, {"default": _size(2, 128, 72, steps=2500),
+                                 "small": _size(2, 64, 72, steps=800, lr=3e-3)}),
+    OrganismSpec("ioi", "indirect-object identification on held-out templates and name pairs",
+                 IOITask, {"default": _size(3, 128, 40, steps=2000, batch_size=64),
+                           "small": _size(2, 64, 40, steps=1500, lr=3e-3)}),
+    OrganismSpec("refusal", "a chat model that refuses harmful requests and answers harmless ones",
+                 RefusalTask, {"default": _size(2, 128, 48, steps=1000, batch_size=64),
+                               "small": _size(2, 64, 48, steps=300, lr=3e-3)}),
+    OrganismSpec("greater-than", "years: 'from the year 1732 to the year 17' continues with 33..99",
+                 GreaterThanTask, {"default": _size(2, 128, 24, steps=1500, batch_size=64),
+                                   "small": _size(2, 64, 24, steps=400, lr=3e-3)}),
 )}
 
 
