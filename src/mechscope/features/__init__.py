@@ -2,8 +2,10 @@
 
 from mechscope.features.catalog import Catalog, Label, LatentInfo, Score, SearchHit
 from mechscope.features.config import MiningConfig
+from mechscope.features.dashboard import DashboardResult, write_dashboard
 from mechscope.features.examples import ContextExample
 from mechscope.features.mine import MiningResult, mine
+from mechscope.features.neuronpedia import export_neuronpedia
 
-__all__ = ["Catalog", "ContextExample", "Label", "LatentInfo", "MiningConfig", "MiningResult", "Score", "SearchHit",
-           "mine"]
+__all__ = ["Catalog", "ContextExample", "DashboardResult", "Label", "LatentInfo", "MiningConfig", "MiningResult",
+           "Score", "SearchHit", "export_neuronpedia", "mine", "write_dashboard"]

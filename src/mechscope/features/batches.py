@@ -35,11 +35,12 @@ class CodeBatch:
             self._lookup = torch.full(self.windows.shape, -1, dtype=torch.int64, device=self.codes.device)
             self._lookup[self.window - self.first_window, self.position] = torch.arange(
                 self.codes.shape[0], device=self.codes.device)
-        start = (self.position[rows] - before).clamp(0, self.windows.shape[1] - span)
-        steps = torch.arange(span, device=self.codes.device)
-        index = self._lookup[(self.window[rows] - self.first_window)[:, None], start[:, None] + steps]
-        acts = self.codes[index.clamp_min(0), latents[:, None]]
-        return start, torch.where(index >= 0, acts, torch.zeros((), dtype=acts.dtype, device=acts.device))
+        context = self.windows.shape[1]
+        start = (self.position[rows] - before).clamp(0, context - span)
+        first = (self.window[rows] - self.first_window) * context + start
+        index = self._lookup.view(-1)[first[:, None] + torch.arange(span, device=self.codes.device)]
+        acts = self.codes.reshape(-1)[index.clamp_min(0) * self.codes.shape[1] + latents[:, None]]
+        return start, acts.masked_fill_(index < 0, 0)
 
 
 def text_batches(model, encode, hook: str, source: TextSource, tokens: int, context: int, batch_size: int,

@@ -16,11 +16,16 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from mechscope.data.atomic import atomic_file
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
 from mechscope.features.catalog import Catalog, LatentInfo
-from mechscope.features.examples import ContextExample
+from mechscope.features.examples import FILE as EXAMPLES
 
 ASSETS = ("dashboard.js", "dashboard.css")
+GZIP_SAMPLE = 1000  # pages whose compressed size is measured
 PAGE = ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         '<link rel="stylesheet" href="{root}assets/dashboard.css"></head><body><div id="app"></div>'
         '<script src="{root}assets/dashboard.js"></script><script>{call}</script></body></html>\n')
@@ -33,12 +38,60 @@ class DashboardResult:
     path: str
     latents: int
     bytes_per_latent: float  # mean raw size of a latent page
-    gzip_bytes_per_latent: float  # mean gzip size of a latent page (what a server or archive would ship)
+    gzip_bytes_per_latent: float  # mean gzip size of a page (over up to 1000 evenly spaced pages)
     shared_bytes: int  # index, its data and the assets, once for the whole bundle
     seconds: float
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class Shown:
+    """The contexts the pages show, as flat arrays sorted by latent: top-k first, then quantile bins."""
+
+    latent: np.ndarray
+    sampled: np.ndarray  # bool: a quantile-bin sample (else a top activation)
+    quantile_bin: np.ndarray
+    focus: np.ndarray  # index of the example's token in its context
+    activation: np.ndarray
+    test: np.ndarray  # bool: from a held-out window
+    ids: np.ndarray  # [n, span] token ids
+    acts: np.ndarray  # [n, span]
+    strings: dict[int, str]  # token id -> display string
+    bounds: np.ndarray | None = None  # rows of latent i: bounds[i] .. bounds[i + 1]
+
+    @classmethod
+    def read(cls, path: Path, span: int, top: int, per_bin: int) -> "Shown":
+        """The first `top` top-k contexts and `per_bin` samples per quantile bin (train first) of every latent."""
+        table = pq.read_table(path)
+        kind = table["kind"].cast(pa.string())
+        top_row = pc.equal(kind, "top").to_numpy(zero_copy_only=False)
+        sampled = pc.equal(kind, "quantile").to_numpy(zero_copy_only=False)
+        latent, rank = table["latent"].to_numpy(), table["rank"].to_numpy()
+        quantile_bin = table["quantile_bin"].to_numpy().astype(np.int64)
+        group = np.where(sampled, latent * (quantile_bin.max(initial=0) + 1) + quantile_bin, -1)
+        order = np.argsort(group, kind="stable")  # stored order (train first, by rank) within each group
+        occurrence = np.empty(len(group), np.int64)
+        occurrence[order] = np.arange(len(group)) - np.searchsorted(group[order], group[order])
+        keep = np.flatnonzero((top_row & (rank < top)) | (sampled & (occurrence < per_bin)))
+        keep = keep[np.lexsort((quantile_bin[keep], sampled[keep], latent[keep]))]
+        rows = table.take(pa.array(keep))
+        ids = rows["token_ids"].combine_chunks().flatten().to_numpy()
+        where = np.zeros(ids.max(initial=0) + 1, np.int64)
+        where[ids] = np.arange(len(ids))  # an occurrence of every id that is shown
+        present = np.unique(ids)
+        strings = rows["tokens"].combine_chunks().flatten().take(pa.array(where[present])).to_pylist()
+        return cls(latent[keep], sampled[keep], quantile_bin[keep],
+                   (rows["position"].to_numpy() - rows["start"].to_numpy()), rows["activation"].to_numpy(),
+                   pc.equal(rows["split"].cast(pa.string()), "test").to_numpy(zero_copy_only=False),
+                   ids.reshape(-1, span), rows["activations"].combine_chunks().flatten().to_numpy().reshape(-1, span),
+                   dict(zip(present.tolist(), strings)))
+
+    def rows_of(self, latent: int) -> slice:
+        if self.bounds is None or len(self.bounds) <= latent + 1:
+            self.bounds = np.searchsorted(self.latent, np.arange(max(latent, self.latent.max(initial=0)) + 2))
+        return slice(int(self.bounds[latent]), int(self.bounds[latent + 1]))
 
 
 def write_dashboard(directory: str | Path, out: str | Path | None = None, top: int = 10,
@@ -53,48 +106,46 @@ def write_dashboard(directory: str | Path, out: str | Path | None = None, top: i
     for name in ASSETS:
         with resources.as_file(resources.files("mechscope.features") / "dashboard_assets" / name) as source:
             shutil.copyfile(source, out / "assets" / name)
-    edges, total = catalog.histogram_edges, len(catalog)
-    raw = packed = 0
-    rows = []
-    for info, examples in catalog.with_examples():
-        data = {**latent_data(info, examples, edges, top, per_bin), "L": total}
+    config = catalog.manifest["config"]
+    span = min(config["before"] + 1 + config["after"], catalog.manifest["context"])
+    shown = Shown.read(catalog.directory / EXAMPLES, span, top, per_bin)
+    latents, edges = catalog.list(), catalog.histogram_edges
+    raw, packed = 0, []
+    stride = max(1, len(latents) // GZIP_SAMPLE)
+    for info in latents:
+        data = {**latent_data(info, shown, edges), "L": len(latents)}
         page = PAGE.format(title=f"latent {info.latent}", root="../", call=f"renderLatent({_json(data)})").encode()
-        _write(out / "latents" / f"{info.latent}.html", page)
+        (out / "latents" / f"{info.latent}.html").write_bytes(page)  # pages are regenerable: no fsync per file
         raw += len(page)
-        packed += len(zlib.compress(page, 6))
-        rows.append(_index_row(info))
+        if info.latent % stride == 0:
+            packed.append(len(zlib.compress(page, 6)))
     manifest = catalog.manifest
-    index = {"title": f"{manifest['model']['name']} · {manifest['hook']} · {total} latents",
-             "tokens": manifest["tokens"], "rows": rows}
-    _write(out / "index-data.js", f"var MECHSCOPE_INDEX = {_json(index)};\n".encode())
-    _write(out / "index.html", PAGE.format(title="mechscope features", root="",
-                                           call="renderIndex(MECHSCOPE_INDEX)").replace(
-        '<script src="assets/dashboard.js">', '<script src="index-data.js"></script><script src="assets/dashboard.js">')
-        .encode())
+    index = {"title": f"{manifest['model']['name']} · {manifest['hook']} · {len(latents)} latents",
+             "tokens": manifest["tokens"], "rows": [_index_row(info) for info in latents]}
+    (out / "index-data.js").write_text(f"var MECHSCOPE_INDEX = {_json(index)};\n", encoding="utf-8")
+    (out / "index.html").write_text(PAGE.format(title="mechscope features", root="",
+                                                call="renderIndex(MECHSCOPE_INDEX)").replace(
+        '<script src="assets/dashboard.js">', '<script src="index-data.js"></script><script src="assets/dashboard.js">'),
+        encoding="utf-8")
     shared = sum(p.stat().st_size for p in [out / "index.html", out / "index-data.js",
                                             *(out / "assets" / n for n in ASSETS)])
     catalog.close()
-    n = max(total, 1)
-    return DashboardResult(str(out), total, round(raw / n, 1), round(packed / n, 1), shared,
+    n = max(len(latents), 1)
+    return DashboardResult(str(out), len(latents), round(raw / n, 1), round(float(np.mean(packed)), 1), shared,
                            round(time.perf_counter() - started, 3))
 
 
-def latent_data(info: LatentInfo, examples: list[ContextExample], edges: list[float], top: int,
-                per_bin: int) -> dict:
-    """The compact per-latent record the renderer reads."""
-    tokens: dict[str, int] = {}
-    scale = info.max_activation or 1.0
-
-    def context(e: ContextExample) -> list:
-        ids = [tokens.setdefault(t, len(tokens)) for t in e.tokens]
-        return [ids, [round(100 * a / scale) for a in e.activations], e.token_index, _round(e.activation),
-                e.split[:2]]
-
-    tops = [context(e) for e in examples if e.kind == "top"][:top]
-    bins: dict[int, list] = {}
-    for e in examples:
-        if e.kind == "quantile" and len(bins.setdefault(e.quantile_bin, [])) < per_bin:
-            bins[e.quantile_bin].append(context(e))
+def latent_data(info: LatentInfo, shown: Shown, edges: list[float]) -> dict:
+    """The compact per-latent record the renderer reads: contexts as indices into a per-page token table,
+    activations as percent of the latent's maximum."""
+    rows = shown.rows_of(info.latent)
+    unique, local = np.unique(shown.ids[rows], return_inverse=True)
+    local = local.reshape(shown.ids[rows].shape)
+    percent = np.rint(100 * shown.acts[rows] / (info.max_activation or 1.0)).astype(np.int64)
+    contexts = [[ids, acts, focus, _round(act), "te" if test else "tr"] for ids, acts, focus, act, test in zip(
+        local.tolist(), percent.tolist(), shown.focus[rows].tolist(), shown.activation[rows].tolist(),
+        shown.test[rows].tolist())]
+    sampled, bins = shown.sampled[rows].tolist(), shown.quantile_bin[rows].tolist()
     first = info.histogram["first"]
     return {
         "i": info.latent, "n": info.count, "d": _round(info.density), "m": _round(info.max_activation),
@@ -107,7 +158,9 @@ def latent_data(info: LatentInfo, examples: list[ContextExample], edges: list[fl
         "lb": [{"t": label.text, "x": label.explainer, "m": label.model,
                 "s": [[s.scorer, _round(s.value), _round(s.ci_low), _round(s.ci_high), _round(s.baseline)]
                       for s in label.scores]} for label in info.labels],
-        "top": tops, "q": [[b, *c] for b in sorted(bins) for c in bins[b]], "tk": list(tokens),
+        "top": [c for c, q in zip(contexts, sampled) if not q],
+        "q": [[b, *c] for c, q, b in zip(contexts, sampled, bins) if q],
+        "tk": [shown.strings[i] for i in unique.tolist()],
     }
 
 
@@ -126,8 +179,3 @@ def _round(value: float | None) -> float | None:
 def _json(data) -> str:
     """Compact JSON that is safe inside a <script> element."""
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
-
-
-def _write(path: Path, content: bytes) -> None:
-    with atomic_file(path) as handle:
-        handle.write(content)

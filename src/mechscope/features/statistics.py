@@ -49,16 +49,15 @@ class FiringStats:
 def quantiles(histogram: np.ndarray, edges: np.ndarray, latents: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Where each value lies in its latent's distribution (0..1): exact up to the bin it falls in, and
     interpolated log-linearly inside it (under/overflow bins count as their middle)."""
-    hist = histogram[latents].astype(np.float64)
     bins = np.searchsorted(edges, values, side="right")
-    below = np.cumsum(hist, axis=1)[np.arange(len(bins)), bins] - hist[np.arange(len(bins)), bins]
+    count = histogram[latents, bins].astype(np.float64)
+    below = np.cumsum(histogram, axis=1)[latents, bins] - count
     inner = (bins > 0) & (bins < len(edges))
     lo = edges[np.clip(bins - 1, 0, len(edges) - 1)]
     hi = edges[np.clip(bins, 0, len(edges) - 1)]
     fraction = np.full(len(bins), 0.5)
     fraction[inner] = np.log(values[inner] / lo[inner]) / np.log(hi[inner] / lo[inner])
-    total = hist.sum(1)
-    return (below + fraction * hist[np.arange(len(bins)), bins]) / np.maximum(total, 1)
+    return (below + fraction * count) / np.maximum(histogram.sum(1)[latents], 1)
 
 
 def quantile_edges(histogram: np.ndarray, edges: np.ndarray, minimum: np.ndarray, maximum: np.ndarray,
