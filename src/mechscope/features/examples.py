@@ -11,7 +11,7 @@ max_activation (over the context).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -114,9 +114,11 @@ def read_examples(path: Path, latents: list[int] | None = None, split: str | Non
 
 def to_examples(table: pa.Table) -> list[ContextExample]:
     """Rows as ContextExample objects."""
-    rows = table.to_pydict()
-    return [ContextExample(**{k: tuple(v[i]) if isinstance(v[i], list) else v[i] for k, v in rows.items()})
-            for i in range(table.num_rows)]
+    columns = []
+    for f in fields(ContextExample):
+        values = table[f.name].to_pylist()
+        columns.append([tuple(v) for v in values] if f.name in ("tokens", "token_ids", "activations") else values)
+    return [ContextExample(*row) for row in zip(*columns)]
 
 
 def grouped(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
