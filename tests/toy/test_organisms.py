@@ -113,11 +113,15 @@ def test_bad_input_is_named(tmp_path):
         open_organism(tmp_path / "full")
 
 
-def test_cli_zoo_list_train_check(tmp_path, capsys):
+def test_cli_zoo_list_train_check(small_organism, tmp_path, capsys):
     from mechscope.cli import main
 
+    paths = {name: str(small_organism(name).path) for name in NAMES}
     assert main(["zoo", "list", "--json"]) == 0
-    assert set(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["organisms"]) == set(NAMES)
+    listed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["organisms"]
+    assert set(listed) == set(NAMES) and all(paths[name] in entry["cached"] for name, entry in listed.items())
+    assert main(["zoo", "check", "--size", "small", "--device", "cpu", "--json"]) == 0
+    assert all(r["passed"] for r in json.loads(capsys.readouterr().out.strip().splitlines()[-1]).values())
     out = tmp_path / "gt"
     assert main(["zoo", "train", "greater-than", "--out", str(out), "--size", "small", "--steps", "20",
                  "--device", "cpu", "--json"]) == 0

@@ -33,8 +33,10 @@ def zoo_train(args: argparse.Namespace) -> dict:
 
 
 def zoo_check(args: argparse.Namespace) -> dict:
-    from mechscope.toy import open_organism
+    from mechscope.toy import check_zoo, open_organism
 
+    if args.dir is None:
+        return {name: result.to_dict() for name, result in check_zoo(args.size, args.device).items()}
     organism = open_organism(args.dir, device=args.device)
     return _summary(organism, organism.check().to_dict())
 
@@ -52,6 +54,8 @@ def register(verbs) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
 
-    p = leaf(zoo, "check", zoo_check, "load an organism directory and re-run its behavioural check")
-    p.add_argument("dir")
+    p = leaf(zoo, "check", zoo_check, "re-run the behavioural check of an organism directory, or of every "
+             "organism in the zoo cache (each trained there on first use)")
+    p.add_argument("dir", nargs="?", help="an organism directory (default: the whole zoo cache)")
+    p.add_argument("--size", default="default", help="without DIR: which size of every organism")
     p.add_argument("--device", default="auto")

@@ -7,9 +7,9 @@ from mechscope.toy.plots import plot_superposition
 from mechscope.toy.superposition import (ToyConfig, ToyModel, dimensions_per_feature, feature_dimensionality,
                                          feature_norms, gram, train_toy)
 from mechscope.toy.synthetic import SyntheticFeatures, feature_recovery
-from mechscope.toy.zoo import load_organism, organism_path
+from mechscope.toy.zoo import check_zoo, load_organism, organism_path
 
 __all__ = ["ORGANISMS", "AbsorptionFeatures", "LMConfig", "LMTrainConfig", "Organism", "SyntheticFeatures",
-           "absorption_scores", "ToyConfig", "ToyModel", "build_lm", "dimensions_per_feature",
+           "absorption_scores", "ToyConfig", "ToyModel", "build_lm", "check_zoo", "dimensions_per_feature",
            "feature_dimensionality", "feature_norms", "feature_recovery", "gram", "load_organism", "open_organism",
            "organism_path", "plot_superposition", "train_lm", "train_organism", "train_toy"]

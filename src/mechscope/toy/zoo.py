@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from mechscope.toy.organisms import ORGANISMS, MANIFEST, Organism, open_organism, run_settings, train_organism
+from mechscope.toy.tasks import CheckResult
 
 ZOO_FORMAT = 1  # bump when training code changes what a cached organism would be
 
@@ -40,6 +41,11 @@ def organism_path(name: str, size: str = "default", seed: int = 0, progress: boo
 def load_organism(name: str, size: str = "default", seed: int = 0, device: str = "auto") -> Organism:
     """Organism `name` from the cache (trained on first use): model, task and manifest."""
     return open_organism(organism_path(name, size, seed), device=device)
+
+
+def check_zoo(size: str = "default", device: str = "auto") -> dict[str, CheckResult]:
+    """Every organism from the cache (each trained on first use), with its behavioural check run now."""
+    return {name: load_organism(name, size, device=device).check() for name in ORGANISMS}
 
 
 def cached_organisms() -> dict[str, list[Path]]:
