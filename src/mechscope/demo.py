@@ -10,6 +10,8 @@ from safetensors.torch import save_file
 
 HOOK = "blocks.3.hook_resid_post"
 DEMO_TOKENS = 100_000
+MINE_TOKENS = 50_000
+LABEL_LATENTS = 48
 SENTENCES = [
     "The cat sat on the mat.",
     "Sparse autoencoders find interpretable features in superposition.",
@@ -92,10 +94,44 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
         print(f"  feature probability {p_feature:<4}: {int((norms > 0.5).sum())} of 5 features represented")
     toy_plot = plot_superposition(toy, out / "toy" / "superposition_5_in_2.png")
 
+    _step("7. mine the TopK SAE's latents over pydocs into a searchable catalogue")
+    from mechscope.features import Catalog, export_neuronpedia, mine, write_dashboard
+
+    mined = mine(model, sae_dirs[0], "pydocs", out / "features", tokens=MINE_TOKENS, batch_size=16)
+    print(f"  {mined.tokens} tokens at {mined.tokens_per_second:,.0f} tokens/s: {mined.latents} latents, "
+          f"{mined.dead} dead, {mined.rare} rare, {mined.examples} example contexts")
+
+    _step("8. label latents offline, score the labels (MiniLM embeddings), write the dashboard and Neuronpedia files")
+    from mechscope.autointerp import LabelConfig, label_features
+
+    run = label_features(out / "features", LabelConfig(max_latents=LABEL_LATENTS))
+    embedding = run.scores["embedding"]
+    print(f"  {run.explained} latents labelled; embedding AUROC {embedding['mean']:.3f} "
+          f"(labels of other latents: {embedding['baseline_mean']:.3f})")
+    catalog = Catalog(out / "features")
+    for info in catalog.list(order_by="score", limit=3):
+        print(f"  latent {info.latent:5d}  {info.labels[-1].text:40s} AUROC {info.best_score:.2f}")
+    hits = catalog.search(catalog.list(order_by="score", limit=1)[0].top_tokens[0])
+    catalog.close()
+    dashboard = write_dashboard(out / "features")
+    neuronpedia = export_neuronpedia(out / "features", out / "features" / "neuronpedia")
+    print(f"  dashboard: {dashboard.latents} latent pages, {dashboard.gzip_bytes_per_latent / 1024:.1f} KB each "
+          f"gzipped; a search finds {len(hits)} latent(s)")
+
+    _step("9. a model organism: a 2-layer LM trained here on repeated random tokens grows an induction head")
+    from mechscope.toy import load_organism
+
+    organism = load_organism("induction", size="small", device="cpu")  # trained once per machine, then cached
+    check = organism.check().to_dict()
+    print(f"  trained in {organism.manifest['train_seconds']:.0f}s (cached in {organism.path.parent}); " +
+          ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in check.items()))
+
     outputs = {"batch activations": str(batch_file), "activation cache": str(cache_dir),
                "Pareto plot": plots["png"], "Pareto (interactive)": plots["html"], "toy-model plot": str(toy_plot),
                "TopK SAE (SAELens layout)": str(sae_dirs[0]), "BatchTopK SAE": str(sae_dirs[1]),
-               "sparsify copy": str(sparsify_dir)}
+               "sparsify copy": str(sparsify_dir), "feature catalogue": str(out / "features" / "catalog.sqlite"),
+               "feature dashboard": str(Path(dashboard.path) / "index.html"), "Neuronpedia export": str(neuronpedia),
+               "induction organism": str(organism.path)}
     (out / "outputs.json").write_text(json.dumps(outputs, indent=2))
     print(f"\nDone in {time.time() - started:.1f}s. Outputs:")
     for what, where in outputs.items():
