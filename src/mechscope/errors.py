@@ -38,7 +38,7 @@ class SelfTestError(MechscopeError):
 
 
 class OrganismError(MechscopeError):
-    """An unknown model organism or size, or a directory that holds no organism."""
+    """An unknown model organism, size or data split, or a directory that holds no organism."""
 
 
 class DataError(MechscopeError):

@@ -8,7 +8,8 @@ import re
 import pytest
 import torch
 
-from mechscope.toy.tasks import (GreaterThanTask, InductionTask, IOITask, RefusalTask, format_prompt, held_out)
+from mechscope.errors import OrganismError
+from mechscope.toy.tasks import GreaterThanTask, InductionTask, IOITask, RefusalTask, format_prompt, held_out
 from mechscope.toy.tasks.ioi import NAMES
 
 TASKS = [InductionTask, IOITask, RefusalTask, GreaterThanTask]
@@ -18,6 +19,14 @@ def test_held_out_is_a_stable_hash_with_the_asked_fraction():
     assert [held_out(k, 0.2) for k in "abcdefgh"] == [False, False, False, False, True, True, False, False]
     share = sum(held_out(str(i), 0.2) for i in range(20_000)) / 20_000
     assert abs(share - 0.2) < 0.01
+
+
+@pytest.mark.parametrize("ask", [lambda: IOITask().templates("tset"), lambda: RefusalTask().acts(True, "dev"),
+                                 lambda: GreaterThanTask().prompts("val"),
+                                 lambda: InductionTask().segment(random.Random(0), 4, "Test")])
+def test_unknown_splits_are_named(ask):
+    with pytest.raises(OrganismError, match="split must be 'train' or 'test', got"):
+        ask()
 
 
 @pytest.mark.parametrize("task_cls", TASKS, ids=lambda c: c.name)

@@ -13,7 +13,7 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,6 +31,8 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class Size:
+    """The model shape and training run of one size of an organism."""
+
     model: LMConfig
     train: LMTrainConfig
 
@@ -100,7 +102,7 @@ class Organism:
     path: Path
     model: HookedModel
     task: Task
-    manifest: dict
+    manifest: dict = field(repr=False)
 
     def check(self) -> CheckResult:
         """The organism's behavioural check on held-out data, run now on `model`."""

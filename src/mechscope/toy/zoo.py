@@ -16,7 +16,7 @@ from pathlib import Path
 from mechscope.toy.organisms import ORGANISMS, MANIFEST, Organism, open_organism, run_settings, train_organism
 from mechscope.toy.tasks import CheckResult
 
-ZOO_FORMAT = 1  # bump when training code changes what a cached organism would be
+ZOO_FORMAT = 2  # bump when training code changes what a cached organism would be
 
 
 def zoo_dir() -> Path:

@@ -5,20 +5,44 @@ from __future__ import annotations
 import hashlib
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
+from mechscope.errors import OrganismError
 from mechscope.models import HookedModel
 from mechscope.toy.word_tokenizer import pretokenize, word_tokenizer
+
+SPLITS = ("train", "test")
+T = TypeVar("T")
 
 
 def held_out(key: str, fraction: float) -> bool:
     """Whether `key` falls in the test split: a stable hash, the same on every machine, run and seed."""
     digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64 < fraction
+
+
+def checked_split(split: str) -> str:
+    if split not in SPLITS:
+        raise OrganismError(f"split must be 'train' or 'test', got {split!r}")
+    return split
+
+
+def in_split(key: str, split: str, fraction: float) -> bool:
+    """Whether `key` lies in `split` when `fraction` of all keys are held out for "test"."""
+    return held_out(key, fraction) == (checked_split(split) == "test")
+
+
+def split_items(items: Iterable[T], key: Callable[[T], str], fraction: float) -> dict[str, list[T]]:
+    """`items` grouped into "train" and "test" by the stable hash of `key(item)`."""
+    groups: dict[str, list[T]] = {split: [] for split in SPLITS}
+    for item in items:
+        groups["test" if held_out(key(item), fraction) else "train"].append(item)
+    return groups
 
 
 @dataclass
@@ -61,14 +85,14 @@ class Task(ABC):
 
 
 def final_logits(model: HookedModel, prompts: list[str], batch_size: int = 256) -> Tensor:
-    """Logits [n_prompts, vocab] at each prompt's last token (prompts of any lengths, right-padded)."""
+    """Logits [n_prompts, vocab] (float32, on the CPU) at each prompt's last token; prompts of any lengths."""
     rows = []
     with torch.no_grad():
         for start in range(0, len(prompts), batch_size):
             batch = model.encode(prompts[start:start + batch_size])
             logits = model(batch)
             last = batch["attention_mask"].sum(1) - 1
-            rows.append(logits[torch.arange(len(last)), last].float())
+            rows.append(logits[torch.arange(len(last)), last].float().cpu())
     return torch.cat(rows)
 
 

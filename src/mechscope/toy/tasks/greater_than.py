@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from mechscope.models import HookedModel
-from mechscope.toy.tasks.base import CheckResult, Task, final_logits, held_out, token_ids
+from mechscope.toy.tasks.base import CheckResult, Task, checked_split, final_logits, split_items, token_ids
 
 NOUNS = ("war", "expedition", "drought", "famine", "siege", "voyage", "reign", "journey", "dynasty", "plague",
          "rebellion", "occupation", "crusade", "pilgrimage", "exile", "migration")
@@ -56,26 +56,26 @@ class GreaterThanTask(Task):
     name = "greater-than"
     digit_pairs = True
 
-    def prompts(self, split: str = "test") -> list[GreaterThanPrompt]:
-        """Every (noun, century, YY) of `split`, YY in 02..98 as in Hanna et al."""
+    @cached_property
+    def _prompts(self) -> dict[str, list[GreaterThanPrompt]]:
         candidates = [GreaterThanPrompt(noun, century, yy) for noun in NOUNS for century in CENTURIES
                       for yy in range(2, 99)]
-        return [p for p in candidates if held_out(p.prompt, self.test_fraction) == (split == "test")]
+        return split_items(candidates, lambda p: p.prompt, self.test_fraction)
+
+    def prompts(self, split: str = "test") -> list[GreaterThanPrompt]:
+        """Every (noun, century, YY) of `split`, YY in 02..98 as in Hanna et al."""
+        return list(self._prompts[checked_split(split)])
 
     def vocabulary_texts(self) -> list[str]:
         return [TEMPLATE.format(noun=" ".join(NOUNS), century=11, yy=0), " ".join(YEARS) + " ."]
 
     def train_texts(self, rng: random.Random, n: int) -> list[str]:
-        prompts = self._train_prompts
+        prompts = self._prompts["train"]
         texts = []
         for _ in range(n):
             p = rng.choice(prompts)
             texts.append(f"{p.prompt}{rng.randint(p.yy + 1, 99):02d} .")
         return texts
-
-    @cached_property
-    def _train_prompts(self) -> list[GreaterThanPrompt]:
-        return self.prompts("train")
 
     def year_ids(self, tokenizer) -> Tensor:
         """Token ids [100] of "00" .. "99"."""
@@ -86,7 +86,6 @@ class GreaterThanTask(Task):
         probs = final_logits(model, [p.prompt for p in prompts]).softmax(-1)[:, self.year_ids(model.tokenizer)]
         yy = torch.tensor([p.yy for p in prompts])[:, None]
         greater = torch.arange(100)[None, :] > yy  # [prompts, 100]
-        probs = probs.cpu()
         diff = (probs * greater).sum(1) - (probs * ~greater).sum(1)
         top_valid = greater.gather(1, probs.argmax(1, keepdim=True)).float()
         return GreaterThanCheck(prob_diff=float(diff.mean()), valid_top_year=float(top_valid.mean()),

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from mechscope.models import HookedModel
-from mechscope.toy.tasks.base import CheckResult, Task, held_out
+from mechscope.toy.tasks.base import CheckResult, Task, in_split
 
 
 @dataclass
@@ -56,7 +56,7 @@ class InductionTask(Task):
         """`length` random word indices whose sequence lies in `split`."""
         while True:
             segment = [rng.randrange(self.n_words) for _ in range(length)]
-            if held_out(" ".join(map(str, segment)), self.test_fraction) == (split == "test"):
+            if in_split(" ".join(map(str, segment)), split, self.test_fraction):
                 return segment
 
     def train_texts(self, rng: random.Random, n: int) -> list[str]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
 
 from mechscope.models import HookedModel
-from mechscope.toy.tasks.base import CheckResult, Task, final_logits, held_out, token_ids
+from mechscope.toy.tasks.base import CheckResult, Task, checked_split, final_logits, in_split, split_items, token_ids
 
 NAMES = ("Mary", "John", "Alice", "Bob", "Sarah", "James", "Emma", "David", "Laura", "Michael", "Anna", "Tom",
          "Julia", "Paul", "Kate", "Mark", "Lucy", "Peter", "Rose", "Daniel", "Claire", "Sam", "Helen", "Jack",
@@ -88,19 +89,20 @@ class IOITask(Task):
 
     name = "ioi"
 
-    def templates(self, split: str) -> list[str]:
-        return [t for t in TEMPLATES if held_out(t, self.test_fraction) == (split == "test")]
+    @cached_property
+    def _templates(self) -> dict[str, list[str]]:
+        return split_items(TEMPLATES, str, self.test_fraction)
 
-    def _pair_in(self, a: str, b: str, split: str) -> bool:
-        return held_out(" ".join(sorted((a, b))), self.test_fraction) == (split == "test")
+    def templates(self, split: str = "test") -> list[str]:
+        return list(self._templates[checked_split(split)])
 
     def example(self, rng: random.Random, split: str = "train") -> IOIExample:
         """A random sentence whose template and unordered name pair both lie in `split`."""
         while True:
             io, s = rng.sample(NAMES, 2)
-            if self._pair_in(io, s, split):
+            if in_split(" ".join(sorted((io, s))), split, self.test_fraction):
                 break
-        return IOIExample(rng.choice(self.templates(split)), io, s, rng.choice(PLACES), rng.choice(OBJECTS),
+        return IOIExample(rng.choice(self._templates[split]), io, s, rng.choice(PLACES), rng.choice(OBJECTS),
                           rng.random() < 0.5)
 
     def examples(self, n: int, split: str = "test", seed: int = 0) -> list[IOIExample]:
@@ -118,8 +120,10 @@ class IOITask(Task):
         """Clean IOI prompts and their ABC corruptions (IO, S1 and S2 replaced by three other names)."""
         rng = random.Random(f"ioi-corrupt-{split}-{seed}")
         clean = self.examples(n, split, seed)
-        corrupted = [ex.template.format(**dict(zip("ABS", rng.sample([m for m in NAMES if m not in (ex.io, ex.s)], 3))),
-                                        PLACE=ex.place, OBJECT=ex.obj) for ex in clean]
+        corrupted = []
+        for ex in clean:
+            a, b, s = rng.sample([name for name in NAMES if name not in (ex.io, ex.s)], 3)
+            corrupted.append(ex.template.format(A=a, B=b, S=s, PLACE=ex.place, OBJECT=ex.obj))
         clean_batch = tokenizer([ex.prompt for ex in clean], return_tensors="pt", padding=True)
         corrupted_ids = tokenizer(corrupted, return_tensors="pt", padding=True)["input_ids"]
         return IOIBatch(clean_batch["input_ids"], corrupted_ids, clean_batch["attention_mask"],
@@ -129,8 +133,8 @@ class IOITask(Task):
     def check(self, model: HookedModel) -> IOICheck:
         examples = self.examples(self.check_prompts)
         logits = final_logits(model, [ex.prompt for ex in examples])
-        io = token_ids(model.tokenizer, [ex.io for ex in examples]).to(logits.device)
-        s = token_ids(model.tokenizer, [ex.s for ex in examples]).to(logits.device)
+        io = token_ids(model.tokenizer, [ex.io for ex in examples])
+        s = token_ids(model.tokenizer, [ex.s for ex in examples])
         rows = torch.arange(len(examples))
         return IOICheck(accuracy=float((logits.argmax(-1) == io).float().mean()),
                         logit_diff=float((logits[rows, io] - logits[rows, s]).mean()), n_prompts=len(examples))

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 from mechscope.models import HookedModel
-from mechscope.toy.tasks.base import CheckResult, Task, final_logits, held_out, token_ids
+from mechscope.toy.tasks.base import CheckResult, Task, checked_split, final_logits, split_items, token_ids
 
 HARMFUL = {
     "weapons": (("build", "make", "assemble"), ("a pipe bomb", "a nail bomb", "an untraceable gun",
@@ -51,7 +52,7 @@ CHAT_TEMPLATE = ("<bos>{% for m in messages %}{% if m['role'] == 'user' %}<user>
                  "{% if add_generation_prompt %}<assistant>{% endif %}")
 
 
-def acts(categories: dict) -> list[tuple[str, str]]:
+def all_acts(categories: dict) -> list[tuple[str, str]]:
     """(category, act) for every verb x object of every category."""
     return [(category, f"{verb} {obj}") for category, (verbs, objects) in categories.items()
             for verb in verbs for obj in objects]
@@ -84,9 +85,14 @@ class RefusalTask(Task):
     special_tokens = (USER, ASSISTANT)
     chat_template = CHAT_TEMPLATE
 
-    def acts(self, harmful: bool, split: str) -> list[tuple[str, str]]:
-        return [(c, act) for c, act in acts(HARMFUL if harmful else HARMLESS)
-                if held_out(act, self.test_fraction) == (split == "test")]
+    @cached_property
+    def _acts(self) -> dict[bool, dict[str, list[tuple[str, str]]]]:
+        return {harmful: split_items(all_acts(HARMFUL if harmful else HARMLESS), lambda pair: pair[1],
+                                     self.test_fraction) for harmful in (True, False)}
+
+    def acts(self, harmful: bool, split: str = "test") -> list[tuple[str, str]]:
+        """(category, act) pairs of one side in `split`."""
+        return list(self._acts[harmful][checked_split(split)])
 
     def instructions(self, harmful: bool, split: str = "test") -> list[str]:
         """Every phrasing of every act of one side in `split` (what steering directions are computed from)."""
@@ -98,13 +104,13 @@ class RefusalTask(Task):
 
     def vocabulary_texts(self) -> list[str]:
         frames = [text.format(act="", category="") for text in PHRASINGS + REFUSALS + ANSWERS]
-        return frames + list(HARMFUL) + list(HARMLESS) + [act for _, act in acts({**HARMFUL, **HARMLESS})]
+        return frames + list(HARMFUL) + list(HARMLESS) + [act for _, act in all_acts({**HARMFUL, **HARMLESS})]
 
     def train_texts(self, rng: random.Random, n: int) -> list[str]:
         texts = []
         for _ in range(n):
             harmful = rng.random() < 0.5
-            category, act = rng.choice(self.acts(harmful, "train"))
+            category, act = rng.choice(self._acts[harmful]["train"])
             response = rng.choice(REFUSALS if harmful else ANSWERS).format(act=act, category=category)
             texts.append(f"{format_prompt(rng.choice(PHRASINGS).format(act=act))} {response}")
         return texts
@@ -113,7 +119,7 @@ class RefusalTask(Task):
         openers = token_ids(model.tokenizer, self.refusal_openers())
         rates = []
         for harmful in (True, False):
-            first = final_logits(model, [format_prompt(i) for i in self.instructions(harmful)]).argmax(-1).cpu()
+            first = final_logits(model, [format_prompt(i) for i in self.instructions(harmful)]).argmax(-1)
             rates.append(float(torch.isin(first, openers).float().mean()))
         return RefusalCheck(harmful_refusal_rate=rates[0], harmless_refusal_rate=rates[1],
                             n_harmful=len(self.instructions(True)), n_harmless=len(self.instructions(False)))
