@@ -206,3 +206,13 @@ def test_identical_requests_in_flight_at_once_are_sent_once():
             answers = list(pool.map(lambda i: client.complete(ask(0), latent=i), range(8)))
     assert server.count == 1 and {a.text for a in answers} == {"echo: tokens 0"}
     assert client.usage.total.calls == 8 and client.usage.total.cached_calls == 7
+
+
+def test_reasoning_models_get_max_completion_tokens_and_no_temperature():
+    with OpenAIServer() as server:
+        for model in ("gpt-5-mini", "openai/o4-mini", "gpt-4o-mini"):
+            make_client(f"openai:{model}", base_url=server.url + "/v1", config=FAST).complete(ask(1), max_tokens=20)
+    reasoning, router, classic = (r["body"] for r in server.requests)
+    assert reasoning["max_completion_tokens"] == router["max_completion_tokens"] == 2048
+    assert "temperature" not in reasoning and "max_tokens" not in reasoning
+    assert classic["max_tokens"] == 20 and classic["temperature"] == 0.0 and "max_completion_tokens" not in classic

@@ -19,6 +19,8 @@ STRUCTURED_TOOL = "record_answer"  # the one tool Anthropic is made to call for 
 OPENAI_URL = "https://api.openai.com/v1"
 ANTHROPIC_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
+REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+REASONING_BUDGET = 2048  # output tokens a reasoning model gets at least, so thinking leaves room for the answer
 
 
 def retry_after_s(header: str | None) -> float | None:
@@ -82,6 +84,11 @@ def api_key(env_var: str, required: bool) -> str | None:
     return key
 
 
+def is_reasoning_model(model: str) -> bool:
+    """OpenAI's o-series and GPT-5 families (also behind a router prefix such as "openai/")."""
+    return model.rsplit("/", 1)[-1].startswith(REASONING_PREFIXES)
+
+
 class OpenAIBackend:
     """OpenAI-compatible `/chat/completions`: OpenAI, vLLM, Ollama, llama.cpp server, OpenRouter.
 
@@ -100,8 +107,11 @@ class OpenAIBackend:
         return f"OpenAIBackend(model={self.model!r}, url={self.url!r})"
 
     def generate(self, request: Request, timeout_s: float) -> Completion:
-        body = {"model": self.model, "messages": list(request.messages), "max_tokens": request.max_tokens,
-                "temperature": request.temperature}
+        body = {"model": self.model, "messages": list(request.messages)}
+        if is_reasoning_model(self.model):  # they take max_completion_tokens, spend part of it thinking, and
+            body["max_completion_tokens"] = max(request.max_tokens, REASONING_BUDGET)  # reject a temperature
+        else:
+            body.update(max_tokens=request.max_tokens, temperature=request.temperature)
         if request.json_schema is not None:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": "answer", "schema": request.json_schema, "strict": True}}
