@@ -216,3 +216,12 @@ def test_reasoning_models_get_max_completion_tokens_and_no_temperature():
     assert reasoning["max_completion_tokens"] == router["max_completion_tokens"] == 2048
     assert "temperature" not in reasoning and "max_tokens" not in reasoning
     assert classic["max_tokens"] == 20 and classic["temperature"] == 0.0 and "max_completion_tokens" not in classic
+
+
+def test_tokens_of_an_unusable_structured_answer_are_still_booked(loopback, tmp_path):
+    loopback.server.failures.append("prose")
+    client = loopback.connect(tmp_path)
+    client.complete(ask(1), json_schema=SCHEMA)
+    clean = loopback.connect(tmp_path / "other").complete(ask(1), json_schema=SCHEMA)
+    assert client.usage.total.input_tokens == 2 * clean.input_tokens  # the prose attempt's prompt, then the good one
+    assert client.usage.total.output_tokens > clean.output_tokens

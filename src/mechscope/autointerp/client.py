@@ -96,12 +96,17 @@ class Client:
     def _fresh(self, request: Request) -> Completion:
         """Ask the backend, retrying retryable failures with exponential backoff, jitter and Retry-After."""
         config = self.config
+        wasted = [0, 0]  # tokens of answers that came back but were unusable: paid for all the same
         for attempt in range(config.max_retries + 1):
             try:
                 with self._slots:
                     completion = self.backend.generate(request, config.timeout_s)
                 if request.json_schema is not None:
-                    _check_json(completion.text)
+                    try:
+                        _check_json(completion.text)
+                    except RetryableError:
+                        wasted = [wasted[0] + completion.input_tokens, wasted[1] + completion.output_tokens]
+                        raise
                 break
             except RetryableError as err:
                 if attempt == config.max_retries:
@@ -111,7 +116,9 @@ class Client:
                 wait = min(wait, config.max_backoff_s)
                 log.warning("%s: retrying in %.2fs after: %s", self.backend.model, wait, err)
                 time.sleep(wait)
-        if completion.cost_usd is None:
+        completion = replace(completion, input_tokens=completion.input_tokens + wasted[0],
+                             output_tokens=completion.output_tokens + wasted[1])
+        if completion.cost_usd is None or (any(wasted) and self.price is not None):
             completion = replace(completion, cost_usd=cost_usd(self.price, completion.input_tokens,
                                                                 completion.output_tokens))
         return completion

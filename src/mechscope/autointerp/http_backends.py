@@ -156,9 +156,8 @@ class AnthropicBackend:
         reply = post_json(self.url, body, headers, timeout_s, self._key)
         with reply_fields(self.url):
             blocks = reply["content"]
-            if request.json_schema is not None:
-                text = json.dumps(next(b["input"] for b in blocks if b["type"] == "tool_use"))
-            else:
-                text = "".join(b["text"] for b in blocks if b["type"] == "text")
+            tool = [b["input"] for b in blocks if b["type"] == "tool_use"] if request.json_schema is not None else []
+            # without the tool call the text goes back as is: the Client retries it as unusable and books its tokens
+            text = json.dumps(tool[0]) if tool else "".join(b["text"] for b in blocks if b["type"] == "text")
             return Completion(text=text, input_tokens=reply["usage"]["input_tokens"],
                               output_tokens=reply["usage"]["output_tokens"])
