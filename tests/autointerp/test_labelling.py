@@ -78,7 +78,7 @@ def test_offline_labels_and_embedding_scores_land_in_the_catalogue_and_resume(ca
     for info in labelled:
         (label,) = info.labels
         (score,) = label.scores
-        assert label.explainer == "offline" and label.text.startswith('"')
+        assert label.explainer == "offline" and label.model == "" and label.text.startswith('"')
         assert score.scorer == "embedding" and score.ci_low <= score.value <= score.ci_high
         assert score.baseline is not None and info.best_score == score.value
     assert catalog.search(labelled[0].labels[0].text.split('"')[1])  # labels are searchable

@@ -132,8 +132,8 @@ def label_features(directory: str | Path, config: LabelConfig | None = None, cli
                                  desc="explaining", unit="latent", disable=not todo))
     for explanation in explanations:
         metadata = {"reasoning": explanation.reasoning} if explanation.reasoning else {}
-        catalog.add_label(explanation.latent, explanation.text, explanation.explainer, model=cfg.explainer,
-                          metadata=metadata)
+        catalog.add_label(explanation.latent, explanation.text, explanation.explainer,
+                          model=cfg.explainer if client is not None else "", metadata=metadata)
     labels = {latent: [lab for lab in catalog.labels(latent) if lab.explainer == explainer.name][-1]
               for latent in records}
 
