@@ -81,3 +81,15 @@ def test_bad_settings_and_a_cache_of_another_model_are_refused(lm, sae, tmp_path
     another_model = mechscope.load_model(tiny_hf("gpt2", seed=1), tokenizer=word_tokenizer(WORDS), device="cpu")
     with pytest.raises(MechscopeError, match="harvested from model"):
         mine(another_model, sae, other, tmp_path / "b", **MINE)
+
+
+def test_mining_over_a_labelled_catalogue_is_refused_and_keeps_the_labels(lm, sae, tmp_path):
+    mine(lm, sae, TEXT, tmp_path, **{**MINE, "tokens": 100})
+    mine(lm, sae, TEXT, tmp_path, **{**MINE, "tokens": 120})  # no labels yet: replaced
+    with Catalog(tmp_path) as catalog:
+        assert catalog.manifest["tokens"] == 120
+        catalog.add_label(3, "cats", explainer="human")
+    with pytest.raises(MechscopeError, match="1 labels"):
+        mine(lm, sae, TEXT, tmp_path, **MINE)
+    with Catalog(tmp_path) as catalog:
+        assert [label.text for label in catalog.labels(3)] == ["cats"] and catalog.manifest["tokens"] == 120

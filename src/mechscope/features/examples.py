@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mechscope.data.atomic import atomic_file
 from mechscope.errors import MechscopeError
 from mechscope.features.batches import WindowStore
 from mechscope.features.miner import ExampleSet
@@ -91,7 +92,8 @@ def write_examples(path: Path, sets: list[ExampleSet], store: WindowStore, strin
         "activation": pa.array(columns["activation"].astype(np.float32)),
         "max_activation": pa.array(context.max(1, initial=0.0)),
     })
-    pq.write_table(table, path, row_group_size=ROW_GROUP)
+    with atomic_file(path) as handle:
+        pq.write_table(table, handle, row_group_size=ROW_GROUP)
     return len(kind)
 
 

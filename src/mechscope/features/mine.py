@@ -22,6 +22,7 @@ from mechscope.data.cache import ActivationCache
 from mechscope.data.sources import text_source
 from mechscope.errors import CacheMismatchError, DataError, MechscopeError
 from mechscope.features.batches import WindowStore, cache_batches, text_batches
+from mechscope.features.catalog import Catalog
 from mechscope.features.catalog_schema import FILE as CATALOG, build_catalog
 from mechscope.features.config import MiningConfig
 from mechscope.features.examples import FILE as EXAMPLES, vocabulary, write_examples
@@ -57,7 +58,9 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
     """Mine every latent of `dictionary` over `source` (a text source, or an ActivationCache / its directory).
 
     Options are MiningConfig fields (tokens, top_k, samples, test_fraction, ...). Writes a fresh catalogue
-    into `out` (catalog.sqlite, examples.parquet, manifest.json) and returns a MiningResult.
+    into `out` (catalog.sqlite, examples.parquet, manifest.json) and returns a MiningResult. Each file is
+    replaced atomically; a catalogue in `out` that already holds labels is never replaced (MechscopeError):
+    mine into another directory, or delete its catalog.sqlite first.
     """
     from mechscope.dictionaries.formats import load_dictionary
 
@@ -86,6 +89,7 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
         batches = text_batches(model, encode, hook, src, cfg.tokens or 1, cfg.context, cfg.batch_size, cfg.seed,
                                cfg.exclude_special)
     out = Path(out)
+    _refuse_labelled(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     miner = Miner(sae.d_sae, cfg, context, model.device)
@@ -126,6 +130,17 @@ def _as_cache(source) -> ActivationCache | None:
         if (path / "manifest.json").exists() or any(path.glob("part-*-of-*/manifest.json")):
             return ActivationCache(path)
     return None
+
+
+def _refuse_labelled(out: Path) -> None:
+    """Mining replaces a catalogue wholesale, so one holding labels (and their scores) is not mined over."""
+    if not (out / CATALOG).exists():
+        return
+    with Catalog(out) as old:
+        labels = old.db.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+    if labels:
+        raise MechscopeError(f"{out} holds a feature catalogue with {labels} labels that mining again would "
+                             f"replace; give another out directory, or delete {out / CATALOG} to discard them")
 
 
 def _check_cache(cache: ActivationCache, model, hook: str) -> None:
