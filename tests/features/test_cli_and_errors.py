@@ -74,6 +74,8 @@ def test_bad_settings_and_a_cache_of_another_model_are_refused(lm, sae, tmp_path
         MiningConfig(test_fraction=1.0)
     with pytest.raises(MechscopeError, match="positive"):
         MiningConfig(top_k=0)
+    with pytest.raises(MechscopeError, match="needs a token count"):
+        mine(lm, sae, TEXT, tmp_path / "text", tokens=0)
     cache = harvest(lm, TEXT, ["blocks.0.hook_resid_post"], tokens=64, out=tmp_path / "cache", context=16)
     with pytest.raises(MechscopeError, match="holds hooks"):
         mine(lm, sae, cache, tmp_path / "a", tokens=50)

@@ -85,8 +85,11 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
         batches = cache_batches(cache, encode, hook, cfg.tokens, cfg.batch_size)
     else:
         src = text_source(source)
+        if cfg.tokens == 0:
+            raise MechscopeError(f"tokens=0 (all) applies to an activation cache; mining text source {src.name} "
+                                 "needs a token count")
         context, described = cfg.context, {"source": src.name}
-        batches = text_batches(model, encode, hook, src, cfg.tokens or 1, cfg.context, cfg.batch_size, cfg.seed,
+        batches = text_batches(model, encode, hook, src, cfg.tokens, cfg.context, cfg.batch_size, cfg.seed,
                                cfg.exclude_special)
     out = Path(out)
     _refuse_labelled(out)
