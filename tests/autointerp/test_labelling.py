@@ -129,3 +129,26 @@ def test_cli_label_json_and_dashboard_shows_labels(catalogue, capsys):
     pages = "".join(p.read_text() for p in Path(result["dashboard"]).rglob("*") if p.is_file()
                     and p.suffix in (".html", ".js", ".json"))
     assert all(json.dumps(text)[1:-1] in pages or text in pages for text in labels)
+
+
+def test_a_failure_part_way_keeps_the_labels_made_before_it(catalogue):
+    from mechscope.autointerp.completion import Completion, LLMError
+
+    class FailsOnThird:
+        def __init__(self):
+            self.calls = 0
+
+        def complete(self, messages, latent=None, **kwargs):
+            self.calls += 1
+            if self.calls == 3:
+                raise LLMError("server gone")
+            return Completion(literal_answer(messages))
+
+    cfg = LabelConfig(explainer="openai:m", scorers=("detection",), max_latents=5, workers=1)
+    with pytest.raises(LLMError, match="server gone"):
+        label_features(catalogue, cfg, client=FailsOnThird())
+    assert len(run_latents(catalogue)) == 2  # the two explained before the failure are in the catalogue
+    healthy = FailsOnThird()
+    healthy.calls = 3  # past its failure
+    run = label_features(catalogue, cfg, client=healthy)
+    assert run.resumed == 2 and run.explained == 3 and len(run_latents(catalogue)) == 5

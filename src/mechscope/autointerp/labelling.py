@@ -9,6 +9,7 @@ response cache.
 from __future__ import annotations
 
 import random
+from itertools import islice
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,19 +80,23 @@ def catalog_record(catalog, latent: int, max_test: int = 20, examples=None) -> L
 
 def _records(catalog, cfg: "LabelConfig") -> tuple[dict[int, LatentRecord], list[int]]:
     """The first `max_latents` latents (in order) with examples in every role; the incomplete ones passed over."""
-    ok = [info.latent for info in catalog.list(order_by="latent", status="ok")]
+    too_few = catalog.too_few()
+    ok = sorted(set(range(len(catalog))).difference(*too_few.values()))
     if not ok:
         raise MechscopeError(f"no latent in {catalog.directory} fired often enough to label (dead/rare: "
-                             f"{ {k: len(v) for k, v in catalog.too_few().items()} })")
-    records, skipped = {}, []
-    for latent, examples in catalog.iter_examples(ok):
-        record = catalog_record(catalog, latent, cfg.max_test, examples)
-        if record.train and record.test and record.negatives:
-            records[latent] = record
-            if len(records) == cfg.max_latents:
+                             f"{ {k: len(v) for k, v in too_few.items()} })")
+    limit = cfg.max_latents or len(ok)
+    records, skipped, pending = {}, [], iter(ok)
+    # read examples in chunks a little larger than what is still needed, not the whole Parquet file
+    while len(records) < limit and (chunk := list(islice(pending, max(64, 2 * (limit - len(records)))))):
+        for latent, examples in catalog.iter_examples(chunk):
+            record = catalog_record(catalog, latent, cfg.max_test, examples)
+            if len(records) == limit:
                 break
-        else:
-            skipped.append(latent)
+            if record.train and record.test and record.negatives:
+                records[latent] = record
+            else:
+                skipped.append(latent)
     return records, skipped
 
 
@@ -120,51 +125,57 @@ def label_features(directory: str | Path, config: LabelConfig | None = None, cli
     scorers = make_scorers(list(cfg.scorers), scorer_client, logprobs=cfg.logprobs)
     explainer = _explainer(cfg, client)
 
-    catalog = Catalog(directory)
-    records, skipped = _records(catalog, cfg)
-    labels = {latent: [lab for lab in catalog.labels(latent) if lab.explainer == explainer.name]
-              for latent in records}
-    todo = [latent for latent in records if not labels[latent]]
-    run = LabelRun(explainer.name, len(records), len(todo), len(records) - len(todo), skipped)
+    with Catalog(directory) as catalog:
+        records, skipped = _records(catalog, cfg)
+        labels = {latent: _latest(catalog, latent, explainer.name) for latent in records}
+        todo = [latent for latent in records if labels[latent] is None]
+        run = LabelRun(explainer.name, len(records), len(todo), len(records) - len(todo), skipped)
+        model = cfg.explainer if client is not None else ""
 
-    with ThreadPoolExecutor(cfg.workers) as pool:
-        explanations = list(tqdm(pool.map(lambda i: explainer.explain(records[i]), todo), total=len(todo),
-                                 desc="explaining", unit="latent", disable=not todo))
-    for explanation in explanations:
-        metadata = {"reasoning": explanation.reasoning} if explanation.reasoning else {}
-        catalog.add_label(explanation.latent, explanation.text, explanation.explainer,
-                          model=cfg.explainer if client is not None else "", metadata=metadata)
-    labels = {latent: [lab for lab in catalog.labels(latent) if lab.explainer == explainer.name][-1]
-              for latent in records}
-
-    rng = random.Random(cfg.seed)
-    latents = list(records)
-    for scorer in scorers:
-        pending = [i for i in latents if not any(s.scorer == scorer.name for s in labels[i].scores)]
-        others = {i: labels[rng.choice([j for j in latents if j != i])].text if len(latents) > 1 else None
-                  for i in pending}
+        # results are written as they arrive, so a failure part-way keeps every label and score made before it
         with ThreadPoolExecutor(cfg.workers) as pool:
-            results = list(tqdm(pool.map(lambda i: scorer.score(records[i], labels[i].text, others[i]), pending),
-                                total=len(pending), desc=f"scoring ({scorer.name})", unit="latent",
-                                disable=not pending))
-        for latent, score in zip(pending, results):
-            catalog.add_score(labels[latent].id, scorer.name, score.value, score.ci_low, score.ci_high,
-                              score.baseline, score.n, metadata={"metric": score.metric, **score.extra})
-    run.scores = _summary(catalog, latents, explainer.name)
-    for name, c in (("explainer", client), ("scorer", scorer_client)):
-        if c is not None and hasattr(c, "usage"):
-            run.usage[name] = asdict(c.usage.total)
-            run.usage[f"{name}_per_latent"] = {int(k): asdict(v) for k, v in c.usage.per_latent.items()}
-    catalog.close()
+            for explanation in tqdm(pool.map(lambda i: explainer.explain(records[i]), todo), total=len(todo),
+                                    desc="explaining", unit="latent", disable=not todo):
+                metadata = {"reasoning": explanation.reasoning} if explanation.reasoning else {}
+                catalog.add_label(explanation.latent, explanation.text, explanation.explainer, model=model,
+                                  metadata=metadata)
+                labels[explanation.latent] = _latest(catalog, explanation.latent, explainer.name)
+
+            latents = list(records)
+            rng = random.Random(cfg.seed)
+            for scorer in scorers:
+                pending = [i for i, latent in enumerate(latents)
+                           if not any(s.scorer == scorer.name for s in labels[latent].scores)]
+                # the baseline label is another latent's: a random non-zero offset in the run's list
+                other = {i: labels[latents[(i + rng.randrange(1, len(latents))) % len(latents)]].text
+                         if len(latents) > 1 else None for i in pending}
+
+                def score(i: int):
+                    return scorer.score(records[latents[i]], labels[latents[i]].text, other[i])
+
+                for i, result in zip(pending, tqdm(pool.map(score, pending), total=len(pending),
+                                                   desc=f"scoring ({scorer.name})", unit="latent", disable=not pending)):
+                    catalog.add_score(labels[latents[i]].id, scorer.name, result.value, result.ci_low, result.ci_high,
+                                      result.baseline, result.n, metadata={"metric": result.metric, **result.extra})
+        run.scores = _summary(catalog, latents, explainer.name)
+        for name, c in (("explainer", client), ("scorer", scorer_client)):
+            if c is not None and hasattr(c, "usage"):
+                run.usage[name] = asdict(c.usage.total)
+                run.usage[f"{name}_per_latent"] = {int(k): asdict(v) for k, v in c.usage.per_latent.items()}
     return run
+
+
+def _latest(catalog, latent: int, explainer: str):
+    """The latent's newest label by `explainer` (with its scores), or None."""
+    mine = [label for label in catalog.labels(latent) if label.explainer == explainer]
+    return mine[-1] if mine else None
 
 
 def _summary(catalog, latents: list[int], explainer: str) -> dict:
     """Mean of each scorer's value and baseline over the run's latents (latest label of this explainer)."""
     sums: dict[str, dict] = {}
     for latent in latents:
-        label = [lab for lab in catalog.labels(latent) if lab.explainer == explainer][-1]
-        for score in label.scores:
+        for score in _latest(catalog, latent, explainer).scores:
             entry = sums.setdefault(score.scorer, {"metric": score.metadata.get("metric"), "values": [],
                                                    "baselines": []})
             entry["values"].append(score.value)

@@ -12,7 +12,6 @@ values) per held-out example — and a metric over pooled units. `score` bootstr
 from __future__ import annotations
 
 import random
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from mechscope.autointerp import prompts
 from mechscope.autointerp.completion import LLMClient
 from mechscope.autointerp.explainers import parse_json
-from mechscope.autointerp.records import Example, LatentRecord
+from mechscope.autointerp.records import LatentRecord
 from mechscope.autointerp.statistics import auroc, balanced_accuracy, bootstrap_ci, pearson
 
 Unit = tuple[np.ndarray, np.ndarray]  # (true values, predicted values) of one held-out example
@@ -90,32 +89,38 @@ def _answer_probability(text: str, logprobs) -> float:
 
 
 @dataclass
-class _AskingScorer(Scorer):
-    """A scorer that asks an LLM one yes/no question per held-out item, fanned out over threads."""
+class _LLMScorer(Scorer):
+    """A scorer that asks an LLM, one request per held-out item (callers fan out over latents with threads)."""
 
-    client: LLMClient
-    logprobs: bool = False  # ask for log-probabilities: AUROC next to balanced accuracy
-    workers: int = 16
+    client: LLMClient = None
+    logprobs: bool = False  # ask for log-probabilities (AUROC, expected simulated values)
+
+    def ask(self, record: LatentRecord, system: str, user: str, schema: dict, max_tokens: int):
+        return self.client.complete([{"role": "system", "content": system}, {"role": "user", "content": user}],
+                                    max_tokens=max_tokens, json_schema=schema, logprobs=self.logprobs,
+                                    latent=record.latent)
+
+
+@dataclass
+class _YesNoScorer(_LLMScorer):
+    """Each item is (truth, excerpt); the LLM answers 0/1 whether the label fits it."""
+
     system: str = ""
 
-    def ask(self, record: LatentRecord, label: str, items: list[tuple[int, str]]) -> list[Unit]:
-        def one(item: tuple[int, str]) -> Unit:
-            truth, excerpt = item
-            completion = self.client.complete(
-                [{"role": "system", "content": self.system},
-                 {"role": "user", "content": prompts.scorer_user(label, excerpt)}],
-                max_tokens=20, json_schema=prompts.ANSWER_SCHEMA, logprobs=self.logprobs, latent=record.latent)
-            return np.array([truth], float), np.array([_answer_probability(completion.text, completion.logprobs)])
-
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(one, items))
+    def answers(self, record: LatentRecord, label: str, items: list[tuple[int, str]]) -> list[Unit]:
+        units = []
+        for truth, excerpt in items:
+            completion = self.ask(record, self.system, prompts.scorer_user(label, excerpt), prompts.ANSWER_SCHEMA, 20)
+            units.append((np.array([truth], float),
+                          np.array([_answer_probability(completion.text, completion.logprobs)])))
+        return units
 
     def metrics(self, units: list[Unit]) -> dict[str, float]:
         return _binary_metrics(units, self.logprobs)
 
 
 @dataclass
-class DetectionScorer(_AskingScorer):
+class DetectionScorer(_YesNoScorer):
     """Balanced accuracy of telling held-out activating excerpts from non-activating ones by the label."""
 
     name: str = "detection"
@@ -123,11 +128,11 @@ class DetectionScorer(_AskingScorer):
 
     def units(self, record: LatentRecord, label: str) -> list[Unit]:
         items = [(1, e.text) for e in record.test] + [(0, e.text) for e in record.negatives]
-        return self.ask(record, label, items)
+        return self.answers(record, label, items)
 
 
 @dataclass
-class FuzzingScorer(_AskingScorer):
+class FuzzingScorer(_YesNoScorer):
     """Balanced accuracy of telling truly marked activating tokens from as many randomly marked ones."""
 
     name: str = "fuzzing"
@@ -142,31 +147,24 @@ class FuzzingScorer(_AskingScorer):
             items.append((1, example.highlighted(firing)))
             decoys = set(rng.sample(quiet, min(len(firing), len(quiet)))) if quiet else set(firing)
             items.append((0, example.highlighted(decoys)))
-        return self.ask(record, label, items)
+        return self.answers(record, label, items)
 
 
 @dataclass
-class SimulationScorer(Scorer):
+class SimulationScorer(_LLMScorer):
     """Pearson correlation between simulated (0-10 per token) and real activations over held-out excerpts."""
 
-    client: LLMClient = None
-    logprobs: bool = False  # expected values from the digits' log-probabilities, where the backend gives them
-    workers: int = 16
     name: str = "simulation"
 
     def units(self, record: LatentRecord, label: str) -> list[Unit]:
-        def one(example: Example) -> Unit:
+        units = []
+        for example in record.test + record.negatives:
             tokens = list(example.tokens)
-            completion = self.client.complete(
-                [{"role": "system", "content": prompts.SIMULATION_SYSTEM},
-                 {"role": "user", "content": prompts.simulation_user(label, tokens)}],
-                max_tokens=8 + 4 * len(tokens), json_schema=prompts.simulation_schema(len(tokens)),
-                logprobs=self.logprobs, latent=record.latent)
-            predicted = _simulated(completion.text, completion.logprobs, len(tokens))
-            return np.asarray(example.activations, float), predicted
-
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(one, record.test + record.negatives))
+            completion = self.ask(record, prompts.SIMULATION_SYSTEM, prompts.simulation_user(label, tokens),
+                                  prompts.simulation_schema(len(tokens)), 8 + 4 * len(tokens))
+            units.append((np.asarray(example.activations, float),
+                          _simulated(completion.text, completion.logprobs, len(tokens))))
+        return units
 
     def metrics(self, units: list[Unit]) -> dict[str, float]:
         return {"pearson": pearson(*_pooled(units))}
