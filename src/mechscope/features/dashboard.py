@@ -59,10 +59,9 @@ class Shown:
     ids: np.ndarray  # [n, span] token ids
     acts: np.ndarray  # [n, span]
     strings: dict[int, str]  # token id -> display string
-    bounds: np.ndarray | None = None  # rows of latent i: bounds[i] .. bounds[i + 1]
 
     @classmethod
-    def read(cls, path: Path, span: int, top: int, per_bin: int) -> "Shown":
+    def read(cls, path: Path, top: int, per_bin: int) -> "Shown":
         """The first `top` top-k contexts and `per_bin` samples per quantile bin (train first) of every latent."""
         table = pq.read_table(path)
         kind = table["kind"].cast(pa.string())
@@ -82,16 +81,16 @@ class Shown:
         where[ids] = np.arange(len(ids))  # an occurrence of every id that is shown
         present = np.unique(ids)
         strings = rows["tokens"].combine_chunks().flatten().take(pa.array(where[present])).to_pylist()
+        shape = (rows.num_rows, len(ids) // max(rows.num_rows, 1))  # [contexts, span]
         return cls(latent[keep], sampled[keep], quantile_bin[keep],
                    (rows["position"].to_numpy() - rows["start"].to_numpy()), rows["activation"].to_numpy(),
                    pc.equal(rows["split"].cast(pa.string()), "test").to_numpy(zero_copy_only=False),
-                   ids.reshape(-1, span), rows["activations"].combine_chunks().flatten().to_numpy().reshape(-1, span),
+                   ids.reshape(shape), rows["activations"].combine_chunks().flatten().to_numpy().reshape(shape),
                    dict(zip(present.tolist(), strings)))
 
     def rows_of(self, latent: int) -> slice:
-        if self.bounds is None or len(self.bounds) <= latent + 1:
-            self.bounds = np.searchsorted(self.latent, np.arange(max(latent, self.latent.max(initial=0)) + 2))
-        return slice(int(self.bounds[latent]), int(self.bounds[latent + 1]))
+        first, end = np.searchsorted(self.latent, [latent, latent + 1])
+        return slice(int(first), int(end))
 
 
 def write_dashboard(directory: str | Path, out: str | Path | None = None, top: int = 10,
@@ -106,9 +105,7 @@ def write_dashboard(directory: str | Path, out: str | Path | None = None, top: i
     for name in ASSETS:
         with resources.as_file(resources.files("mechscope.features") / "dashboard_assets" / name) as source:
             shutil.copyfile(source, out / "assets" / name)
-    config = catalog.manifest["config"]
-    span = min(config["before"] + 1 + config["after"], catalog.manifest["context"])
-    shown = Shown.read(catalog.directory / EXAMPLES, span, top, per_bin)
+    shown = Shown.read(catalog.directory / EXAMPLES, top, per_bin)
     latents, edges = catalog.list(), catalog.histogram_edges
     raw, packed = 0, []
     stride = max(1, len(latents) // GZIP_SAMPLE)
