@@ -22,11 +22,10 @@ import pyarrow.parquet as pq
 from mechscope.data.atomic import atomic_file
 from mechscope.errors import MechscopeError
 from mechscope.features.batches import WindowStore
-from mechscope.features.miner import ExampleSet
+from mechscope.features.miner import SPLITS, ExampleSet
 
 FILE = "examples.parquet"
 KINDS = ("top", "quantile", "random_negative")
-SPLITS = ("train", "test")
 ROW_GROUP = 8192
 
 

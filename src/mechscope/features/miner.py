@@ -88,12 +88,12 @@ class Miner:
         stats = self.stats.as_numpy()
         edges = self.edges.numpy().astype(np.float64)
         sets = [self._example_set("top", self.top.filled())]
-        for split, slots in self.samples.items():
+        for slots in self.samples.values():
             found = slots.filled()
             q = quantiles(stats["histogram"], edges, found["latent"], found["activation"].astype(np.float64))
             bins = np.minimum((q * self.cfg.quantile_bins).astype(np.int64), self.cfg.quantile_bins - 1)
             sets.append(self._example_set("quantile", found, bins))
-        for split, pool in self.pools.items():
+        for pool in self.pools.values():
             latent, window = pool.choose(self.cfg.negatives, self.generator)
             start = torch.randint(0, self.context - self.span + 1, (len(latent),), generator=self.generator,
                                   device=self.generator.device).cpu().numpy()
