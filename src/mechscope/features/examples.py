@@ -124,9 +124,14 @@ def to_examples(table: pa.Table) -> list[ContextExample]:
 
 def grouped(table: pa.Table) -> Iterator[tuple[int, pa.Table]]:
     """(latent, its rows) for a table sorted by latent."""
-    if table.num_rows == 0:
-        return
     latent = table["latent"].to_numpy()
-    bounds = np.flatnonzero(np.r_[True, latent[1:] != latent[:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in runs(latent):
         yield int(latent[a]), table.slice(a, b - a)
+
+
+def runs(keys: np.ndarray) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of equal consecutive values of `keys`."""
+    if len(keys) == 0:
+        return
+    bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+    yield from zip(bounds[:-1].tolist(), bounds[1:].tolist())

@@ -25,7 +25,7 @@ from mechscope.features.batches import WindowStore, cache_batches, text_batches
 from mechscope.features.catalog import Catalog
 from mechscope.features.catalog_schema import FILE as CATALOG, build_catalog
 from mechscope.features.config import MiningConfig
-from mechscope.features.examples import FILE as EXAMPLES, vocabulary, write_examples
+from mechscope.features.examples import FILE as EXAMPLES, runs, vocabulary, write_examples
 from mechscope.features.miner import Miner
 from mechscope.features.statistics import quantile_edges
 from mechscope.features.weights import decoder_neighbours, logit_weights
@@ -207,8 +207,7 @@ def _write_catalog(out: Path, model, sae, hook: str, miner: Miner, store: Window
 def _top_tokens(latents: np.ndarray, token_ids: np.ndarray, strings: list[str], d_sae: int) -> list[list[str]]:
     """Per latent, the distinct tokens at its top activations, most frequent first."""
     out: list[list[str]] = [[] for _ in range(d_sae)]
-    bounds = np.flatnonzero(np.r_[True, latents[1:] != latents[:-1], True]) if len(latents) else []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in runs(latents):
         counts = Counter(strings[t] for t in token_ids[a:b].tolist())
         out[int(latents[a])] = [t for t, _ in counts.most_common()]
     return out
