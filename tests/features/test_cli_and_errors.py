@@ -41,8 +41,10 @@ def test_cli_mine_dashboard_search_export(lm, sae, tmp_path, capsys):
     assert main(["search", str(out), "dogs", "--json"]) == 0
     assert last_json(capsys)["hits"][0] == {"latent": 6, "matched": "label", "text": "cats and dogs",
                                             "density": catalog.get(6).density}
-    assert main(["dashboard", str(out), "--json"]) == 0
-    assert "cats and dogs" in (out / "dashboard/latents/6.html").read_text() and last_json(capsys)["latents"] == 48
+    assert '"q":[]' not in (out / "dashboard/latents/6.html").read_text()
+    assert main(["dashboard", str(out), "--per-bin", "0", "--json"]) == 0
+    page = (out / "dashboard/latents/6.html").read_text()
+    assert "cats and dogs" in page and '"q":[]' in page and last_json(capsys)["latents"] == 48
     assert main(["export", "neuronpedia", str(out), str(tmp_path / "np"), "--source-set", "cli", "--json"]) == 0
     assert last_json(capsys)["files"] == ["activations/batch-0.jsonl.gz", "explanations/batch-0.jsonl.gz",
                                           "features/batch-0.jsonl.gz"]

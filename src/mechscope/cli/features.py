@@ -30,7 +30,7 @@ def mine(args: argparse.Namespace) -> dict:
 def dashboard(args: argparse.Namespace) -> dict:
     from mechscope.features.dashboard import write_dashboard
 
-    return write_dashboard(args.dir, args.out, top=args.top).to_dict()
+    return write_dashboard(args.dir, args.out, top=args.top, per_bin=args.per_bin).to_dict()
 
 
 def search(args: argparse.Namespace) -> dict:
@@ -73,6 +73,7 @@ def register(verbs) -> None:
     p.add_argument("dir")
     p.add_argument("--out", help="default: DIR/dashboard")
     p.add_argument("--top", type=int, default=10, help="top-activation contexts per latent page")
+    p.add_argument("--per-bin", type=int, default=1, help="sampled contexts per quantile bin per latent page")
 
     p = leaf(verbs, "search", search, "full-text search over labels and top tokens")
     p.add_argument("dir")
