@@ -74,8 +74,10 @@ def test_an_empty_or_too_short_corpus_is_named(lm, sae, tmp_path):
 def test_bad_settings_and_a_cache_of_another_model_are_refused(lm, sae, tmp_path):
     with pytest.raises(MechscopeError, match="test_fraction"):
         MiningConfig(test_fraction=1.0)
-    with pytest.raises(MechscopeError, match="positive"):
+    with pytest.raises(MechscopeError, match=r"at least 1.*got \{'top_k': 0\}"):
         MiningConfig(top_k=0)
+    with pytest.raises(MechscopeError, match=r"got \{'negatives': -1\}"):
+        MiningConfig(negatives=-1)
     with pytest.raises(MechscopeError, match="needs a token count"):
         mine(lm, sae, TEXT, tmp_path / "text", tokens=0)
     cache = harvest(lm, TEXT, ["blocks.0.hook_resid_post"], tokens=64, out=tmp_path / "cache", context=16)

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass
 
 from mechscope.errors import MechscopeError
 
+POSITIVE = ("context", "batch_size", "top_k", "quantile_bins", "bins_per_octave", "cooccurrence_hashes")
+COUNTS = ("tokens", "samples", "negatives", "negative_pool", "before", "after", "neighbours", "logit_tokens")
+
 
 @dataclass
 class MiningConfig:
@@ -36,13 +39,11 @@ class MiningConfig:
 
     def __post_init__(self):
         self.tokens = int(self.tokens)
-        positive = {"context": self.context, "batch_size": self.batch_size, "top_k": self.top_k,
-                    "quantile_bins": self.quantile_bins, "bins_per_octave": self.bins_per_octave,
-                    "cooccurrence_hashes": self.cooccurrence_hashes}
-        bad = {k: v for k, v in positive.items() if v < 1}
-        if bad or self.tokens < 0 or min(self.samples, self.negatives, self.negative_pool, self.before,
-                                         self.after, self.neighbours, self.logit_tokens) < 0:
-            raise MechscopeError(f"mining sizes must be positive (counts such as samples may be 0); got {bad or self}")
+        bad = {name: getattr(self, name) for name in POSITIVE if getattr(self, name) < 1}
+        bad |= {name: getattr(self, name) for name in COUNTS if getattr(self, name) < 0}
+        if bad:
+            raise MechscopeError(f"mining sizes {', '.join(POSITIVE)} must be at least 1 and counts "
+                                 f"{', '.join(COUNTS)} at least 0; got {bad}")
         if not 0 < self.test_fraction < 1:
             raise MechscopeError(f"test_fraction must lie strictly between 0 and 1, got {self.test_fraction}")
         lo, hi = self.histogram_octaves
