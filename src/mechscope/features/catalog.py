@@ -93,8 +93,8 @@ class Catalog:
 
     def __init__(self, path: str | Path):
         path = Path(path)
-        self.directory = path if path.is_dir() else path.parent
         self.path = path / FILE if path.is_dir() else path
+        self.directory = self.path.parent
         if not self.path.exists():
             raise MechscopeError(f"no feature catalogue at {self.path}; run `mechscope mine` first")
         self.db = connect(self.path)
