@@ -98,15 +98,15 @@ def write_dashboard(directory: str | Path, out: str | Path | None = None, top: i
     """Write the bundle for the catalogue in `directory` into `out` (default: directory/dashboard); each page
     shows up to `top` top-activation contexts and `per_bin` sampled contexts per quantile bin."""
     started = time.perf_counter()
-    catalog = Catalog(directory)
-    out = Path(out) if out is not None else catalog.directory / "dashboard"
+    with Catalog(directory) as catalog:
+        out = Path(out) if out is not None else catalog.directory / "dashboard"
+        shown = Shown.read(catalog.directory / EXAMPLES, top, per_bin)
+        latents, edges, manifest = catalog.list(), catalog.histogram_edges, catalog.manifest
     (out / "latents").mkdir(parents=True, exist_ok=True)
     (out / "assets").mkdir(exist_ok=True)
     for name in ASSETS:
         with resources.as_file(resources.files("mechscope.features") / "dashboard_assets" / name) as source:
             shutil.copyfile(source, out / "assets" / name)
-    shown = Shown.read(catalog.directory / EXAMPLES, top, per_bin)
-    latents, edges = catalog.list(), catalog.histogram_edges
     raw, packed = 0, []
     stride = max(1, len(latents) // GZIP_SAMPLE)
     for info in latents:
@@ -116,7 +116,6 @@ def write_dashboard(directory: str | Path, out: str | Path | None = None, top: i
         raw += len(page)
         if info.latent % stride == 0:
             packed.append(len(zlib.compress(page, 6)))
-    manifest = catalog.manifest
     index = {"title": f"{manifest['model']['name']} · {manifest['hook']} · {len(latents)} latents",
              "tokens": manifest["tokens"], "rows": [_index_row(info) for info in latents]}
     (out / "index-data.js").write_text(f"var MECHSCOPE_INDEX = {_json(index)};\n", encoding="utf-8")
@@ -126,7 +125,6 @@ def write_dashboard(directory: str | Path, out: str | Path | None = None, top: i
         encoding="utf-8")
     shared = sum(p.stat().st_size for p in [out / "index.html", out / "index-data.js",
                                             *(out / "assets" / n for n in ASSETS)])
-    catalog.close()
     n = max(len(latents), 1)
     return DashboardResult(str(out), len(latents), round(raw / n, 1), round(float(np.mean(packed)), 1), shared,
                            round(time.perf_counter() - started, 3))
