@@ -28,7 +28,7 @@ ASSETS = ("dashboard.js", "dashboard.css")
 GZIP_SAMPLE = 1000  # pages whose compressed size is measured
 PAGE = ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
         '<link rel="stylesheet" href="{root}assets/dashboard.css"></head><body><div id="app"></div>'
-        '<script src="{root}assets/dashboard.js"></script><script>{call}</script></body></html>\n')
+        '{data}<script src="{root}assets/dashboard.js"></script><script>{call}</script></body></html>\n')
 
 
 @dataclass
@@ -111,7 +111,8 @@ def write_dashboard(directory: str | Path, out: str | Path | None = None, top: i
     stride = max(1, len(latents) // GZIP_SAMPLE)
     for info in latents:
         data = {**latent_data(info, shown, edges), "L": len(latents)}
-        page = PAGE.format(title=f"latent {info.latent}", root="../", call=f"renderLatent({_json(data)})").encode()
+        page = PAGE.format(title=f"latent {info.latent}", root="../", data="",
+                           call=f"renderLatent({_json(data)})").encode()
         (out / "latents" / f"{info.latent}.html").write_bytes(page)  # pages are regenerable: no fsync per file
         raw += len(page)
         if info.latent % stride == 0:
@@ -120,9 +121,8 @@ def write_dashboard(directory: str | Path, out: str | Path | None = None, top: i
              "tokens": manifest["tokens"], "rows": [_index_row(info) for info in latents]}
     (out / "index-data.js").write_text(f"var MECHSCOPE_INDEX = {_json(index)};\n", encoding="utf-8")
     (out / "index.html").write_text(PAGE.format(title="mechscope features", root="",
-                                                call="renderIndex(MECHSCOPE_INDEX)").replace(
-        '<script src="assets/dashboard.js">', '<script src="index-data.js"></script><script src="assets/dashboard.js">'),
-        encoding="utf-8")
+                                                data='<script src="index-data.js"></script>',
+                                                call="renderIndex(MECHSCOPE_INDEX)"), encoding="utf-8")
     shared = sum(p.stat().st_size for p in [out / "index.html", out / "index-data.js",
                                             *(out / "assets" / n for n in ASSETS)])
     n = max(len(latents), 1)
