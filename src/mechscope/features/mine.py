@@ -26,7 +26,7 @@ from mechscope.features.catalog import Catalog
 from mechscope.features.catalog_schema import FILE as CATALOG, build_catalog
 from mechscope.features.config import MiningConfig
 from mechscope.features.examples import FILE as EXAMPLES, runs, vocabulary, write_examples
-from mechscope.features.miner import Miner
+from mechscope.features.miner import ExampleSet, Miner
 from mechscope.features.statistics import quantile_edges
 from mechscope.features.weights import decoder_neighbours, logit_weights
 
@@ -108,8 +108,10 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
         if miner.tokens == 0:
             raise DataError("the source gave no tokens to mine")
         strings = _strings(model)
-        n_examples = write_examples(out / EXAMPLES, miner.examples(), store, strings)
-        summary = _write_catalog(out, model, sae, hook, miner, store, strings, cfg, described)
+        sets = miner.examples()
+        n_examples = write_examples(out / EXAMPLES, sets, store, strings)
+        top = next(s for s in sets if s.kind == "top")
+        summary = _write_catalog(out, model, sae, hook, miner, top, store, strings, cfg, described)
     finally:
         store.close()
     seconds = time.perf_counter() - started
@@ -162,17 +164,16 @@ def _strings(model) -> list[str]:
     return vocabulary(model.tokenizer, max(len(model.tokenizer), head.weight.shape[0]))
 
 
-def _write_catalog(out: Path, model, sae, hook: str, miner: Miner, store: WindowStore, strings: list[str],
-                   cfg: MiningConfig, described: dict) -> dict:
+def _write_catalog(out: Path, model, sae, hook: str, miner: Miner, top: ExampleSet, store: WindowStore,
+                   strings: list[str], cfg: MiningConfig, described: dict) -> dict:
     stats = miner.stats.as_numpy()
     count = stats["count"]
     status = np.where(count == 0, "dead", np.where(count < cfg.min_activations, "rare", "ok"))
     logits = logit_weights(model, sae.W_dec, hook, cfg.logit_tokens)
     edges = miner.edges.numpy().astype(np.float64)
     q_edges = quantile_edges(stats["histogram"], edges, stats["minimum"], stats["maximum"], cfg.quantile_bins)
-    top = miner.top.filled()
-    top_ids = store.read(top["window"], top["position"], 1)[:, 0] if len(top["latent"]) else np.zeros(0, int)
-    top_tokens = _top_tokens(top["latent"], top_ids, strings, sae.d_sae)
+    top_ids = store.read(top.window, top.position, 1)[:, 0] if len(top.latent) else np.zeros(0, int)
+    top_tokens = _top_tokens(top.latent, top_ids, strings, sae.d_sae)
     neighbours = []
     for kind, (ids, values) in (("decoder", decoder_neighbours(sae.W_dec, cfg.neighbours)),
                                 ("cooccurrence", miner.cofiring.neighbours(cfg.neighbours))):
