@@ -39,29 +39,28 @@ BATCH = 1024
 def export_neuronpedia(directory: str | Path, out: str | Path, model_id: str | None = None,
                        source_set: str | None = None, creator_id: str | None = None) -> Path:
     """Write the catalogue in `directory` under `out`; returns the source directory ({out}/{modelId}/{layer})."""
-    catalog = Catalog(directory)
-    manifest = catalog.manifest
-    layer = re.match(r"blocks\.(\d+)\.", manifest["hook"])
-    if layer is None:
-        raise MechscopeError(f"Neuronpedia sources are per layer; hook {manifest['hook']} has no layer number")
-    model_id = model_id or Path(manifest["model"]["name"]).name.lower()
-    source_set = source_set or f"mechscope-{manifest['dictionary']['d_sae']}"
-    ids = {"modelId": model_id, "layer": f"{layer.group(1)}-{source_set}"}
-    root = Path(out) / model_id / ids["layer"]
-    edges = catalog.histogram_edges
-    bins, last = catalog.meta["quantile_bins"], len(catalog) - 1
-    batches: dict[str, list[dict]] = {"features": [], "activations": [], "explanations": []}
-    for info, examples in catalog.with_examples():
-        batches["features"].append(_feature(info, ids, edges, source_set, creator_id))
-        batches["activations"] += [_activation(e, info, ids, bins, manifest, creator_id) for e in examples
-                                   if e.kind != "random_negative"]
-        batches["explanations"] += [_explanation(label, info, ids, creator_id) for label in info.labels]
-        if len(batches["features"]) == BATCH or info.latent == last:
-            number = info.latent // BATCH
-            for kind, rows in batches.items():
-                _write_jsonl(root / kind / f"batch-{number}.jsonl.gz", rows)
-                rows.clear()
-    catalog.close()
+    with Catalog(directory) as catalog:
+        manifest = catalog.manifest
+        layer = re.match(r"blocks\.(\d+)\.", manifest["hook"])
+        if layer is None:
+            raise MechscopeError(f"Neuronpedia sources are per layer; hook {manifest['hook']} has no layer number")
+        model_id = model_id or Path(manifest["model"]["name"]).name.lower()
+        source_set = source_set or f"mechscope-{manifest['dictionary']['d_sae']}"
+        ids = {"modelId": model_id, "layer": f"{layer.group(1)}-{source_set}"}
+        root = Path(out) / model_id / ids["layer"]
+        edges = catalog.histogram_edges
+        bins, last = catalog.meta["quantile_bins"], len(catalog) - 1
+        batches: dict[str, list[dict]] = {"features": [], "activations": [], "explanations": []}
+        for info, examples in catalog.with_examples():
+            batches["features"].append(_feature(info, ids, edges, source_set, creator_id))
+            batches["activations"] += [_activation(e, info, ids, bins, manifest, creator_id) for e in examples
+                                       if e.kind != "random_negative"]
+            batches["explanations"] += [_explanation(label, info, ids, creator_id) for label in info.labels]
+            if len(batches["features"]) == BATCH or info.latent == last:
+                number = info.latent // BATCH
+                for kind, rows in batches.items():
+                    _write_jsonl(root / kind / f"batch-{number}.jsonl.gz", rows)
+                    rows.clear()
     return root
 
 
