@@ -109,6 +109,7 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
             raise DataError("the source gave no tokens to mine")
         strings = _strings(model)
         sets = miner.examples()
+        (out / CATALOG).unlink(missing_ok=True)  # an interrupted write leaves no catalogue, never a mismatched pair
         n_examples = write_examples(out / EXAMPLES, sets, store, strings)
         top = next(s for s in sets if s.kind == "top")
         summary = _write_catalog(out, model, sae, hook, miner, top, store, strings, cfg, described)
