@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -97,6 +98,7 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     _step("7. mine the TopK SAE's latents over pydocs into a searchable catalogue")
     from mechscope.features import Catalog, export_neuronpedia, mine, write_dashboard
 
+    shutil.rmtree(out / "features", ignore_errors=True)  # the demo's own earlier catalogue: mine refuses labelled ones
     mined = mine(model, sae_dirs[0], "pydocs", out / "features", tokens=MINE_TOKENS, batch_size=16)
     print(f"  {mined.tokens} tokens at {mined.tokens_per_second:,.0f} tokens/s: {mined.latents} latents, "
           f"{mined.dead} dead, {mined.rare} rare, {mined.examples} example contexts")
