@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import pytest
 import torch
@@ -107,10 +109,29 @@ def test_bad_input_is_named(tmp_path):
         train_organism("ioi", tmp_path / "x", steps=0)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "file").write_text("x")
-    with pytest.raises(OrganismError, match="not empty"):
+    with pytest.raises(OrganismError, match="not an empty directory"):
         train_organism("ioi", tmp_path / "full")
+    with pytest.raises(OrganismError, match="not an empty directory"):
+        train_organism("ioi", tmp_path / "full" / "file")
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["file"]
     with pytest.raises(OrganismError, match="holds no organism"):
         open_organism(tmp_path / "full")
+    (tmp_path / "full" / "manifest.json").write_text('{"organism": "ioi", "task": {"test_fracton": 0.2}}')
+    with pytest.raises(OrganismError, match=r"IOITask takes settings \['test_fraction', 'check_prompts'\], "
+                                            r"got \['test_fracton'\]"):
+        open_organism(tmp_path / "full")
+
+
+def test_a_damaged_zoo_entry_is_named_and_kept(small_organism, tmp_path, monkeypatch):
+    cached = small_organism("greater-than").path
+    monkeypatch.setenv("MECHSCOPE_CACHE", str(tmp_path))
+    entry = tmp_path / "zoo" / cached.name
+    shutil.copytree(cached, entry)
+    weights = entry / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(OrganismError, match=f"weights do not load.*remove {re.escape(str(entry))} and it will be"):
+        load_organism("greater-than", "small", device="cpu")
+    assert weights.stat().st_size == 100  # reported, not trained over
 
 
 def test_cli_zoo_list_train_check(small_organism, tmp_path, capsys):

@@ -13,11 +13,12 @@ import platform
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from mechscope.data.atomic import atomic_write_json
 from mechscope.devices import resolve_device
@@ -123,8 +124,8 @@ def train_organism(name: str, out: str | os.PathLike, steps: int | None = None, 
                    size: str = "default", device: str = "auto", progress: bool = True) -> Organism:
     """Train organism `name` into the new directory `out` (written beside it, then renamed into place)."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise OrganismError(f"{out} already exists and is not empty; give train_organism a new directory")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OrganismError(f"{out} already exists and is not an empty directory; give train_organism a new one")
     settings = run_settings(name, size, steps, seed)
     spec = organism_spec(name)
     task = spec.task(**settings["task"])
@@ -159,8 +160,17 @@ def open_organism(path: str | os.PathLike, device: str = "auto") -> Organism:
     path = Path(path)
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-        name = manifest["organism"]
-    except (OSError, ValueError, KeyError) as err:
+        name, settings = manifest["organism"], dict(manifest["task"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
         raise OrganismError(f"{path} holds no organism: expected a {MANIFEST} written by train_organism") from err
-    task = organism_spec(name).task(**manifest["task"])
-    return Organism(name, path, load_model(path, device=device), task, manifest)
+    task_cls = organism_spec(name).task
+    try:
+        task = task_cls(**settings)
+    except TypeError as err:
+        raise OrganismError(f"{path / MANIFEST}: {task_cls.__name__} takes settings "
+                            f"{[f.name for f in fields(task_cls)]}, got {sorted(settings)}") from err
+    try:
+        model = load_model(path, device=device)
+    except (OSError, SafetensorError) as err:
+        raise OrganismError(f"{path} has a {MANIFEST} but its weights do not load: {err}") from err
+    return Organism(name, path, model, task, manifest)

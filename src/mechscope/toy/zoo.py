@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from mechscope.errors import OrganismError
 from mechscope.toy.organisms import ORGANISMS, MANIFEST, Organism, open_organism, run_settings, train_organism
 from mechscope.toy.tasks import CheckResult
 
@@ -40,7 +41,11 @@ def organism_path(name: str, size: str = "default", seed: int = 0, progress: boo
 
 def load_organism(name: str, size: str = "default", seed: int = 0, device: str = "auto") -> Organism:
     """Organism `name` from the cache (trained on first use): model, task and manifest."""
-    return open_organism(organism_path(name, size, seed), device=device)
+    path = organism_path(name, size, seed)
+    try:
+        return open_organism(path, device=device)
+    except OrganismError as err:
+        raise OrganismError(f"{err}. The zoo cache entry is damaged: remove {path} and it will be retrained") from err
 
 
 def check_zoo(size: str = "default", device: str = "auto") -> dict[str, CheckResult]:
