@@ -103,6 +103,7 @@ def train_lm(model, tokenizer, documents: Callable[[random.Random, int], list[st
     bar = tqdm(range(cfg.steps), desc="training", disable=not progress, mininterval=1.0)
     for step in bar:
         ids, mask, labels = encode_documents(tokenizer, documents(rng, cfg.batch_size))
+        log.tokens += int(mask.sum())  # counted on the CPU: on a GPU this would wait for the device every step
         ids, mask, labels = (t.to(model.device) for t in (ids, mask, labels))
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         optimizer.zero_grad(set_to_none=True)
@@ -111,7 +112,6 @@ def train_lm(model, tokenizer, documents: Callable[[random.Random, int], list[st
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, cfg)
         optimizer.step()
-        log.tokens += int(mask.sum())
         if step % log_every == 0 or step == cfg.steps - 1:
             log.losses.append((step, loss.item()))
             bar.set_postfix(loss=f"{log.losses[-1][1]:.3f}")
