@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 
 @pytest.fixture(scope="session")
 def zoo_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("zoo-cache")
-    saved = os.environ.get("MECHSCOPE_CACHE")
-    os.environ["MECHSCOPE_CACHE"] = str(root)
-    yield root
-    if saved is None:
-        os.environ.pop("MECHSCOPE_CACHE")
-    else:
-        os.environ["MECHSCOPE_CACHE"] = saved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MECHSCOPE_CACHE", str(root))
+        yield root
 
 
 @pytest.fixture(scope="session")
