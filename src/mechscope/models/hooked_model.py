@@ -17,9 +17,9 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.errors import HookNameError, HookShapeError, MechscopeError
-from mechscope.models import attention, positions
+from mechscope.models import attention, generation, positions
 from mechscope.models.families import Family
-from mechscope.models.generation import Generation, GenerationConfig, generate
+from mechscope.models.generation import Generation, GenerationConfig
 from mechscope.models.hook_points import HookPoint, hook_points
 from mechscope.models.positions import Positions
 
@@ -209,7 +209,7 @@ class HookedModel:
     def generate(self, inputs, hooks: Mapping[str, HookFn] | Iterable[tuple[str, HookFn]] | None = None,
                  **settings) -> Generation:
         """New tokens and texts for each prompt with `hooks` active; settings are GenerationConfig fields."""
-        return generate(self, inputs, hooks, GenerationConfig().updated(**settings))
+        return generation.generate(self, inputs, hooks, GenerationConfig().updated(**settings))
 
     @_serialised
     def run_with_cache(self, inputs, names: str | Iterable[str] | None = None, *,
