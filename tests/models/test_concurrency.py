@@ -69,7 +69,8 @@ def test_threads_with_different_hooks_get_their_solo_outputs_and_plain_calls_see
         return [(threading.get_ident(), model.generate(tokens, max_new_tokens=4, eos_token_ids=(),
                                                        hooks={HOOK: _adding(5.0, seen[N_THREADS])}).tokens)]
 
-    results = _run_together([hooked(i) for i in range(N_THREADS)] + [generating, _plain(model, tokens), _plain(model, tokens)])
+    jobs = [hooked(i) for i in range(N_THREADS)] + [generating, _plain(model, tokens), _plain(model, tokens)]
+    results = _run_together(jobs)
     for i in range(N_THREADS):
         assert all(torch.equal(out, solo[i]) for _, out in results[i]), i
         assert set(seen[i]) == {results[i][0][0]}  # the hook ran only in the thread that attached it

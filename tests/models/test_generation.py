@@ -60,6 +60,25 @@ def test_hooks_see_absolute_positions_and_which_tokens_are_prompt():
     assert third.is_generated.all() and not third.is_prompt.any()
 
 
+def test_a_plain_forward_covers_prompt_positions_and_scoped_edits_touch_only_the_chosen_ones():
+    model = _model("llama")
+    right_padded = {"input_ids": torch.tensor([[5, 6, 7], [8, 9, 0]]), "attention_mask": torch.tensor([[1, 1, 1],
+                                                                                                      [1, 1, 0]])}
+    seen, acts = [], {}
+
+    def record(act, name):
+        seen.append(model.positions)
+        acts[len(acts)] = act
+    edit = scoped(lambda act, name: act + 1.0, {1, 2})
+    with torch.no_grad(), model.hooks([("blocks.0.hook_resid_post", record), ("blocks.0.hook_resid_post", edit),
+                                       ("blocks.0.hook_resid_post", record)]):
+        model(right_padded)
+    assert seen[0].absolute.tolist() == [[0, 1, 2], [0, 1, -1]] and seen[0].is_prompt.tolist() == [
+        [True, True, True], [True, True, False]]
+    expected = torch.tensor([[0.0, 1.0, 1.0], [0.0, 1.0, 0.0]])[..., None].expand_as(acts[0])
+    torch.testing.assert_close(acts[1] - acts[0], expected)  # +1 at absolute positions 1 and 2, never on padding
+
+
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 @pytest.mark.parametrize("where", ["prompt", "generated", "all", (1, 4, 6)])
 def test_scoped_intervention_gives_the_same_tokens_and_logits_with_and_without_the_kv_cache(family, where):

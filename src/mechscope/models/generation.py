@@ -40,10 +40,10 @@ class GenerationConfig:
     output_logits: bool = False  # keep the raw logits of every new token
 
     def __post_init__(self):
-        if isinstance(self.stop, str):
-            object.__setattr__(self, "stop", (self.stop,))
-        if isinstance(self.eos_token_ids, int):
-            object.__setattr__(self, "eos_token_ids", (self.eos_token_ids,))
+        object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
+        if self.eos_token_ids is not None:
+            eos = self.eos_token_ids
+            object.__setattr__(self, "eos_token_ids", (eos,) if isinstance(eos, int) else tuple(eos))
         problems = [f"{name} must be {rule}, got {value!r}" for name, value, rule, ok in (
             ("max_new_tokens", self.max_new_tokens, "an int >= 1", isinstance(self.max_new_tokens, int)
              and self.max_new_tokens >= 1),
