@@ -98,7 +98,7 @@ def evaluate(model, dictionary, source="pydocs", tokens: int = 20_000, context: 
             _, cache = model.run_with_cache(ids, names=[hook], stop_at_layer="auto")
             x = cache[hook].reshape(ids.numel(), -1)[keep.reshape(-1).to(model.device)].float()
             codes = sae.encode(x)
-            recon.update(x, sae.decode(codes), codes)
+            recon.update(x, sae.decode(codes, sae.input_norm(x)), codes)
             mean += x.double().sum(0)
             count += x.shape[0]
         mean = (mean / max(count, 1)).float()
