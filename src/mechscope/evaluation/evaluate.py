@@ -60,13 +60,26 @@ def _resolve(dictionary):
     return dictionary, None
 
 
-def evaluate(model, dictionary, source="pydocs", tokens: int = 20_000, context: int = 128, batch_size: int = 16,
-             seed: int = 1, hook: str | None = None, save: bool = True) -> EvalResult:
+@dataclass
+class EvalConfig:
+    """How much held-out text an evaluation reads, and how."""
+
+    tokens: int = 20_000  # token positions evaluated (special tokens excluded)
+    context: int = 128  # window length
+    batch_size: int = 16  # windows per forward pass
+    seed: int = 1  # document shuffle of the held-out source
+
+
+def evaluate(model, dictionary, source="pydocs", config: EvalConfig | None = None, hook: str | None = None,
+             save: bool = True, **options) -> EvalResult:
     """Reconstruction and downstream metrics of `dictionary` at its hook over `tokens` positions of `source`.
 
-    Special tokens are masked everywhere; means are pooled over all evaluated tokens. When the dictionary
-    came from a directory, the result is also written there as eval.json.
+    Options are EvalConfig fields (tokens, context, batch_size, seed). Special tokens are masked everywhere;
+    means are pooled over all evaluated tokens. When the dictionary came from a directory, the result is
+    also written there as eval.json.
     """
+    cfg = config or EvalConfig(**options)
+    tokens, context, batch_size = int(cfg.tokens), cfg.context, cfg.batch_size
     sae, directory = _resolve(dictionary)
     hook = hook or sae.cfg.hook_name
     if not hook:
@@ -78,10 +91,10 @@ def evaluate(model, dictionary, source="pydocs", tokens: int = 20_000, context: 
         raise MechscopeError(f"{hook} has width {width} in {model.info.name}, the dictionary expects d_in={sae.d_in}")
     sae = sae.to(model.device).eval()
     src = text_source(source)
-    cfg = HarvestConfig(hooks=[hook], tokens=tokens, context=context, batch_size=batch_size, seed=seed)
+    harvest_cfg = HarvestConfig(hooks=[hook], tokens=tokens, context=context, batch_size=batch_size, seed=cfg.seed)
     special = torch.tensor(sorted(set(model.tokenizer.all_special_ids)))
     batches, kept = [], 0
-    for ids in _batched(windows(model, src, cfg), batch_size):
+    for ids in _batched(windows(model, src, harvest_cfg), batch_size):
         batches.append(ids)
         kept += int((~torch.isin(ids, special)).sum())
         if kept >= tokens:
