@@ -14,7 +14,6 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mechscope.data.atomic import atomic_write_json
 from mechscope.devices import resolve_device
 from mechscope.dictionaries import distributed
 from mechscope.dictionaries.batches import BatchSource, as_batch_source
@@ -26,6 +25,7 @@ from mechscope.dictionaries.geometric_median import geometric_median
 from mechscope.dictionaries.run_log import RunLog
 from mechscope.dictionaries.variants import StepContext, make_variant
 from mechscope.errors import MechscopeError
+from mechscope.manifest import build_manifest, file_checksums, input_record, write_manifest
 
 
 class TrainingError(MechscopeError):
@@ -273,14 +273,14 @@ def _checkpoint(run: _Run, step: int, tcfg: TrainConfig) -> None:
 
 def _finish(run: _Run, stats: dict, tcfg: TrainConfig, src: BatchSource) -> None:
     """Fold the normalisation into the weights and write the SAELens-layout files and a manifest."""
-    from mechscope import __version__
-
     d = run.dictionary
     d.fold_activation_scale(stats["scale"])
     saelens.save(d, run.directory)
     log = [json.loads(line) for line in (run.directory / "training_log.jsonl").read_text().splitlines()]
-    atomic_write_json(run.directory / "manifest.json", {
-        "format": "mechscope.dictionary", "mechscope_version": __version__, "name": run.name,
-        "config": d.cfg.to_dict(), "train": _train_dict(tcfg), "source": src.name, "provenance": src.provenance,
-        "activation_scale": stats["scale"], "final": log[-1] if log else None})
+    provenance = src.provenance or {}
+    inputs = {"activations": [input_record(p) for p in provenance.get("cache", [])] or {"name": src.name}}
+    write_manifest(run.directory, build_manifest(
+        "mechscope.dictionary", model=provenance.get("model"), config=d.cfg, inputs=inputs, name=run.name,
+        train=_train_dict(tcfg), source=src.name, provenance=provenance, activation_scale=stats["scale"],
+        final=log[-1] if log else None, files=file_checksums(run.directory, [saelens.CFG_FILE, saelens.WEIGHTS_FILE])))
     shutil.rmtree(run.directory / "checkpoint", ignore_errors=True)

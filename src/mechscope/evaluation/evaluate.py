@@ -16,6 +16,7 @@ from mechscope.data.sources import text_source
 from mechscope.evaluation.downstream import EmbeddingStats, LanguageModelStats, splice_fn
 from mechscope.evaluation.reconstruction import ReconstructionStats
 from mechscope.errors import MechscopeError
+from mechscope.manifest import build_manifest, input_record
 
 RESULT_FILE = "eval.json"
 
@@ -45,10 +46,12 @@ class EvalResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, manifest: dict | None = None) -> Path:
+        """Write eval.json (into `path` when it is a directory), with the run's manifest under "manifest"."""
         path = Path(path)
         target = path / RESULT_FILE if path.is_dir() else path
-        atomic_write_json(target, json.loads(json.dumps(self.to_dict(), default=float)))
+        record = {**self.to_dict(), **({"manifest": manifest} if manifest else {})}
+        atomic_write_json(target, json.loads(json.dumps(record, default=float)))
         return target
 
 
@@ -122,7 +125,8 @@ def evaluate(model, dictionary, source="pydocs", config: EvalConfig | None = Non
                         architecture=sae.cfg.architecture, d_sae=sae.d_sae, source=src.name, context=context,
                         tokens=recon.tokens, downstream=downstream, **stats)
     if save and directory is not None:
-        result.save(directory)
+        result.save(directory, build_manifest("mechscope.eval", model=model, config=cfg, hook=hook, inputs={
+            "dictionary": input_record(directory), "corpus": {"name": src.name}}))
     return result
 
 
