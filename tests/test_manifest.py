@@ -10,7 +10,7 @@ import transformers
 
 from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
 from mechscope.manifest import MANIFEST_FILE, build_manifest, input_record, write_manifest
-from mechscope.toy import SyntheticFeatures
+from mechscope.synthetic import SyntheticFeatures
 
 SHARED = {"format", "format_version", "mechscope_version", "versions", "created", "model", "config", "inputs"}
 

@@ -13,7 +13,7 @@ from mechscope.dictionaries.variants import VARIANTS, StepContext, Variant
 from mechscope.dictionaries.variants.base import dense_terms
 from mechscope.errors import MechscopeError
 from mechscope.evaluation.sweep import grid
-from mechscope.toy import SyntheticFeatures
+from mechscope.synthetic import SyntheticFeatures
 
 DATA = SyntheticFeatures(n_features=64, d=32, active=3, seed=0)
 

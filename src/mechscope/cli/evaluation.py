@@ -48,7 +48,7 @@ def bench_ground_truth(args: argparse.Namespace) -> dict:
     from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
     from mechscope.dictionaries.formats import load_dictionary
     from mechscope.evaluation.ground_truth import ground_truth_benchmark, markdown_table
-    from mechscope.toy import AbsorptionFeatures, SyntheticFeatures, absorption_scores
+    from mechscope.synthetic import AbsorptionFeatures, SyntheticFeatures, absorption_scores
 
     out = Path(args.out)
     data = SyntheticFeatures(n_features=args.features, d=args.d, active=5, seed=args.seed)
