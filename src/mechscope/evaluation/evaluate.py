@@ -13,9 +13,11 @@ from tqdm.auto import tqdm
 from mechscope.data.atomic import atomic_write_json
 from mechscope.data.harvester import HarvestConfig, windows
 from mechscope.data.sources import text_source
-from mechscope.evaluation.downstream import EmbeddingStats, LanguageModelStats, splice_fn
+from mechscope.dictionaries.binding import BoundDictionary, bind_dictionary
+from mechscope.evaluation.downstream import EmbeddingStats, LanguageModelStats
 from mechscope.evaluation.reconstruction import ReconstructionStats
 from mechscope.errors import MechscopeError
+from mechscope.models.splice import splice_fn
 from mechscope.manifest import build_manifest, input_record
 
 RESULT_FILE = "eval.json"
@@ -55,14 +57,6 @@ class EvalResult:
         return target
 
 
-def _resolve(dictionary):
-    from mechscope.dictionaries.formats import load_dictionary
-
-    if isinstance(dictionary, (str, Path)):
-        return load_dictionary(dictionary), Path(dictionary)
-    return dictionary, None
-
-
 @dataclass
 class EvalConfig:
     """How much held-out text an evaluation reads, and how."""
@@ -83,16 +77,8 @@ def evaluate(model, dictionary, source="pydocs", config: EvalConfig | None = Non
     """
     cfg = config or EvalConfig(**options)
     tokens, context, batch_size = int(cfg.tokens), cfg.context, cfg.batch_size
-    sae, directory = _resolve(dictionary)
-    hook = hook or sae.cfg.hook_name
-    if not hook:
-        raise MechscopeError("the dictionary records no hook_name; pass hook=...")
-    width = 1
-    for dim in model.hook_shape(hook)[2:]:
-        width *= dim
-    if width != sae.d_in:
-        raise MechscopeError(f"{hook} has width {width} in {model.info.name}, the dictionary expects d_in={sae.d_in}")
-    sae = sae.to(model.device).eval()
+    bound = bind_dictionary(model, dictionary, hook)
+    sae, directory, hook = bound.dictionary, bound.path, bound.hook
     src = text_source(source)
     harvest_cfg = HarvestConfig(hooks=[hook], tokens=tokens, context=context, batch_size=batch_size, seed=cfg.seed)
     special = torch.tensor(sorted(set(model.tokenizer.all_special_ids)))
@@ -118,7 +104,7 @@ def evaluate(model, dictionary, source="pydocs", config: EvalConfig | None = Non
             mean += x.double().sum(0)
             count += x.shape[0]
         mean = (mean / max(count, 1)).float()
-        downstream = _downstream(model, sae, hook, batches, special, mean)
+        downstream = _downstream(model, bound, batches, special, mean)
     stats = recon.result()
     stats.pop("tokens")
     result = EvalResult(model=model.info.name, hook=hook, dictionary=str(directory or "in-memory"),
@@ -130,14 +116,15 @@ def evaluate(model, dictionary, source="pydocs", config: EvalConfig | None = Non
     return result
 
 
-def _downstream(model, sae, hook: str, batches, special, mean) -> dict:
-    replacements = {"spliced": lambda x: sae(x), "zero": torch.zeros_like, "mean": lambda x: mean.expand_as(x)}
+def _downstream(model, bound: BoundDictionary, batches, special, mean) -> dict:
+    splices = {"spliced": bound.splice(), "zero": splice_fn(torch.zeros_like),
+               "mean": splice_fn(lambda x: mean.expand_as(x))}
     language_model = model.hf.get_output_embeddings() is not None  # an LM head: CE/KL; else embeddings
     stats = LanguageModelStats() if language_model else EmbeddingStats()
     for ids in tqdm(batches, desc="eval: downstream", disable=None):
         outputs = {"clean": model(ids)}
-        for name, replace in replacements.items():
-            with model.hooks({hook: splice_fn(replace)}):
+        for name, splice in splices.items():
+            with model.hooks({bound.hook: splice}):
                 outputs[name] = model(ids)
         if language_model:
             stats.update(ids.to(model.device), (~torch.isin(ids, special)).to(model.device), outputs)

@@ -7,7 +7,6 @@ examples); `mechscope.features.write_dashboard` and `export_neuronpedia` read th
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 
 from mechscope.data.cache import ActivationCache
 from mechscope.data.sources import text_source
+from mechscope.dictionaries.binding import bind_dictionary
 from mechscope.errors import CacheMismatchError, DataError, MechscopeError
 from mechscope.features.batches import WindowStore, cache_batches, text_batches
 from mechscope.features.catalog import Catalog
@@ -62,23 +62,15 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
     replaced atomically; a catalogue in `out` that already holds labels is never replaced (MechscopeError):
     mine into another directory, or delete its catalog.sqlite first.
     """
-    from mechscope.dictionaries.formats import load_dictionary
-
     cfg = config or MiningConfig(**options)
-    sae = load_dictionary(dictionary) if isinstance(dictionary, (str, Path)) else dictionary
-    hook = hook or sae.cfg.hook_name
-    if not hook:
-        raise MechscopeError("the dictionary records no hook_name; pass hook=...")
-    width = math.prod(model.hook_shape(hook)[2:])
-    if width != sae.d_in:
-        raise MechscopeError(f"{hook} has width {width} in {model.info.name}, the dictionary expects d_in={sae.d_in}")
-    sae = sae.to(model.device).eval()
+    bound = bind_dictionary(model, dictionary, hook)
+    sae, hook = bound.dictionary, bound.hook
     dtype = sae.W_enc.dtype
 
     def encode(x: torch.Tensor) -> torch.Tensor:
         return sae.encode(x.to(model.device, dtype))
 
-    inputs = {"dictionary": input_record(dictionary) if isinstance(dictionary, (str, Path)) else {"name": "in-memory"}}
+    inputs = {"dictionary": input_record(bound.path) if bound.path else {"name": "in-memory"}}
     cache = _as_cache(source)
     if cache is not None:
         _check_cache(cache, model, hook)
