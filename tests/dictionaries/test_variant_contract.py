@@ -3,10 +3,14 @@ decode depends on its arguments only."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
+import mechscope
 from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import load_dictionary
 from mechscope.dictionaries.variants import VARIANTS, StepContext, Variant
@@ -106,3 +110,11 @@ def test_no_variant_or_trainer_mutates_the_config_it_was_given(arch, tmp_path):
     d.variant.loss(d, DATA.sample(16, 0)[0], StepContext(variance=1.0))["total"].backward()
     train(DATA, configs, tmp_path, TrainConfig(tokens=4 * 64, batch_size=64, resample_fractions=[0.5]))
     assert [c.to_dict() for c in configs] == before
+
+
+def test_architecture_switches_live_only_in_file_format_code():
+    root = Path(mechscope.__file__).parent
+    switch = re.compile(r"\barch(itecture)?\s*(==|!=|in\s*\()")
+    offenders = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                       if "formats" not in p.relative_to(root).parts and switch.search(p.read_text()))
+    assert offenders == []
