@@ -8,7 +8,7 @@ import pytest
 
 from mechscope.autointerp.labelling import LabelConfig
 from mechscope.cli import build_parser
-from mechscope.cli.config_flags import config_options
+from mechscope.cli.config_flags import config_options, field_comments
 from mechscope.cli.dictionaries import dictionary_configs
 from mechscope.data.harvester import HarvestConfig
 from mechscope.dictionaries import DictionaryConfig, TrainConfig
@@ -59,3 +59,10 @@ def test_arch_groups_take_their_own_fields_only():
     assert (topk.d_sae, topk.k) == (40, 4)
     with pytest.raises(MechscopeError, match="--arch jumprelu takes .*--target-l0.*; got --k"):
         dictionary_configs(["--arch", "jumprelu", "--k", "4"], d_in=8)
+
+
+def test_help_text_is_each_fields_comment():
+    assert field_comments(TrainConfig)["lr_decay_fraction"] == "linear decay to 0 over the last 20% of steps"
+    assert "tokens" not in field_comments(TrainConfig)  # no comment on that line, so no help beyond the default
+    text = build_parser()._subparsers._group_actions[0].choices["label"].format_help()
+    assert "held-out activating examples per latent (default 20)" in " ".join(text.split())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import inspect
+import re
 from dataclasses import MISSING, Field, fields
+from functools import cache
 
 from mechscope.errors import MechscopeError
 
@@ -14,6 +17,17 @@ def _count(text: str) -> int:
 
 
 _SCALARS = {"int": _count, "float": float, "str": str}
+
+
+@cache
+def field_comments(config_type) -> dict[str, str]:
+    """The trailing `# comment` of each field line in a config's source: its flag's help text."""
+    try:
+        lines = inspect.getsource(config_type).splitlines()
+    except (OSError, TypeError):
+        return {}
+    found = (re.match(r"\s+(\w+):[^#]*#\s*(.+)$", line) for line in lines)
+    return {m.group(1): m.group(2) for m in found if m}
 
 
 def _flag(name: str) -> str:
@@ -57,7 +71,10 @@ def add_config_flags(parser: argparse.ArgumentParser, config_type, skip: tuple[s
             continue
         default = field_default(f)
         names = [_flag(f.name), *(aliases or {}).get(f.name, [])]
-        shown = "required" if default is MISSING else f"default {default}"
+        written = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        shown = "required" if default is MISSING else f"default {written}"
+        if f.name in field_comments(config_type):
+            shown = f"{field_comments(config_type)[f.name]} ({shown})"
         options = {"dest": f.name, "help": shown,
                    "default": argparse.SUPPRESS if suppress or default is MISSING else default}
         if f.type.replace(" | None", "") == "bool":
