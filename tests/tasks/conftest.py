@@ -7,7 +7,9 @@ import importlib.util
 import pytest
 
 from mechscope.tasks.ioi import NAMES, TEMPLATES
-from mechscope.tasks.refusal import HARMFUL, HARMLESS, PHRASINGS, all_acts
+from mechscope.tasks.factual import RELATIONS
+from mechscope.tasks.greater_than import NOUNS
+from mechscope.tasks.refusal import HARMFUL, HARMLESS, HELPFUL_OPENERS, PHRASINGS, REFUSAL_OPENERS, all_acts
 
 SPLIT_NAMES = ("Olga", "Ivy", "Oscar", "Victor")  # two word pieces each in `split_names_tokenizer`
 
@@ -16,9 +18,11 @@ def corpus() -> list[str]:
     """Text with every word the tasks write: IOI sentences, instructions, years and facts."""
     ioi = [t.format(A=a, B=b, S=a, PLACE="store", OBJECT="book") for t in TEMPLATES for a, b in zip(NAMES, NAMES[1:])]
     acts = [p.format(act=act) for _, act in all_acts({**HARMFUL, **HARMLESS}) for p in PHRASINGS]
-    years = [f"The war lasted from the year {c}{y:02d} to the year {c}{y + 1:02d}" for c in range(11, 20)
+    years = [f"The {NOUNS[y % len(NOUNS)]} lasted from the year {c}{y:02d} to the year {c}{y + 1:02d}" for c in range(11, 20)
              for y in range(99)]
-    return ioi + acts + years
+    facts = [f"{relation.format(subject)} {answer}." for relation, known in RELATIONS.items() for subject, answer in known]
+    replies = [f"{instruction} {opener}" for instruction in acts[:200] for opener in REFUSAL_OPENERS + HELPFUL_OPENERS]
+    return ioi + acts + years + facts * 10 + replies
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +35,19 @@ def smollm2_tokenizer():
 
 @pytest.fixture(scope="session")
 def byte_level_tokenizer():
-    """A GPT-2-style byte-level BPE (no BOS, names and years as Ġ-prefixed merges), trained on `corpus`."""
-    from tokenizers import ByteLevelBPETokenizer
+    """A GPT-2-style byte-level BPE trained on `corpus`: no BOS, words as Ġ-prefixed merges, and digits cut into
+    pairs first so that " 1732" is " " "17" "32", as GPT-2 writes most years."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    core = ByteLevelBPETokenizer()
-    core.train_from_iterator(corpus() * 3, vocab_size=1200, min_frequency=2, special_tokens=["<|endoftext|>"])
-    return PreTrainedTokenizerFast(tokenizer_object=core._tokenizer, eos_token="<|endoftext|>")
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(r"\d\d"), behavior="isolated"),
+                                                  pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator(corpus() * 3, trainers.BpeTrainer(
+        vocab_size=3000, min_frequency=2, special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<|endoftext|>")
 
 
 @pytest.fixture(scope="session")

@@ -124,14 +124,25 @@ def equal_length_partner(tokenizer, prompt: str, candidates: list[str]) -> int:
     return next((i for i, count in enumerate(counts) if count == length), 0)
 
 
+def _offset(framed: list[int], plain: list[int]) -> int:
+    return next(i for i in range(len(framed) - len(plain) + 1) if framed[i:i + len(plain)] == plain)
+
+
 def _framed(tokenizer, text: str, rendered: bool) -> tuple[list[int], int]:
     """Model input ids of `text` and the index of its last own token (BERT's [SEP] and the like excluded)."""
     plain = tokenizer(text, add_special_tokens=False)["input_ids"]
     if rendered:
         return plain, len(plain) - 1
     framed = tokenizer(text)["input_ids"]
-    offset = next(i for i in range(len(framed) - len(plain) + 1) if framed[i:i + len(plain)] == plain)
-    return framed, offset + len(plain) - 1
+    return framed, _offset(framed, plain) + len(plain) - 1
+
+
+def special_frame(tokenizer) -> tuple[list[int], list[int]]:
+    """The ids `tokenizer` puts before and after any text: ([bos], []) for Llama, ([], []) for GPT-2, ([CLS], [SEP])."""
+    plain = tokenizer("frame", add_special_tokens=False)["input_ids"]
+    framed = tokenizer("frame")["input_ids"]
+    offset = _offset(framed, plain)
+    return framed[:offset], framed[offset + len(plain):]
 
 
 def _completion_ids(tokenizer, prompt: str, completions: tuple[str, ...], splits: str) -> tuple[int, ...] | str:

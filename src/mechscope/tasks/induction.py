@@ -1,6 +1,6 @@
 """Induction (Olsson et al. 2022): a random token segment, then its first half again; predict what comes next.
 
-Clean: [bos] A B C D ... A B -> C. Corrupted: a different random segment repeated the same way, so
+Clean: A B C D ... A B -> C (framed as the tokenizer frames text: after <bos>, inside [CLS] ... [SEP]). Corrupted: a different random segment repeated the same way, so
 only an induction circuit tells the two apart: the answer is the clean segment's next token, the
 wrong answer the corrupted segment's. Tokens are ids drawn from the tokenizer's vocabulary (special
 tokens excepted), so no text is retokenised and every pair lines up; segments are split by a hash.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mechscope.errors import TaskError
 from mechscope.tasks.base import PromptTask
-from mechscope.tasks.batch import TaskBatch, TokenPair, collate, pad_id
+from mechscope.tasks.batch import TaskBatch, TokenPair, collate, pad_id, special_frame
 from mechscope.tasks.splits import in_split
 
 
@@ -50,15 +50,16 @@ class Induction(PromptTask):
     def token_pairs(self, tokenizer, n: int = 64, split: str = "test", seed: int = 0) -> list[TokenPair]:
         rng = random.Random(f"induction-{split}-{seed}")
         pool = self.pool(tokenizer)
-        bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
+        before, after = special_frame(tokenizer)
         k = self.repeat_length
         pairs = []
         while len(pairs) < n:
             clean, corrupted = self.segment(rng, pool, split), self.segment(rng, pool, split)
             if clean[k] == corrupted[k]:
                 continue
-            pairs.append(TokenPair(tuple(bos + clean + clean[:k]), tuple(bos + corrupted + corrupted[:k]),
-                                   len(bos) + self.segment_length + k - 1, (clean[k],), (corrupted[k],)))
+            pairs.append(TokenPair(tuple(before + clean + clean[:k] + after),
+                                   tuple(before + corrupted + corrupted[:k] + after),
+                                   len(before) + self.segment_length + k - 1, (clean[k],), (corrupted[k],)))
         return pairs
 
     def batch(self, tokenizer, n: int = 64, split: str = "test", seed: int = 0) -> TaskBatch:
