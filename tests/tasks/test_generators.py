@@ -17,10 +17,12 @@ from mechscope.toy.word_tokenizer import word_tokenizer
 
 from tests.tasks.conftest import corpus
 
-TOKENIZERS = ["smollm2_tokenizer", "byte_level_tokenizer", "split_names_tokenizer", "organism_tokenizer"]
+TOKENIZERS = ["smollm2_tokenizer", "byte_level_tokenizer", "split_names_tokenizer", "organism_tokenizer",
+              "minilm_tokenizer"]
 TEXT_TASKS = ["ioi", "greater-than", "refusal", "factual"]
 NO_TWO_DIGIT_YEARS = {("greater-than", "smollm2_tokenizer"): ANSWER_SPLITS,  # "1", "7", "3", "2"
-                      ("greater-than", "split_names_tokenizer"): ANSWER_MERGES}  # WordPiece: "1732" is one word
+                      ("greater-than", "split_names_tokenizer"): ANSWER_MERGES,  # WordPiece: "1732" is one word
+                      ("greater-than", "minilm_tokenizer"): ANSWER_MERGES}
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +68,8 @@ def test_kept_pairs_line_up_and_answers_are_single_tokens(name, tokenizer, reque
         ids = [int(i) for i in batch.answers[row] if i >= 0]
         assert len(set(ids)) == len(ids) and not set(ids) & set(batch.wrong[row].tolist())
         if name == "ioi":
-            assert tok.decode(ids).strip() == batch.meta[row]["io"]
+            assert tok.decode(ids).strip().lower() == batch.meta[row]["io"].lower()  # MiniLM is uncased
+            assert tok.convert_ids_to_tokens(int(batch.clean[row, batch.positions[row]])) in ("to", "Ġto")
 
 
 def test_ioi_on_smollm2_repairs_the_names_it_splits(smollm2_tokenizer):
