@@ -8,6 +8,7 @@ import torch
 from mechscope.errors import TaskError
 from mechscope.tasks import IOI, FactualRecall, GreaterThan, Induction, Refusal, TaskBatch, make_task
 from mechscope.tasks.batch import ANSWER_MERGES, ANSWER_SPLITS, LENGTH_MISMATCH
+from mechscope.tasks.factual import RELATIONS
 from mechscope.tasks.greater_than import GreaterThanPrompt
 from mechscope.tasks.ioi import NAMES, IOIExample
 from mechscope.tasks.prose import attach_punctuation
@@ -127,11 +128,14 @@ def test_refusal_prompts_go_through_the_chat_template(organism_tokenizer, smollm
 
 def test_factual_pairs_swap_the_subject_and_its_answer(smollm2_tokenizer):
     batch = FactualRecall().batch(smollm2_tokenizer, 50, "train")
-    assert LENGTH_MISMATCH not in batch.report.dropped or batch.report.kept > 10
+    known = {(relation, subject): answer for relation, facts in RELATIONS.items() for subject, answer in facts}
+    assert batch.report.kept > len(FactualRecall().facts("train")) // 2
     for row, meta in enumerate(batch.meta):
         n = int(batch.attention_mask[row].sum())
         clean, corrupted = (smollm2_tokenizer.decode(batch.tokens(c)[row, :n]) for c in (False, True))
         assert clean == meta["relation"].format(meta["subject"]) and corrupted == meta["relation"].format(meta["other"])
+        assert smollm2_tokenizer.decode(batch.answers[row]) == f" {known[meta['relation'], meta['subject']]}"
+        assert smollm2_tokenizer.decode(batch.wrong[row]) == f" {known[meta['relation'], meta['other']]}"
 
 
 def test_induction_repeats_the_segment_and_the_corruption_repeats_another(smollm2_tokenizer):
