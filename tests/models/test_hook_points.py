@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mechscope
-from mechscope.errors import ReadOnlyHookError
+from mechscope.errors import HookNameError, ReadOnlyHookError
 from mechscope.models.self_test import residual_identities
 from tests.conftest import tiny_hf, token_batch
 
@@ -54,7 +54,7 @@ def test_q_k_v_equal_the_projections_computed_by_hand(family_model):
 def test_per_head_inputs_are_copies_of_the_attention_input_and_reproject_to_q_k_v(family_model):
     _, _, model = family_model
     tokens = token_batch()
-    _, cache = model.run_with_cache(tokens)
+    _, cache = model.run_with_cache(tokens, model.hook_names())
     x = _attention_input(model, cache, 1)
     for part, heads in zip("qkv", (model.info.n_heads, model.info.n_kv_heads, model.info.n_kv_heads)):
         copies = cache[f"blocks.1.attn.hook_{part}_input"]
@@ -78,8 +78,8 @@ def test_replacing_one_heads_key_input_changes_that_heads_key_only(family_model)
     with model.hooks({"blocks.1.attn.hook_k_input": zero_head_1}):
         _, patched = model.run_with_cache(tokens, names=["blocks.1.attn.hook_k", "blocks.1.attn.hook_q"])
     k, clean_k = patched["blocks.1.attn.hook_k"], clean["blocks.1.attn.hook_k"]
-    weight, bias = _projection_bias(model, 1, "k")
-    torch.testing.assert_close(k[:, :, 1], torch.zeros_like(k[:, :, 1]) + bias[1])
+    _, bias = _projection_bias(model, 1, "k")
+    torch.testing.assert_close(k[:, :, 1], bias[1].expand_as(k[:, :, 1]))
     others = [h for h in range(k.shape[2]) if h != 1]
     torch.testing.assert_close(k[:, :, others], clean_k[:, :, others])  # re-projected, to rounding
     assert torch.equal(patched["blocks.1.attn.hook_q"], clean["blocks.1.attn.hook_q"])
@@ -98,7 +98,7 @@ def _projection_bias(model, layer: int, part: str):
 
 def test_head_results_sum_with_the_bias_to_the_attention_output(family_model):
     family, _, model = family_model
-    _, cache = model.run_with_cache(token_batch())
+    _, cache = model.run_with_cache(token_batch(), model.hook_names())
     for layer in range(model.n_layers):
         result = cache[f"blocks.{layer}.attn.hook_result"]
         assert result.shape[2:] == (model.info.n_heads, model.info.d_model)
@@ -183,9 +183,8 @@ def test_norm_hooks_hold_the_normalised_input_before_weight_and_bias(family_mode
 
 def test_replacing_the_final_scale_takes_effect(family_model):
     _, _, model = family_model
-    if model.family.final_norm is None:
-        with pytest.raises(mechscope.models.HookNameError if hasattr(mechscope.models, "HookNameError")
-                           else KeyError, match="ln_final"):
+    if model.family.final_norm is None:  # BERT
+        with pytest.raises(HookNameError, match="ln_final.hook_scale"):
             model.point("ln_final.hook_scale")
         return
     tokens = token_batch()
@@ -195,11 +194,9 @@ def test_replacing_the_final_scale_takes_effect(family_model):
         logits, doubled = model.run_with_cache(tokens, names=names)
     torch.testing.assert_close(doubled["ln_final.hook_normalized"], clean["ln_final.hook_normalized"] / 2)
     norm = model.root.get_submodule(model.family.final_norm)
-    weight = model.family.norm_offset + norm.weight
     bias = norm.bias if getattr(norm, "bias", None) is not None else 0
     torch.testing.assert_close(doubled["ln_final.hook_out"], (clean["ln_final.hook_out"] - bias) / 2 + bias)
     assert not torch.allclose(logits, clean_logits)
-    assert weight.shape == (model.info.d_model,)
 
 
 def test_doubling_ln1_scale_halves_the_projections_without_bias(family_model):
@@ -215,8 +212,11 @@ def test_doubling_ln1_scale_halves_the_projections_without_bias(family_model):
                                rtol=1e-5, atol=1e-5)
 
 
-def test_gqa_shapes_of_the_new_points():
+def test_gqa_shapes_of_the_new_points_and_per_head_copies_cached_only_by_name():
     model = mechscope.load_model(tiny_hf("qwen3"), device="cpu")
+    _, cache = model.run_with_cache(token_batch())
+    assert "blocks.0.attn.hook_q" in cache and "blocks.0.attn.hook_q_input" not in cache
+    assert "blocks.0.attn.hook_result" not in cache
     shapes = {name: model.hook_shape(f"blocks.0.{name}") for name in (
         "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_q_input", "attn.hook_k_input", "attn.hook_result",
         "hook_attn_in", "ln1.hook_scale", "ln2.hook_normalized")}
@@ -240,3 +240,22 @@ def test_mixture_of_experts_router_logits_are_read_only():
     with pytest.raises(ReadOnlyHookError, match="hook_router_logits"):
         with model.hooks({"blocks.1.mlp.hook_router_logits": lambda act, name: act * 0}):
             model(tokens)
+
+
+def test_a_frozen_final_scale_makes_the_final_norm_linear_for_gradients(family_model):
+    _, _, model = family_model
+    if model.family.final_norm is None:
+        pytest.skip("BERT has no final norm")
+    tokens = token_batch()
+    last = f"blocks.{model.n_layers - 1}.hook_resid_post"
+    _, clean = model.run_with_cache(tokens, names=["ln_final.hook_scale"])
+    frozen = clean["ln_final.hook_scale"]
+    with model.hooks({"ln_final.hook_scale": lambda scale, name: frozen}):
+        _, cache = model.run_with_cache(tokens, names=[last, "ln_final.hook_out"], grad=True)
+    direction = torch.randn(model.info.d_model, generator=torch.Generator().manual_seed(5))
+    (grad,) = torch.autograd.grad((cache["ln_final.hook_out"] * direction).sum(), cache[last])
+    norm = model.root.get_submodule(model.family.final_norm)
+    weighted = (direction * (model.family.norm_offset + norm.weight)).detach().expand_as(grad)
+    if isinstance(norm, torch.nn.LayerNorm):  # centring projects out the mean
+        weighted = weighted - weighted.mean(-1, keepdim=True)
+    torch.testing.assert_close(grad, weighted / frozen, rtol=1e-5, atol=1e-6)

@@ -24,6 +24,7 @@ from mechscope.models.families import Family
 KINDS = ("output", "input", "inplace", "heads", "pattern", "qkv", "qkv_input", "result", "norm_scale",
          "norm_normalized", "router")
 COMPUTED = ("qkv_input", "result", "norm_scale", "norm_normalized", "router")
+PER_HEAD_COPIES = ("qkv_input", "result")  # [batch, pos, head, d_model]: cached only when asked for by name
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from mechscope.errors import HookNameError, MechscopeError
 from mechscope.models import attachments, attention
 from mechscope.models.attachments import HookFn
 from mechscope.models.families import Family
-from mechscope.models.hook_points import HookPoint, hook_points
+from mechscope.models.hook_points import PER_HEAD_COPIES, HookPoint, hook_points
 
 Inputs = "str | list[str] | Tensor | Mapping[str, Tensor]"
 
@@ -185,10 +185,14 @@ class HookedModel:
                        grad: bool = False) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Run the model and return (output, {hook name: activation}).
 
-        stop_at_layer=l runs blocks 0..l-1 only; "auto" stops as soon as every requested hook has
-        fired (what harvesting uses). The output is None when the pass was stopped early.
+        names=None caches every point but the per-head copies (attn.hook_{q,k,v}_input, attn.hook_result:
+        [batch, pos, head, d_model] each), which are cached when named, as TransformerLens caches them only
+        when enabled. stop_at_layer=l runs blocks 0..l-1 only; "auto" stops as soon as every requested hook
+        has fired (what harvesting uses). The output is None when the pass was stopped early.
         """
-        names = self.hook_names() if names is None else [names] if isinstance(names, str) else list(names)
+        if names is None:
+            names = [n for n in self.hook_names() if self._points[n].kind not in PER_HEAD_COPIES]
+        names = [names] if isinstance(names, str) else list(names)
         points = [self.point(n) for n in names]
         cache: dict[str, Tensor] = {}
         auto_stop = stop_at_layer == "auto"

@@ -56,7 +56,7 @@ def head_identities(model, cache: dict[str, Tensor]) -> list[str]:
 def self_test(model) -> None:
     """Run every hook on a few tokens; record hook shapes; raise SelfTestError on a broken promise."""
     tokens = (torch.arange(1, 9) % model.info.d_vocab)[None]
-    _, cache = model.run_with_cache(tokens)
+    _, cache = model.run_with_cache(tokens, model.hook_names())
     missing = [n for n in model.hook_names() if n not in cache]
     if missing:
         raise SelfTestError(f"{model.info.name}: hooks never fired: {missing}")
