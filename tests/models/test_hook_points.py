@@ -16,15 +16,6 @@ def _module(model, layer: int, path: str):
     return model.root.get_submodule(f"{model.family.layers}.{layer}.{path}")
 
 
-def _attention_input(model, cache, layer: int):
-    """What the q/k/v projections read: ln1(attn_in), or attn_in itself where no norm precedes attention."""
-    attn_in = cache[f"blocks.{layer}.hook_attn_in"]
-    if model.family.ln1 is None or model.family.topology == "postnorm":
-        return attn_in
-    with torch.no_grad():
-        return _module(model, layer, model.family.ln1)(attn_in)
-
-
 def _qkv_by_hand(model, x, layer: int) -> dict[str, torch.Tensor]:
     """q, k, v [batch, pos, head, d_head] the way each family's HF attention splits its projections."""
     info, family = model.info, model.family
@@ -46,21 +37,29 @@ def test_q_k_v_equal_the_projections_computed_by_hand(family_model):
     _, _, model = family_model
     _, cache = model.run_with_cache(token_batch())
     for layer in range(model.n_layers):
-        expected = _qkv_by_hand(model, _attention_input(model, cache, layer), layer)
+        expected = _qkv_by_hand(model, _norm_before_attention(model, layer, cache[f"blocks.{layer}.hook_attn_in"]), layer)
         for part in "qkv":
             torch.testing.assert_close(cache[f"blocks.{layer}.attn.hook_{part}"], expected[part])
 
 
-def test_per_head_inputs_are_copies_of_the_attention_input_and_reproject_to_q_k_v(family_model):
+def _norm_before_attention(model, layer: int, x):
+    """x through the norm in front of attention (TransformerLens's ln1), where the family has one."""
+    if model.family.ln1 is None or model.family.topology == "postnorm":
+        return x
+    with torch.no_grad():
+        return _module(model, layer, model.family.ln1)(x)
+
+
+def test_per_head_inputs_are_copies_of_the_residual_input_and_reproject_to_q_k_v(family_model):
     _, _, model = family_model
     tokens = token_batch()
     _, cache = model.run_with_cache(tokens, model.hook_names())
-    x = _attention_input(model, cache, 1)
+    attn_in = cache["blocks.1.hook_attn_in"]
     for part, heads in zip("qkv", (model.info.n_heads, model.info.n_kv_heads, model.info.n_kv_heads)):
         copies = cache[f"blocks.1.attn.hook_{part}_input"]
-        assert copies.shape == (*x.shape[:2], heads, model.info.d_model)
-        torch.testing.assert_close(copies, x.unsqueeze(2).expand_as(copies))
-        # handing back an unmodified copy re-projects each head from it: q/k/v stay what they were
+        assert copies.shape == (*attn_in.shape[:2], heads, model.info.d_model)
+        assert torch.equal(copies, attn_in.unsqueeze(2).expand_as(copies))
+        # handing back an unmodified copy re-normalises and re-projects each head: q/k/v stay what they were
         with model.hooks({f"blocks.1.attn.hook_{part}_input": lambda act, name: act.clone()}):
             _, same = model.run_with_cache(tokens, names=[f"blocks.1.attn.hook_{part}"])
         torch.testing.assert_close(same[f"blocks.1.attn.hook_{part}"], cache[f"blocks.1.attn.hook_{part}"])
@@ -70,16 +69,17 @@ def test_replacing_one_heads_key_input_changes_that_heads_key_only(family_model)
     _, _, model = family_model
     tokens = token_batch()
     _, clean = model.run_with_cache(tokens, names=["blocks.1.attn.hook_k", "blocks.1.attn.hook_q"])
+    other = torch.randn(2, 10, model.info.d_model, generator=torch.Generator().manual_seed(4))
 
-    def zero_head_1(act, name):
-        act[:, :, 1] = 0  # the copy is the hook's own: editing it in place and returning it counts
+    def replace_head_1(act, name):
+        act[:, :, 1] = other  # the copy is the hook's own: editing it in place and returning it counts
         return act
-    # registered after the q/k/v hooks of run_with_cache would fire, yet it runs first (firing order)
-    with model.hooks({"blocks.1.attn.hook_k_input": zero_head_1}):
+    # attached before run_with_cache's k hook, on the same module; it still fires first (firing order)
+    with model.hooks({"blocks.1.attn.hook_k_input": replace_head_1}):
         _, patched = model.run_with_cache(tokens, names=["blocks.1.attn.hook_k", "blocks.1.attn.hook_q"])
     k, clean_k = patched["blocks.1.attn.hook_k"], clean["blocks.1.attn.hook_k"]
-    _, bias = _projection_bias(model, 1, "k")
-    torch.testing.assert_close(k[:, :, 1], bias[1].expand_as(k[:, :, 1]))
+    expected = _qkv_by_hand(model, _norm_before_attention(model, 1, other), 1)["k"][:, :, 1]
+    torch.testing.assert_close(k[:, :, 1], expected)
     others = [h for h in range(k.shape[2]) if h != 1]
     torch.testing.assert_close(k[:, :, others], clean_k[:, :, others])  # re-projected, to rounding
     assert torch.equal(patched["blocks.1.attn.hook_q"], clean["blocks.1.attn.hook_q"])

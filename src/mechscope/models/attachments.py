@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from mechscope.errors import HookShapeError, ReadOnlyHookError
 from mechscope.models import attention
 from mechscope.models.hook_points import COMPUTED, HookPoint
-from mechscope.models.norms import NormHooks
+from mechscope.models.norms import NormHooks, affine, split
 from mechscope.models.ordered_hooks import OrderedHandle
 from mechscope.models.projections import QKVSlice, head_results, sum_results
 
@@ -71,17 +71,32 @@ def _input(point: HookPoint, fn: HookFn, n_heads: int):
     return hook
 
 
-def _qkv(module: nn.Module, point: HookPoint, fn: HookFn, part: QKVSlice):
-    def hook(args, output):
-        if point.kind == "qkv":
-            new = call(fn, part.read(output), point)
-        else:  # per-head copies of the input; a replacement re-projects each head from its own copy
-            x = args[0]
-            copies = x.unsqueeze(-2).expand(*x.shape[:-1], part.n_heads, x.shape[-1]).clone()
-            new = call(fn, copies, point)
-            new = None if new is None else part.project(module, new)
+def _qkv(point: HookPoint, fn: HookFn, part: QKVSlice):
+    def hook(_args, output):
+        new = call(fn, part.read(output), point)
         return None if new is None else part.write(output, new)
     return hook
+
+
+def _qkv_input(module: nn.Module, point: HookPoint, fn: HookFn, part: QKVSlice, norm: nn.Module | None,
+               offset: float):
+    """Per-head copies of attention's residual input (before its norm, as in TransformerLens); a replaced copy
+    goes through the norm (with its own scale) and the projection for that head alone."""
+    seen: list[Tensor] = []
+
+    def remember(args, kwargs):
+        seen[:] = [args[0] if args else kwargs["hidden_states"]]
+
+    def hook(_args, output):
+        x = seen.pop()
+        new = call(fn, x.unsqueeze(-2).expand(*x.shape[:-1], part.n_heads, x.shape[-1]).clone(), point)
+        if new is None:
+            return None
+        if norm is not None:
+            centred, scale = split(norm, new)
+            new = affine(norm, centred / scale, offset)
+        return part.write(output, part.project(module, new))
+    return remember, hook
 
 
 def _result(module: nn.Module, point: HookPoint, fn: HookFn, n_heads: int):
@@ -134,6 +149,10 @@ def _norm(model, module: nn.Module, point: HookPoint, fn: HookFn) -> _NormHandle
     return _NormHandle(module, callbacks, callback)
 
 
+def _norm_before_attention(model) -> bool:
+    return model.family.ln1 is not None and model.family.topology != "postnorm"
+
+
 def attach(model, point: HookPoint, fn: HookFn):
     """Register `fn` at `point` of `model`; returns a handle whose remove() detaches it."""
     module = model.root.get_submodule(point.module)
@@ -150,7 +169,13 @@ def attach(model, point: HookPoint, fn: HookFn):
         return OrderedHandle(module, "pre", rank, _input(point, fn, info.n_heads))
     if point.kind in ("qkv", "qkv_input"):
         part = QKVSlice(model.family, point.part, info.n_heads, info.n_kv_heads, info.d_head)
-        hook = _qkv(module, point, fn, part)
+        if point.kind == "qkv_input":
+            block = f"{model.family.layers}.{point.layer}"
+            reads = model.root.get_submodule(f"{block}.{model.family.attn_in}")
+            norm = model.root.get_submodule(f"{block}.{model.family.ln1}") if _norm_before_attention(model) else None
+            remember, hook = _qkv_input(module, point, fn, part, norm, model.family.norm_offset)
+            return _Handles(OrderedHandle(reads, "pre", rank, remember), OrderedHandle(module, "post", rank, hook))
+        hook = _qkv(point, fn, part)
     elif point.kind == "result":
         hook = _result(module, point, fn, info.n_heads)
     else:

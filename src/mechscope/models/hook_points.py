@@ -14,7 +14,8 @@ from mechscope.models.families import Family
 #   heads       the output projection's input viewed as [batch, pos, n_heads, d_head]
 #   pattern     the attention probabilities [batch, n_heads, q, k], from the attention interface
 #   qkv         one of q/k/v (`part`) sliced from its projection's output, [batch, pos, head, d_head]
-#   qkv_input   per-head copies of that projection's input, [batch, pos, head, d_model] (computed)
+#   qkv_input   per-head copies of attention's residual input (hook_attn_in, before the norm as in
+#               TransformerLens), [batch, pos, head, d_model] (computed)
 #   result      per-head output of the attention output projection, [batch, pos, head, d_model] (computed)
 #   norm_scale / norm_normalized   a norm's scale [batch, pos, 1] and its input normalised before the
 #               norm's weight and bias [batch, pos, d_model] (computed)
