@@ -37,7 +37,8 @@ def test_q_k_v_equal_the_projections_computed_by_hand(family_model):
     _, _, model = family_model
     _, cache = model.run_with_cache(token_batch())
     for layer in range(model.n_layers):
-        expected = _qkv_by_hand(model, _norm_before_attention(model, layer, cache[f"blocks.{layer}.hook_attn_in"]), layer)
+        normed = _norm_before_attention(model, layer, cache[f"blocks.{layer}.hook_attn_in"])
+        expected = _qkv_by_hand(model, normed, layer)
         for part in "qkv":
             torch.testing.assert_close(cache[f"blocks.{layer}.attn.hook_{part}"], expected[part])
 
