@@ -37,13 +37,22 @@ def tiny_config(family: str):
     if family == "gemma3":
         return t.Gemma3TextConfig(**TINY, num_key_value_heads=2, head_dim=16, max_position_embeddings=64,
                                   sliding_window=4)
+    if family == "phi3":
+        return t.Phi3Config(**TINY, num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0,
+                             bos_token_id=1, eos_token_id=2)
+    if family == "mixtral":
+        return t.MixtralConfig(**TINY, num_key_value_heads=2, max_position_embeddings=64, num_local_experts=4,
+                               num_experts_per_tok=2)
+    if family == "olmo2":
+        return t.Olmo2Config(**TINY, num_key_value_heads=2, max_position_embeddings=64, pad_token_id=0,
+                             bos_token_id=1, eos_token_id=2)
     if family == "bert":
         return t.BertConfig(**TINY, max_position_embeddings=64)
     raise KeyError(family)
 
 
-FAMILIES = ["gpt2", "gpt_neox", "gpt_neox_sequential", "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3",
-            "bert"]
+FAMILIES = ["gpt2", "gpt_neox", "gpt_neox_sequential", "llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral",
+            "gemma2", "gemma3", "olmo2", "bert"]
 
 
 def tiny_hf(family: str, seed: int = 0):

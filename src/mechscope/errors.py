@@ -33,6 +33,10 @@ class HookShapeError(MechscopeError):
     """A hook function returned a replacement of the wrong shape."""
 
 
+class ReadOnlyHookError(MechscopeError):
+    """A hook function tried to replace an activation that can only be read."""
+
+
 class SelfTestError(MechscopeError):
     """A hooked model broke one of the identities its hook names promise."""
 

@@ -9,21 +9,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from mechscope.errors import HookNameError, HookShapeError, MechscopeError
-from mechscope.models import attention, generation, positions
+from mechscope.errors import HookNameError, MechscopeError
+from mechscope.models import attachments, attention, generation, positions
+from mechscope.models.attachments import HookFn
 from mechscope.models.families import Family
 from mechscope.models.generation import Generation, GenerationConfig
-from mechscope.models.hook_points import HookPoint, hook_points
+from mechscope.models.hook_points import PER_HEAD_COPIES, HookPoint, hook_points
 from mechscope.models.positions import Positions
 
-HookFn = Callable[[Tensor, str], "Tensor | None"]
 Inputs = "str | list[str] | Tensor | Mapping[str, Tensor]"
 
 
@@ -75,6 +75,7 @@ class HookedModel:
             d_vocab=config.vocab_size, causal=family.topology != "postnorm",
         )
         self._points = {p.name: p for p in hook_points(family, self.n_layers)}
+        self._order = {name: i for i, name in enumerate(self._points)}
         self._shapes: dict[str, tuple[int, ...]] | None = None
         self._eager_depth = 0
         self._saved_attn: str | None = None
@@ -217,10 +218,14 @@ class HookedModel:
                        grad: bool = False) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Run the model and return (output, {hook name: activation}).
 
-        stop_at_layer=l runs blocks 0..l-1 only; "auto" stops as soon as every requested hook has
-        fired (what harvesting uses). The output is None when the pass was stopped early.
+        names=None caches every point but the per-head copies (attn.hook_{q,k,v}_input, attn.hook_result:
+        [batch, pos, head, d_model] each), which are cached when named, as TransformerLens caches them only
+        when enabled. stop_at_layer=l runs blocks 0..l-1 only; "auto" stops as soon as every requested hook
+        has fired (what harvesting uses). The output is None when the pass was stopped early.
         """
-        names = self.hook_names() if names is None else [names] if isinstance(names, str) else list(names)
+        if names is None:
+            names = [n for n in self.hook_names() if self._points[n].kind not in PER_HEAD_COPIES]
+        names = [names] if isinstance(names, str) else list(names)
         points = [self.point(n) for n in names]
         cache: dict[str, Tensor] = {}
         auto_stop = stop_at_layer == "auto"
@@ -252,44 +257,7 @@ class HookedModel:
 
     # ----- internals -------------------------------------------------------------------------
     def _attach(self, point: HookPoint, fn: HookFn):
-        module = self.root.get_submodule(point.module)
-        if point.kind == "pattern":
-            return attention.PatternHandle(module, lambda pattern: self._call(fn, pattern, point))
-        if point.kind == "output":
-            def on_output(_module, _args, output):
-                act = output[0] if isinstance(output, tuple) else output
-                new = self._call(fn, act, point)
-                if new is None:
-                    return None
-                return (new, *output[1:]) if isinstance(output, tuple) else new
-            return module.register_forward_hook(on_output)
-
-        n_heads = self.info.n_heads
-
-        def on_input(_module, args, kwargs):
-            x = args[0] if args else kwargs["hidden_states"]
-            act = x.unflatten(-1, (n_heads, -1)) if point.kind == "heads" else x
-            new = self._call(fn, act, point)
-            if new is None:
-                return None
-            if point.kind == "inplace":  # the residual branch holds the same tensor
-                x.copy_(new)
-                return None
-            if point.kind == "heads":
-                new = new.flatten(-2)
-            return ((new, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": new})
-        return module.register_forward_pre_hook(on_input, with_kwargs=True)
-
-    @staticmethod
-    def _call(fn: HookFn, act: Tensor, point: HookPoint) -> Tensor | None:
-        new = fn(act, point.name)
-        if new is None or new is act:
-            return None
-        if not isinstance(new, Tensor) or new.shape != act.shape:
-            got = tuple(new.shape) if isinstance(new, Tensor) else type(new).__name__
-            raise HookShapeError(f"hook function for {point.name} returned {got}; expected a tensor of shape "
-                                 f"{tuple(act.shape)}")
-        return new.to(act.dtype)
+        return attachments.attach(self, point, fn)
 
     def _stop_before_layer(self, layer: int, points: list[HookPoint]):
         if not 0 <= layer <= self.n_layers:

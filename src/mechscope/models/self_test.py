@@ -38,14 +38,29 @@ def residual_identities(model, cache: dict[str, Tensor]) -> list[str]:
     return broken
 
 
+def head_identities(model, cache: dict[str, Tensor]) -> list[str]:
+    """Names of the per-head identities the cache breaks: sum of hook_result + bias == the projection's output."""
+    from mechscope.models.projections import sum_results
+
+    broken = []
+    for layer in range(model.n_layers):
+        out_proj = model.root.get_submodule(f"{model.family.layers}.{layer}.{model.family.out_proj}")
+        with torch.no_grad():
+            summed = sum_results(out_proj, cache[f"blocks.{layer}.attn.hook_result"])
+            direct = out_proj(cache[f"blocks.{layer}.attn.hook_z"].flatten(-2))
+        if not _close(summed, direct):
+            broken.append(f"blocks.{layer}: sum of attn.hook_result + bias == output projection")
+    return broken
+
+
 def self_test(model) -> None:
     """Run every hook on a few tokens; record hook shapes; raise SelfTestError on a broken promise."""
     tokens = (torch.arange(1, 9) % model.info.d_vocab)[None]
-    _, cache = model.run_with_cache(tokens)
+    _, cache = model.run_with_cache(tokens, model.hook_names())
     missing = [n for n in model.hook_names() if n not in cache]
     if missing:
         raise SelfTestError(f"{model.info.name}: hooks never fired: {missing}")
-    broken = residual_identities(model, cache)
+    broken = residual_identities(model, cache) + head_identities(model, cache)
     if broken:
         raise SelfTestError(f"{model.info.name} ({model.family.name} adapter): broken identities: {broken}")
     model._shapes = {
