@@ -37,7 +37,10 @@ def test_greedy_equals_hf_generate_and_each_padded_row_equals_its_solo_run(famil
     hf_logits = torch.stack(reference.logits, dim=1)  # [batch, step, vocab]
     for row, tokens in enumerate(ours.tokens):
         assert tokens + [0] * (6 - len(tokens)) == reference.sequences[row, IDS.shape[1]:].tolist()
-        assert torch.equal(ours.logits[row], hf_logits[row, :len(tokens)])
+        if family == "mixtral":  # expert routing sums tokens per expert: the order differs by float rounding
+            torch.testing.assert_close(ours.logits[row], hf_logits[row, :len(tokens)], atol=1e-5, rtol=1e-5)
+        else:
+            assert torch.equal(ours.logits[row], hf_logits[row, :len(tokens)])
         alone = model.generate(IDS[row][MASK[row].bool()], max_new_tokens=6)
         assert alone.tokens[0] == tokens, row
     assert ours.prompt_lengths == [5, 3, 2]
