@@ -51,3 +51,11 @@ class CacheMismatchError(DataError):
 
 class CorruptShardError(DataError):
     """A cache shard is missing or its checksum does not match the manifest."""
+
+
+class MissingPackageError(MechscopeError):
+    """An optional package a feature needs is not installed; the message gives the pip command."""
+
+
+class GGUFError(ModelNotFoundError):
+    """A GGUF file that cannot be read (corrupt, truncated) or converted (architecture transformers lacks)."""

@@ -1,9 +1,10 @@
-"""Models: HookedModel over any supported HF model, its hook points and architecture adapters."""
+"""Models: HookedModel over any supported HF model (or GGUF file), hook points, adapters, chat inputs."""
 
+from mechscope.models.chat import chat_inputs, chat_text, conversation
 from mechscope.models.families import FAMILIES, SUPPORTED, Family
 from mechscope.models.hook_points import HookPoint
 from mechscope.models.hooked_model import HookedModel, ModelInfo, StopForward
 from mechscope.models.loading import load_model, minilm_path, wrap
 
-__all__ = ["FAMILIES", "SUPPORTED", "Family", "HookPoint", "HookedModel", "ModelInfo", "StopForward",
-           "load_model", "minilm_path", "wrap"]
+__all__ = ["FAMILIES", "SUPPORTED", "Family", "HookPoint", "HookedModel", "ModelInfo", "StopForward", "chat_inputs",
+           "chat_text", "conversation", "load_model", "minilm_path", "wrap"]
