@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--archs", default="topk,batchtopk,jumprelu,matryoshka")
     parser.add_argument("--l0", default="16,32,64")
     parser.add_argument("--expansion", type=float, default=8.0)
-    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--batch-size", type=int, default=1024, help="one pass: tokens / batch = steps")
     parser.add_argument("--eval-tokens", type=int, default=4096)
     parser.add_argument("--work", default="/tmp/mechscope-smollm2-pareto")
     args = parser.parse_args()

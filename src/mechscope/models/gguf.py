@@ -94,9 +94,13 @@ def convert_gguf(path: Path, out: Path, sha256: str) -> GGUFInfo:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     # local_files_only is saved into tokenizer_config.json: fixed, so the files do not depend on HF_HUB_OFFLINE
-    hf = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
-                                              local_files_only=True)
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
+    try:
+        hf = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
+                                                  local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
+    except (ValueError, KeyError, OSError, RuntimeError) as err:
+        raise GGUFError(f"transformers could not convert {path.name} (a {info.architecture} model, "
+                        f"{info.file_type}): {err}") from err
     del hf.config.quantization_config  # the weights are plain float32 now
     hf.hf_quantizer = None
     hf.config.mechscope_quantization = info.quantization  # HookedModel.describe() puts it in every manifest
