@@ -38,7 +38,12 @@ class SelfTestError(MechscopeError):
 
 
 class OrganismError(MechscopeError):
-    """An unknown model organism, size or data split, or a directory that holds no organism."""
+    """An unknown model organism or size, or a directory that holds no organism."""
+
+
+class TaskError(MechscopeError):
+    """A prompt task asked for what it cannot give: unknown task, split or metric, a malformed pair file, or a
+    tokenizer on which no clean/corrupted pair lines up."""
 
 
 class DataError(MechscopeError):

@@ -12,6 +12,7 @@ import torch
 import mechscope
 from mechscope.errors import OrganismError
 from mechscope.models import wrap
+from mechscope.tasks import logit_diff
 from mechscope.toy import ORGANISMS, build_lm, load_organism, open_organism, organism_path, train_organism
 
 NAMES = sorted(ORGANISMS)
@@ -41,14 +42,9 @@ def test_organism_figures(small_organism):
 def test_ioi_corruption_removes_the_answer(small_organism):
     organism = small_organism("ioi")
     batch = organism.task.patching_batch(organism.model.tokenizer, 64)
-    rows = torch.arange(64)
-
-    def logit_diff(ids):
-        with torch.no_grad():
-            logits = organism.model(ids, attention_mask=batch.attention_mask)[rows, batch.answer_pos]
-        return float((logits[rows, batch.correct] - logits[rows, batch.incorrect]).mean())
-
-    assert logit_diff(batch.clean) > 2 and abs(logit_diff(batch.corrupted)) < 1
+    assert batch.report.kept == 64 and not batch.report.dropped
+    assert logit_diff(batch.logits(organism.model), batch).mean() > 2
+    assert abs(logit_diff(batch.logits(organism.model, corrupted=True), batch).mean()) < 1
 
 
 @pytest.mark.parametrize("name", NAMES)

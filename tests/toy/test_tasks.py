@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from mechscope.errors import OrganismError
+from mechscope.errors import TaskError
 from mechscope.toy.tasks import GreaterThanTask, InductionTask, IOITask, RefusalTask, format_prompt, held_out
 from mechscope.toy.tasks.ioi import NAMES
 
@@ -25,7 +25,7 @@ def test_held_out_is_a_stable_hash_with_the_asked_fraction():
                                  lambda: GreaterThanTask().prompts("val"),
                                  lambda: InductionTask().segment(random.Random(0), 4, "Test")])
 def test_unknown_splits_are_named(ask):
-    with pytest.raises(OrganismError, match="split must be 'train' or 'test', got"):
+    with pytest.raises(TaskError, match="split must be 'train' or 'test', got"):
         ask()
 
 
@@ -71,13 +71,13 @@ def test_ioi_patching_batch_lines_up_clean_and_corrupted():
     task = IOITask()
     tok = task.tokenizer()
     batch = task.patching_batch(tok, 32)
-    assert batch.clean.shape == batch.corrupted.shape and batch.correct.shape == (32,)
+    assert batch.clean.shape == batch.corrupted.shape and batch.answers.shape == batch.wrong.shape == (32, 1)
     assert torch.equal(batch.clean != tok.pad_token_id, batch.corrupted != tok.pad_token_id)
     rows = torch.arange(32)
-    assert set(tok.convert_ids_to_tokens(batch.clean[rows, batch.answer_pos].tolist())) == {"to"}
+    assert set(tok.convert_ids_to_tokens(batch.clean[rows, batch.positions].tolist())) == {"to"}
     for i in range(32):
         names = set(tok.convert_ids_to_tokens(batch.corrupted[i].tolist())) & set(NAMES)
-        assert len(names) == 3 and not names & {tok.decode(batch.correct[i]), tok.decode(batch.incorrect[i])}
+        assert len(names) == 3 and not names & {tok.decode(batch.answers[i]), tok.decode(batch.wrong[i])}
 
 
 def test_refusal_acts_are_disjoint_and_the_chat_template_matches_format_prompt():
@@ -111,11 +111,8 @@ class _OneYearModel:
         self.tokenizer, self.device = tokenizer, torch.device("cpu")
         self.target = tokenizer.convert_tokens_to_ids(year)
 
-    def encode(self, prompts):
-        return dict(self.tokenizer(prompts, return_tensors="pt", padding=True))
-
-    def __call__(self, batch):
-        logits = torch.zeros(*batch["input_ids"].shape, len(self.tokenizer))
+    def __call__(self, tokens, attention_mask=None):
+        logits = torch.zeros(*tokens.shape, len(self.tokenizer))
         logits[..., self.target] = 100.0
         return logits
 

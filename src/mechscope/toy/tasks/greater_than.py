@@ -2,7 +2,8 @@
 
 Years are written as two two-digit tokens (century, then YY), as GPT-2 tokenises them. Training
 sentences end with a year YY' > YY drawn uniformly; (noun, century, YY) triples are split into train
-and test by a stable hash, so the check asks about start years the model never saw with that noun.
+and test as `mechscope.tasks.GreaterThan` splits them, so the check asks about start years the model
+never saw with that noun, scored with the prompt-task protocol (`prob_diff` over the answer sets).
 """
 
 from __future__ import annotations
@@ -12,27 +13,17 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import torch
-from torch import Tensor
 
 from mechscope.models import HookedModel
-from mechscope.toy.tasks.base import CheckResult, Task, checked_split, final_logits, split_items, token_ids
-
-NOUNS = ("war", "expedition", "drought", "famine", "siege", "voyage", "reign", "journey", "dynasty", "plague",
-         "rebellion", "occupation", "crusade", "pilgrimage", "exile", "migration")
-TEMPLATE = "The {noun} lasted from the year {century}{yy:02d} to the year {century}"
-CENTURIES = tuple(range(11, 20))
-YEARS = tuple(f"{yy:02d}" for yy in range(100))
+from mechscope.tasks import GreaterThan, prob_diff
+from mechscope.tasks.greater_than import NOUNS, TEMPLATE, YEARS, GreaterThanPrompt
+from mechscope.tasks.metrics import gather_set
+from mechscope.toy.tasks.base import CheckResult, Task
 
 
-@dataclass(frozen=True)
-class GreaterThanPrompt:
-    noun: str
-    century: int
-    yy: int  # the start year within the century: valid answers are yy + 1 .. 99
-
-    @property
-    def prompt(self) -> str:
-        return TEMPLATE.format(noun=self.noun, century=self.century, yy=self.yy)
+def _set_max(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    picked, mask = gather_set(logits, ids)
+    return picked.masked_fill(~mask, -torch.inf).amax(1)
 
 
 @dataclass
@@ -57,36 +48,28 @@ class GreaterThanTask(Task):
     digit_pairs = True
 
     @cached_property
-    def _prompts(self) -> dict[str, list[GreaterThanPrompt]]:
-        candidates = [GreaterThanPrompt(noun, century, yy) for noun in NOUNS for century in CENTURIES
-                      for yy in range(2, 99)]
-        return split_items(candidates, lambda p: p.prompt, self.test_fraction)
+    def years(self) -> GreaterThan:
+        """The greater-than prompt task over the same prompts and splits."""
+        return GreaterThan(self.test_fraction)
 
     def prompts(self, split: str = "test") -> list[GreaterThanPrompt]:
         """Every (noun, century, YY) of `split`, YY in 02..98 as in Hanna et al."""
-        return list(self._prompts[checked_split(split)])
+        return self.years.prompts(split)
 
     def vocabulary_texts(self) -> list[str]:
         return [TEMPLATE.format(noun=" ".join(NOUNS), century=11, yy=0), " ".join(YEARS) + " ."]
 
     def train_texts(self, rng: random.Random, n: int) -> list[str]:
-        prompts = self._prompts["train"]
+        prompts = self.prompts("train")
         texts = []
         for _ in range(n):
             p = rng.choice(prompts)
             texts.append(f"{p.prompt}{rng.randint(p.yy + 1, 99):02d} .")
         return texts
 
-    def year_ids(self, tokenizer) -> Tensor:
-        """Token ids [100] of "00" .. "99"."""
-        return token_ids(tokenizer, list(YEARS))
-
     def check(self, model: HookedModel) -> GreaterThanCheck:
-        prompts = random.Random("greater-than-test").sample(self.prompts("test"), self.check_prompts)
-        probs = final_logits(model, [p.prompt for p in prompts]).softmax(-1)[:, self.year_ids(model.tokenizer)]
-        yy = torch.tensor([p.yy for p in prompts])[:, None]
-        greater = torch.arange(100)[None, :] > yy  # [prompts, 100]
-        diff = (probs * greater).sum(1) - (probs * ~greater).sum(1)
-        top_valid = greater.gather(1, probs.argmax(1, keepdim=True)).float()
-        return GreaterThanCheck(prob_diff=float(diff.mean()), valid_top_year=float(top_valid.mean()),
-                                n_prompts=len(prompts))
+        batch = self.years.batch(model.tokenizer, self.check_prompts)
+        logits = batch.logits(model)
+        top_is_later = _set_max(logits, batch.answers) > _set_max(logits, batch.wrong)  # argmax over all 100 years
+        return GreaterThanCheck(prob_diff=float(prob_diff(logits, batch).mean()),
+                                valid_top_year=float(top_is_later.float().mean()), n_prompts=len(batch))

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from mechscope.models import HookedModel
-from mechscope.toy.tasks.base import CheckResult, Task, in_split
+from mechscope.tasks.splits import in_split
+from mechscope.toy.tasks.base import CheckResult, Task
 
 
 @dataclass
