@@ -8,6 +8,7 @@ import torch
 import mechscope
 from mechscope.circuits import Patch, activation_patching, agreement, attribution_patching, run_patches
 from mechscope.circuits.patching import paired_inputs
+from mechscope.circuits.task_runs import patch, same_shape
 from mechscope.errors import MechscopeError
 from tests.conftest import tiny_hf, token_batch
 
@@ -82,46 +83,28 @@ def test_misaligned_prompts_and_bad_metrics_are_named(setup):
 
 
 def ioi_setup(organism, n=24):
-    """IOI prompts of one template shape (the same positions hold the names and the final token), and the
-    logit-difference metric."""
-    batch = organism.task.patching_batch(organism.model.tokenizer, 400)
-    signature = [(int(p), tuple((c != k).nonzero()[:, 0].tolist())) for p, c, k in
-                 zip(batch.answer_pos, batch.clean, batch.corrupted)]
-    common = max(set(signature), key=signature.count)
-    keep = torch.tensor([i for i, sig in enumerate(signature) if sig == common][:n])
-    width = common[0] + 1
-    batch = type(batch)(batch.clean[keep, :width], batch.corrupted[keep, :width], batch.attention_mask[keep, :width],
-                        batch.answer_pos[keep], batch.correct[keep], batch.incorrect[keep])
-    rows = torch.arange(len(keep))
-
-    def metric(logits):
-        final = logits[rows, batch.answer_pos]
-        return final[rows, batch.correct] - final[rows, batch.incorrect]
-    return batch, metric
+    """IOI prompts of one template shape (the same positions hold the names and the final token)."""
+    return same_shape(organism.task.patching_batch(organism.model.tokenizer, 400)).select(range(n))
 
 
 def test_residual_patching_on_ioi_moves_from_names_to_the_final_position(small_organism):
     ioi = small_organism("ioi")
-    batch, metric = ioi_setup(ioi)
-    result = activation_patching(ioi.model, batch.clean, batch.corrupted, metric, "resid",
-                                 attention_mask=batch.attention_mask)
-    scores = result.normalized()  # [layer, pos]
+    batch = ioi_setup(ioi)
+    scores = patch(ioi.model, batch, "resid").normalized()  # [layer, pos]
     names = (batch.clean != batch.corrupted).any(0).nonzero()[:, 0]  # positions of IO, S1 and S2
-    final = int(batch.answer_pos[0])
+    final = int(batch.positions[0])
     assert len(batch.clean) >= 8 and len(names) == 3
     first, last = scores[0], scores[-1]
     assert int(first.abs().argmax()) in names.tolist() and first.abs().max() > 0.3  # at the input: a name
     assert int(last.argmax()) == int(names.max()) and last.max() > 0.3  # before the last block: still S2
-    top = activation_patching(ioi.model, batch.clean, batch.corrupted, metric, "resid-post",
-                              attention_mask=batch.attention_mask).normalized()[-1]
+    top = patch(ioi.model, batch, "resid-post").normalized()[-1]
     assert int(top.argmax()) == final and top[final] > 0.99              # after it: the final position
     assert top[names].abs().max() < 0.01
 
 
 def test_attribution_patching_ranks_ioi_heads_like_exact_patching(small_organism):
     ioi = small_organism("ioi")
-    batch, metric = ioi_setup(ioi)
-    kwargs = dict(attention_mask=batch.attention_mask)
-    exact = activation_patching(ioi.model, batch.clean, batch.corrupted, metric, "heads", **kwargs)
-    estimate = attribution_patching(ioi.model, batch.clean, batch.corrupted, metric, "heads", **kwargs)
+    batch = ioi_setup(ioi)
+    exact = patch(ioi.model, batch, "heads")
+    estimate = patch(ioi.model, batch, "heads", method="attribution")
     assert agreement(estimate, exact)["spearman"] > 0.7
