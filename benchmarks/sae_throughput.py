@@ -119,7 +119,7 @@ def data(args) -> tuple[list[torch.Tensor], torch.Tensor, str]:
         rows = rows[torch.randperm(rows.shape[0], generator=torch.Generator().manual_seed(0))]
         label = f"{cache.manifest['model']['name']} {hook}"
     else:
-        from mechscope.toy import SyntheticFeatures
+        from mechscope.synthetic import SyntheticFeatures
 
         synthetic = SyntheticFeatures(n_features=4 * args.d_in, d=args.d_in, active=20, seed=0)
         rows = synthetic.sample(n_total, 0)[0]

@@ -9,7 +9,7 @@ from mechscope.features import Catalog, mine
 from mechscope.models import HookedModel, load_model
 from mechscope.toy import Organism, load_organism, open_organism, organism_path, train_organism
 
-__version__ = "0.1.0"
+from mechscope.version import __version__  # noqa: E402  (re-exported)
 
 __all__ = ["ActivationCache", "Catalog", "Dictionary", "DictionaryConfig", "HookedModel", "LabelConfig", "MechscopeError",
            "Organism", "TrainConfig", "__version__", "convert", "harvest", "label_features", "load_dictionary", "load_model",

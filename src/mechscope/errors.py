@@ -56,3 +56,7 @@ class CacheMismatchError(DataError):
 
 class CorruptShardError(DataError):
     """A cache shard is missing or its checksum does not match the manifest."""
+
+
+class GenerationError(MechscopeError):
+    """Generation asked of a model or with settings that cannot produce it."""

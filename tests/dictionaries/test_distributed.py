@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 
 from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import load_dictionary
-from mechscope.toy import SyntheticFeatures
+from mechscope.synthetic import SyntheticFeatures
 
 CONFIG = dict(tokens=30 * 128, batch_size=128, init_tokens=512, checkpoint_every=10**9, log_every=10)
 

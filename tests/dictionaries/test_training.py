@@ -11,7 +11,7 @@ from mechscope.dictionaries import DictionaryConfig, TrainConfig, TrainingError,
 from mechscope.dictionaries.batches import BatchSource
 from mechscope.dictionaries.formats import load_dictionary
 from mechscope.errors import MechscopeError
-from mechscope.toy import SyntheticFeatures, feature_recovery
+from mechscope.synthetic import SyntheticFeatures, feature_recovery
 
 DATA = SyntheticFeatures(n_features=512, d=256, active=5, seed=0)
 

@@ -7,7 +7,7 @@ import json
 from mechscope.cli import main
 from mechscope.dictionaries import DictionaryConfig
 from mechscope.evaluation.ground_truth import ground_truth_benchmark, markdown_table
-from mechscope.toy import SyntheticFeatures
+from mechscope.synthetic import SyntheticFeatures
 
 
 def test_benchmark_rows_and_known_answers(tmp_path):

@@ -9,7 +9,8 @@ import mechscope
 import mechscope.features.weights as weights
 from mechscope.features import Catalog
 from mechscope.features.examples import vocabulary
-from mechscope.features.weights import decoder_neighbours, logit_weights, norm_scale
+from mechscope.features.weights import decoder_neighbours, logit_weights
+from mechscope.models.unembedding import norm_scale
 from tests.conftest import tiny_hf
 
 

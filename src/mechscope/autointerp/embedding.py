@@ -24,7 +24,7 @@ class SentenceEmbedder:
         for start in range(0, len(texts), self.batch_size):
             batch = tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,
                               max_length=self.max_length, return_tensors="pt").to(self.model.device)
-            hidden = hf(**batch).last_hidden_state
+            hidden = self.model(batch)  # [batch, pos, d]: HookedModel's forward, under its lock
             weights = batch["attention_mask"][..., None].to(hidden.dtype)
             pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1)
             out.append(torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy())

@@ -1,15 +1,15 @@
-"""A local Hugging Face causal LM answering in process: chat template, greedy or sampled generate, logprobs."""
+"""A local Hugging Face causal LM answering in process: chat template, HookedModel.generate, logprobs."""
 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import torch
 
 from mechscope.autointerp.completion import Completion, LLMError, Message, Request
 from mechscope.devices import resolve_device
+from mechscope.errors import UnsupportedModelError
 
 
 def with_schema_instruction(messages: tuple[Message, ...], schema: dict) -> list[Message]:
@@ -25,17 +25,20 @@ class HFBackend:
     def __init__(self, path: str, device: str = "auto", top_logprobs: int = 5):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from mechscope.models import wrap
+
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            tokenizer = AutoTokenizer.from_pretrained(path)
             self.lm = AutoModelForCausalLM.from_pretrained(path).to(resolve_device(device)).eval()
-        except OSError as err:
+            self.hooked = wrap(self.lm, tokenizer, name=path, check=False)  # generates under its own lock
+        except (OSError, UnsupportedModelError) as err:
             raise LLMError(f"hf:{path} is not a causal LM directory or hub name this machine can load: {err}") from err
+        self.tokenizer = self.hooked.tokenizer
         self.model = path
         self.top_logprobs = top_logprobs
         local = Path(path).expanduser()
         self.identity = {"protocol": "hf-generate", "model": str(local.resolve()) if local.exists() else path,
                          "top_logprobs": top_logprobs}
-        self._lock = threading.Lock()  # one generate at a time: the model is shared
 
     def __repr__(self) -> str:
         return f"HFBackend(model={self.model!r})"
@@ -52,27 +55,17 @@ class HFBackend:
 
     def generate(self, request: Request, timeout_s: float) -> Completion:
         """One answer; `timeout_s` does not apply in process."""
-        from transformers import GenerationConfig
-
         messages = list(request.messages) if request.json_schema is None else \
             with_schema_instruction(request.messages, request.json_schema)
         ids = self.prompt_ids(messages)
-        sample = request.temperature > 0
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        config = GenerationConfig(max_new_tokens=request.max_tokens, do_sample=sample,
-                                  temperature=request.temperature if sample else None, top_p=None, top_k=None,
-                                  eos_token_id=self.lm.generation_config.eos_token_id,
-                                  pad_token_id=pad,
-                                  output_logits=request.logprobs, return_dict_in_generate=True)
-        with self._lock, torch.no_grad():
-            out = self.lm.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config)
-        new = out.sequences[0, ids.shape[1]:]
+        out = self.hooked.generate(ids, max_new_tokens=request.max_tokens, temperature=request.temperature,
+                                   output_logits=request.logprobs)
         logprobs = None
         if request.logprobs:
             logprobs = []
-            for logits in out.logits:  # raw model logits per generated position
-                top = torch.log_softmax(logits[0].float(), dim=-1).topk(self.top_logprobs)
+            for logits in out.logits[0]:  # raw model logits per generated position
+                top = torch.log_softmax(logits.float(), dim=-1).topk(self.top_logprobs)
                 logprobs.append({self.tokenizer.decode([i]): v for i, v in zip(top.indices.tolist(),
                                                                               top.values.tolist())})
-        return Completion(text=self.tokenizer.decode(new, skip_special_tokens=True).strip(), logprobs=logprobs,
-                          input_tokens=ids.shape[1], output_tokens=len(new), cost_usd=0.0)
+        return Completion(text=out.texts[0].strip(), logprobs=logprobs, input_tokens=ids.shape[1],
+                          output_tokens=len(out.tokens[0]), cost_usd=0.0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from mechscope.cli.arguments import leaf, shard_spec
+from mechscope.cli.config_flags import add_config_flags, config_options
+from mechscope.data.harvester import HarvestConfig
 
 
 def models_inspect(args: argparse.Namespace) -> dict:
@@ -20,9 +22,9 @@ def harvest(args: argparse.Namespace) -> dict:
     from mechscope.models import load_model
 
     model = load_model(args.model, device=args.device)
-    out = harvest(model, text_source(args.source, column=args.column), args.hook, tokens=int(float(args.tokens)), out=args.out,
-                  context=args.context, batch_size=args.batch_size, dtype=args.dtype, seed=args.seed,
-                  exclude_special=not args.keep_special, shard=shard_spec(args.shard))
+    options = config_options(args, HarvestConfig, skip=("hooks", "shard"))
+    out = harvest(model, text_source(args.source, column=args.column), args.hook, out=args.out,
+                  shard=shard_spec(args.shard), **options)
     return ActivationCache(out).info()
 
 
@@ -55,14 +57,9 @@ def register(verbs) -> None:
     p.add_argument("--source", default="pydocs", help="pydocs, a .txt file/folder, .jsonl, .parquet or hf:NAME")
     p.add_argument("--column", default="text", help="text column of a .jsonl/.parquet/hf: source")
     p.add_argument("--hook", action="append", required=True, help="hook name (repeat for several)")
-    p.add_argument("--tokens", default="1e6", help="number of token positions to cache (1e6 style accepted)")
     p.add_argument("--out", required=True, help="cache directory (resumes if it holds a matching cache)")
-    p.add_argument("--context", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--keep-special", action="store_true", help="also cache BOS/CLS/SEP/PAD positions")
     p.add_argument("--shard", help="i/n: harvest the i-th of n disjoint slices of the token stream")
+    add_config_flags(p, HarvestConfig, skip=("hooks", "shard"))  # --no-exclude-special keeps BOS/CLS/SEP/PAD
     p.add_argument("--device", default="auto")
 
     cache = verbs.add_parser("cache", help="activation caches").add_subparsers(dest="action", required=True)

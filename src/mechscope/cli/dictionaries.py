@@ -5,35 +5,42 @@ from __future__ import annotations
 import argparse
 
 from mechscope.cli.arguments import leaf
+from mechscope.cli.config_flags import add_config_flags, check_known, config_options
+from mechscope.dictionaries.training import TrainConfig
 from mechscope.errors import MechscopeError
 
 
-def _dictionary_groups(extra: list[str], d_in: int) -> list:
-    """Split `--arch A [opts] --arch B [opts]` into one DictionaryConfig per --arch."""
+def arch_parser() -> argparse.ArgumentParser:
+    """The options of one `--arch NAME` group: --width, then every variant's DictionaryConfig fields."""
     from mechscope.dictionaries import DictionaryConfig
+    from mechscope.dictionaries.variants import VARIANTS
+
+    group = argparse.ArgumentParser(prog="mechscope train ... --arch", add_help=False)
+    group.add_argument("--arch", required=True, choices=sorted(VARIANTS))
+    group.add_argument("--width", default="16x", help="latents: 16x (times d_in) or a number")
+    every = tuple(dict.fromkeys(name for v in VARIANTS.values() for name in v.hyperparameters))
+    add_config_flags(group, DictionaryConfig, only=every, suppress=True)
+    return group
+
+
+def dictionary_configs(extra: list[str], d_in: int) -> list:
+    """Split `--arch A [opts] --arch B [opts]` into one DictionaryConfig per --arch; each group may set only
+    its variant's own fields, and what it leaves out takes the config's default."""
+    from mechscope.dictionaries import DictionaryConfig
+    from mechscope.dictionaries.variants import variant_type
 
     if not extra or extra[0] != "--arch":
         raise MechscopeError(f"train needs one or more '--arch NAME [options]' groups; got {extra or 'none'}")
-    group = argparse.ArgumentParser(prog="mechscope train ... --arch", add_help=False)
-    group.add_argument("--arch", required=True)
-    group.add_argument("--width", default="16x", help="latents: 16x (times d_in) or a number")
-    group.add_argument("--k", type=int, default=32)
-    group.add_argument("--l1", type=float, default=5.0)
-    group.add_argument("--l0-coefficient", type=float, default=1.0)
-    group.add_argument("--target-l0", type=float)
-    group.add_argument("--relu-form", default="anthropic", choices=["anthropic", "classic"])
-    group.add_argument("--matryoshka-widths", help="comma-separated prefix widths")
+    group = arch_parser()
     starts = [i for i, token in enumerate(extra) if token == "--arch"] + [len(extra)]
     configs = []
     for a, b in zip(starts, starts[1:]):
         opts = group.parse_args(extra[a:b])
+        given = config_options(opts, DictionaryConfig)
+        check_known(given, variant_type(opts.arch).hyperparameters, f"--arch {opts.arch}")
         width = opts.width.lower()
         d_sae = int(float(width[:-1]) * d_in) if width.endswith("x") else int(width)
-        widths = [int(w) for w in opts.matryoshka_widths.split(",")] if opts.matryoshka_widths else []
-        configs.append(DictionaryConfig(
-            d_in=d_in, d_sae=d_sae, architecture=opts.arch, k=opts.k, l1_coefficient=opts.l1,
-            l0_coefficient=opts.l0_coefficient, target_l0=opts.target_l0, relu_form=opts.relu_form,
-            matryoshka_widths=widths))
+        configs.append(DictionaryConfig(d_in=d_in, d_sae=d_sae, architecture=opts.arch, **given))
     return configs
 
 
@@ -44,10 +51,8 @@ def train(args: argparse.Namespace) -> dict:
     from mechscope.dictionaries.batches import as_batch_source
 
     source = as_batch_source(args.cache, args.hook)
-    configs = _dictionary_groups(args.extra, source.d_in)
-    tcfg = TrainConfig(tokens=int(float(args.tokens)), batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                       device=args.device, checkpoint_every=args.checkpoint_every, wandb_project=args.wandb)
-    directories = train(source, configs, args.out, tcfg, hook=args.hook)
+    configs = dictionary_configs(args.extra, source.d_in)
+    directories = train(source, configs, args.out, TrainConfig(**config_options(args, TrainConfig)), hook=args.hook)
     results = {}
     for directory in directories:
         log = (directory / "training_log.jsonl").read_text().splitlines()
@@ -71,13 +76,7 @@ def register(verbs) -> None:
     p.add_argument("cache", help="activation cache directory")
     p.add_argument("--out", required=True)
     p.add_argument("--hook", help="which cached hook (needed when the cache holds several)")
-    p.add_argument("--tokens", default="2e6")
-    p.add_argument("--batch-size", type=int, default=4096)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--wandb", metavar="PROJECT", help="also log to this Weights & Biases project")
-    p.add_argument("--device", default="auto")
+    add_config_flags(p, TrainConfig, aliases={"wandb_project": ["--wandb"]})
 
     p = leaf(verbs, "convert", convert, "convert a dictionary between file formats")
     p.add_argument("input")

@@ -6,6 +6,9 @@ import argparse
 from pathlib import Path
 
 from mechscope.cli.arguments import csv_list, leaf
+from mechscope.cli.config_flags import add_config_flags, config_options
+from mechscope.dictionaries.training import TrainConfig
+from mechscope.evaluation.evaluate import EvalConfig
 
 
 def eval_dictionary(args: argparse.Namespace) -> dict:
@@ -15,19 +18,17 @@ def eval_dictionary(args: argparse.Namespace) -> dict:
 
     model = load_model(args.model, device=args.device)
     result = evaluate(model, args.dictionary, text_source(args.source, column=args.column),
-                      tokens=int(float(args.tokens)), context=args.context, batch_size=args.batch_size,
-                      hook=args.hook)
+                      EvalConfig(**config_options(args, EvalConfig)), hook=args.hook)
     return result.to_dict()
 
 
 def sweep(args: argparse.Namespace) -> dict:
     from mechscope.data import text_source
-    from mechscope.dictionaries import TrainConfig
     from mechscope.evaluation.sweep import sweep
     from mechscope.models import load_model
 
     model = load_model(args.model, device=args.device)
-    tcfg = TrainConfig(tokens=int(float(args.tokens)), batch_size=args.batch_size, device=args.device)
+    tcfg = TrainConfig(**config_options(args, TrainConfig))
     rows = sweep(args.cache, model, args.out, csv_list(args.archs), csv_list(args.l0, int), csv_list(args.l1, float),
                  expansion=args.expansion, train_config=tcfg, source=text_source(args.source),
                  eval_tokens=int(float(args.eval_tokens)), hook=args.hook)
@@ -47,7 +48,7 @@ def bench_ground_truth(args: argparse.Namespace) -> dict:
     from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
     from mechscope.dictionaries.formats import load_dictionary
     from mechscope.evaluation.ground_truth import ground_truth_benchmark, markdown_table
-    from mechscope.toy import AbsorptionFeatures, SyntheticFeatures, absorption_scores
+    from mechscope.synthetic import AbsorptionFeatures, SyntheticFeatures, absorption_scores
 
     out = Path(args.out)
     data = SyntheticFeatures(n_features=args.features, d=args.d, active=5, seed=args.seed)
@@ -85,9 +86,7 @@ def register(verbs) -> None:
     p.add_argument("dictionary", help="dictionary directory or file (any supported format)")
     p.add_argument("--source", default="pydocs")
     p.add_argument("--column", default="text")
-    p.add_argument("--tokens", default="2e4")
-    p.add_argument("--context", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=16)
+    add_config_flags(p, EvalConfig)
     p.add_argument("--hook", help="override the hook recorded in the dictionary")
     p.add_argument("--device", default="auto")
 
@@ -99,12 +98,10 @@ def register(verbs) -> None:
     p.add_argument("--l0", default="16,32,64", help="k for the TopK family, target L0 for JumpReLU")
     p.add_argument("--l1", default="1,3", help="L1 coefficients for relu and gated")
     p.add_argument("--expansion", type=float, default=8.0)
-    p.add_argument("--tokens", default="2e6")
-    p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--eval-tokens", default="2e4")
     p.add_argument("--source", default="pydocs", help="held-out text for evaluation")
     p.add_argument("--hook")
-    p.add_argument("--device", default="auto")
+    add_config_flags(p, TrainConfig, aliases={"wandb_project": ["--wandb"]})
 
     plot = verbs.add_parser("plot", help="plots").add_subparsers(dest="action", required=True)
     leaf(plot, "pareto", plot_pareto, "L0 vs FVU and vs CE score per variant (PNG + interactive HTML)").add_argument(

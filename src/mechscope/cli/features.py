@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, fields
 from pathlib import Path
 
 from mechscope.cli.arguments import leaf
+from mechscope.cli.config_flags import add_config_flags, config_options
 from mechscope.features.config import MiningConfig
-
-_TYPES = {"int": lambda text: int(float(text)), "float": float}  # "1e6" style accepted for counts
 
 
 def mine(args: argparse.Namespace) -> dict:
@@ -20,8 +18,8 @@ def mine(args: argparse.Namespace) -> dict:
 
     model = load_model(args.model, device=args.device)
     source = args.source if Path(args.source).is_dir() else text_source(args.source, column=args.column)
-    options = {f.name: getattr(args, f.name) for f in fields(MiningConfig) if getattr(args, f.name, None) is not None}
-    result = mine(model, args.dictionary, source, args.out, hook=args.hook, **options).to_dict()
+    result = mine(model, args.dictionary, source, args.out, hook=args.hook,
+                  **config_options(args, MiningConfig)).to_dict()
     if args.dashboard:
         result["dashboard"] = write_dashboard(args.out).to_dict()
     return result
@@ -61,13 +59,7 @@ def register(verbs) -> None:
     p.add_argument("--hook", help="override the hook recorded in the dictionary")
     p.add_argument("--device", default="auto")
     p.add_argument("--dashboard", action="store_true", help="also write the HTML dashboard")
-    for f in fields(MiningConfig):  # every scalar MiningConfig field, so the CLI cannot drift from the library
-        default = f.default if f.default is not MISSING else None
-        flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=f"default {default}")
-        elif f.type in _TYPES:
-            p.add_argument(flag, type=_TYPES[f.type], default=None, help=f"default {default}")
+    add_config_flags(p, MiningConfig)
 
     p = leaf(verbs, "dashboard", dashboard, "(re)write the offline HTML dashboard of a catalogue")
     p.add_argument("dir")

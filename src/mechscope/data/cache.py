@@ -16,7 +16,8 @@ from mechscope.data.permutation import permute
 from mechscope.data.shard_format import ShardReader
 
 # fields that differ between parts of one sharded harvest; everything else must agree to open them as one
-_PART_FIELDS = {"shard", "shards", "tokens", "rows", "tokens_target", "complete", "tokens_per_second"}
+_PART_FIELDS = {"shard", "shards", "tokens", "rows", "tokens_target", "complete", "tokens_per_second",
+                "config", "created"}  # config holds the shard and its token share; each part has its own time
 
 
 def load_manifest(directory: Path) -> dict:

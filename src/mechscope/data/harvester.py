@@ -21,6 +21,7 @@ from mechscope.data.atomic import atomic_write_json
 from mechscope.data.packing import WindowLayout, pack
 from mechscope.data.shard_format import read_header, write_safetensors
 from mechscope.data.sources import TextSource, text_source
+from mechscope.manifest import build_manifest
 
 FORMAT = "mechscope.activation_cache"
 # manifest fields that must agree before a harvest may resume into an existing directory
@@ -152,17 +153,13 @@ def _write_shard(path: Path, parts: list[ActivationBatch], hooks: list[str]) -> 
 
 
 def _manifest(model, source: TextSource, cfg: HarvestConfig, layout: WindowLayout) -> dict:
-    from mechscope import __version__
-
-    return {
-        "format": FORMAT, "format_version": 1, "mechscope_version": __version__,
-        "model": model.describe(), "hooks": {h: {"d": int(torch.tensor(model.hook_shape(h)[2:]).prod())}
-                                             for h in cfg.hooks},
-        "context": cfg.context, "dtype": cfg.dtype, "corpus": source.name, "seed": cfg.seed,
-        "shuffle_buffer": cfg.shuffle_buffer, "exclude_special": cfg.exclude_special, "shard": list(cfg.shard),
-        "layout": asdict(layout), "tokens_target": cfg.tokens, "batch_size": cfg.batch_size,
-        "shards": [], "tokens": 0, "rows": 0, "complete": False,
-    }
+    return build_manifest(
+        FORMAT, model=model, config=cfg, inputs={"corpus": {"name": source.name}},
+        hooks={h: {"d": int(torch.tensor(model.hook_shape(h)[2:]).prod())} for h in cfg.hooks},
+        context=cfg.context, dtype=cfg.dtype, corpus=source.name, seed=cfg.seed,
+        shuffle_buffer=cfg.shuffle_buffer, exclude_special=cfg.exclude_special, shard=list(cfg.shard),
+        layout=asdict(layout), tokens_target=cfg.tokens, batch_size=cfg.batch_size,
+        shards=[], tokens=0, rows=0, complete=False)
 
 
 def _resume_point(out: Path, fresh: dict) -> dict:

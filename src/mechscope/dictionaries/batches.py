@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from mechscope.errors import DataError
+from mechscope.synthetic.features import SyntheticFeatures
 
 
 @dataclass
@@ -40,7 +41,6 @@ class BatchSource:
 def as_batch_source(source, hook: str | None = None, seed: int = 0) -> BatchSource:
     """Accept an ActivationCache (or its directory), a SyntheticFeatures, a BatchSource or an iterator."""
     from mechscope.data import ActivationCache
-    from mechscope.toy.synthetic import SyntheticFeatures
 
     if isinstance(source, BatchSource):
         return source

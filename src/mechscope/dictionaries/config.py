@@ -6,12 +6,13 @@ from dataclasses import asdict, dataclass, field, fields
 
 from mechscope.errors import MechscopeError
 
-ARCHITECTURES = ("relu", "topk", "batchtopk", "gated", "jumprelu", "matryoshka")
-
 
 @dataclass
 class DictionaryConfig:
-    """Shape, variant and provenance of a dictionary; variant hyperparameters have paper defaults."""
+    """Shape, variant and provenance of a dictionary; variant hyperparameters have paper defaults.
+
+    The variant registered under `architecture` fills its own derived defaults and checks its fields.
+    """
 
     d_in: int
     d_sae: int
@@ -41,19 +42,14 @@ class DictionaryConfig:
     metadata: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.architecture not in ARCHITECTURES:
-            raise MechscopeError(f"unknown architecture {self.architecture!r}; expected one of {ARCHITECTURES}")
+        from mechscope.dictionaries.variants import variant_type
+
         if self.d_in < 1 or self.d_sae < 1:
             raise MechscopeError(f"d_in and d_sae must be positive, got {self.d_in}, {self.d_sae}")
-        if self.architecture in ("topk", "batchtopk", "matryoshka") and not 0 < self.k <= self.d_sae:
-            raise MechscopeError(f"k must be in 1..d_sae={self.d_sae}, got {self.k}")
-        if self.relu_form not in ("anthropic", "classic"):
-            raise MechscopeError(f"relu_form must be 'anthropic' or 'classic', got {self.relu_form!r}")
-        if self.architecture == "matryoshka":
-            widths = self.matryoshka_widths or _default_widths(self.d_sae)
-            if sorted(widths) != widths or widths[-1] != self.d_sae or widths[0] < 1:
-                raise MechscopeError(f"matryoshka_widths must increase and end at d_sae={self.d_sae}, got {widths}")
-            self.matryoshka_widths = widths
+        variant = variant_type(self.architecture)
+        for name, value in variant.config_defaults(self).items():
+            setattr(self, name, value)
+        variant.validate_config(self)
 
     @property
     def k_aux(self) -> int:
@@ -67,7 +63,3 @@ class DictionaryConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-
-def _default_widths(d_sae: int) -> list[int]:
-    """Prefixes at 1/16, 1/8, 1/4, 1/2 and all of the dictionary."""
-    return sorted({max(1, d_sae // 16), max(1, d_sae // 8), max(1, d_sae // 4), max(1, d_sae // 2), d_sae})

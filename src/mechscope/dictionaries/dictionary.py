@@ -29,7 +29,6 @@ class Dictionary(nn.Module):
         self.variant = make_variant(cfg)
         self.variant.add_parameters(self)
         self.sparse_kernels = True  # False: the plain dense-autograd reference path
-        self._ln_stats: tuple[Tensor, Tensor] | None = None
         self.reset_parameters()
 
     @property
@@ -42,12 +41,10 @@ class Dictionary(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, seed: int | None = None) -> None:
-        """Random unit decoder rows (norm 0.1 in Anthropic's form), encoder tied to their transpose."""
+        """Random unit decoder rows, encoder tied to their transpose; then the variant's own initialisation."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         w = torch.randn(self.d_sae, self.d_in, generator=generator).to(self.W_dec.device)
         w /= w.norm(dim=1, keepdim=True)
-        if self.cfg.architecture == "relu" and self.cfg.relu_form == "anthropic":
-            w *= 0.1
         self.W_dec.copy_(w)
         self.W_enc.copy_(w.T)
         self.b_enc.zero_()
@@ -55,14 +52,17 @@ class Dictionary(nn.Module):
         self.variant.init_parameters(self)
 
     # ----- inference ---------------------------------------------------------------------------
-    def preprocess(self, x: Tensor) -> Tensor:
-        """Apply the input normalisation the dictionary was trained with (OpenAI's per-token LN)."""
+    def input_norm(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """Per-token (mean, std) of x for dictionaries trained on layer-normed inputs (OpenAI's), else None."""
         if self.cfg.normalize_activations == "layer_norm":
             mu = x.mean(-1, keepdim=True)
-            std = (x - mu).std(-1, keepdim=True)
-            self._ln_stats = (mu, std)
-            return (x - mu) / (std + 1e-5)
-        return x
+            return mu, (x - mu).std(-1, keepdim=True)
+        return None
+
+    def preprocess(self, x: Tensor) -> Tensor:
+        """Apply the input normalisation the dictionary was trained with."""
+        norm = self.input_norm(x)
+        return x if norm is None else (x - norm[0]) / (norm[1] + 1e-5)
 
     def pre_activations(self, x_in: Tensor) -> Tensor:
         centred = x_in - self.b_dec if self.cfg.apply_b_dec_to_input else x_in
@@ -76,16 +76,17 @@ class Dictionary(nn.Module):
         x_in = self.preprocess(x)
         return self.variant.activate(self, x_in, self.pre_activations(x_in))
 
-    def decode(self, codes: Tensor) -> Tensor:
+    def decode(self, codes: Tensor, input_norm: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """x_hat from codes alone; pass `input_norm(x)` to undo a layer-norm dictionary's normalisation."""
         x_hat = codes @ self.W_dec + self.b_dec
-        if self.cfg.normalize_activations == "layer_norm" and self._ln_stats is not None:
-            mu, std = self._ln_stats
+        if input_norm is not None:
+            mu, std = input_norm
             x_hat = x_hat * std + mu
         return x_hat
 
     def forward(self, x: Tensor) -> Tensor:
-        """Reconstruction of x."""
-        return self.decode(self.encode(x))
+        """Reconstruction of x (in x's own scale)."""
+        return self.decode(self.encode(x), self.input_norm(x))
 
     def _check_input(self, x: Tensor) -> None:
         if x.shape[-1] != self.d_in:

@@ -6,7 +6,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import chain
 from pathlib import Path
 
@@ -14,9 +14,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mechscope.data.atomic import atomic_write_json
 from mechscope.devices import resolve_device
-from mechscope.dictionaries import distributed, resampling
+from mechscope.dictionaries import distributed
 from mechscope.dictionaries.batches import BatchSource, as_batch_source
 from mechscope.dictionaries.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
 from mechscope.dictionaries.config import DictionaryConfig
@@ -24,8 +23,9 @@ from mechscope.dictionaries.dictionary import Dictionary
 from mechscope.dictionaries.formats import saelens
 from mechscope.dictionaries.geometric_median import geometric_median
 from mechscope.dictionaries.run_log import RunLog
-from mechscope.dictionaries.variants import StepContext
+from mechscope.dictionaries.variants import StepContext, make_variant
 from mechscope.errors import MechscopeError
+from mechscope.manifest import build_manifest, file_checksums, input_record, write_manifest
 
 
 class TrainingError(MechscopeError):
@@ -48,7 +48,7 @@ class TrainConfig:
     b_dec_init: str = "geometric_median"  # | "mean" | "zeros"
     init_tokens: int = 16_384
     dead_after_tokens: int | None = None  # None: min(10M, tokens / 10)
-    resample_fractions: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])  # classic ReLU only
+    resample_fractions: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])  # variants that resample
     checkpoint_every: int = 500
     log_every: int = 50
     seed: int = 0
@@ -85,11 +85,8 @@ class _Run:
 
 
 def run_name(cfg: DictionaryConfig) -> str:
-    arch = cfg.architecture
-    knob = {"relu": f"l1-{cfg.l1_coefficient:g}", "gated": f"l1-{cfg.l1_coefficient:g}",
-            "jumprelu": f"l0-{cfg.target_l0:g}" if cfg.target_l0 else f"lambda-{cfg.l0_coefficient:g}"}
-    label = "relu-classic" if arch == "relu" and cfg.relu_form == "classic" else arch
-    return f"{label}_{cfg.d_sae}_{knob.get(arch, f'k{cfg.k}')}"
+    """The run's directory name, which its variant composes (e.g. topk_4096_k32, relu-classic_512_l1-5)."""
+    return make_variant(cfg).run_name()
 
 
 def _lr_at(step: int, cfg: TrainConfig, base: float) -> float:
@@ -111,38 +108,17 @@ def _init_statistics(sample: torch.Tensor, cfg: TrainConfig) -> dict:
     return {"scale": scale, "variance": variance, "b_dec": init[cfg.b_dec_init](), "sample": scaled[:4096]}
 
 
-@torch.no_grad()
-def _scale_encoder_to_data(d: Dictionary, x: torch.Tensor) -> None:
-    """Scale the tied encoder so the initial reconstruction has the least-squares best magnitude.
-
-    TopK-style selection does not depend on the encoder's scale, so the codes, and with them the
-    reconstruction's deviation from b_dec, scale linearly: one scalar s = <x - b, r> / ||r||^2.
-    Starting at the right magnitude instead of unit-norm columns shortens the early phase of training.
-    """
-    residual = d(x) - d.b_dec
-    target = x - d.b_dec
-    scale = (target * residual).sum() / residual.pow(2).sum().clamp_min(1e-12)
-    if bool(scale > 0):
-        d.W_enc.mul_(scale)
-
-
 def _prepare(cfg: DictionaryConfig, src: BatchSource) -> DictionaryConfig:
     if cfg.d_in != src.d_in:
         raise MechscopeError(f"dictionary {run_name(cfg)} has d_in={cfg.d_in} but {src.name} gives "
                              f"activations of d_in={src.d_in}")
-    cfg.hook_name = cfg.hook_name or src.hook_name
-    cfg.model_name = cfg.model_name or src.model_name
-    return cfg
+    return replace(cfg, hook_name=cfg.hook_name or src.hook_name, model_name=cfg.model_name or src.model_name)
 
 
 def _make_run(cfg: DictionaryConfig, name: str, out: Path, tcfg: TrainConfig, stats: dict, device) -> _Run:
     d = Dictionary(cfg, device=device)
     d.reset_parameters(seed=tcfg.seed)
-    if cfg.apply_b_dec_to_input or cfg.architecture != "relu":
-        with torch.no_grad():
-            d.b_dec.copy_(stats["b_dec"].to(device))
-    if d.variant.sparse:
-        _scale_encoder_to_data(d, stats["sample"].to(device))
+    d.variant.init_from_data(d, stats["b_dec"], stats["sample"])
     lr = tcfg.lr or 2e-4 * math.sqrt(2**14 / cfg.d_sae)
     optimizer = _adam(d, lr, tcfg.adam_betas)
     module = distributed.wrap(TrainingStep(d))
@@ -274,8 +250,7 @@ def _step(run: _Run, x: torch.Tensor, step: int, tcfg: TrainConfig, stats: dict,
     fired = distributed.all_reduce_any(terms["fired"])
     run.tokens_since_fired += tcfg.batch_size
     run.tokens_since_fired[fired] = 0
-    if d.cfg.architecture == "relu" and d.cfg.relu_form == "classic" and step in resample_steps:
-        resampling.resample_dead(d, run.optimizer, x, run.tokens_since_fired >= dead_after, step)
+    if step in resample_steps and d.variant.resample(d, run.optimizer, x, run.tokens_since_fired >= dead_after, step):
         run.tokens_since_fired[run.tokens_since_fired >= dead_after] = 0
     return terms
 
@@ -298,14 +273,14 @@ def _checkpoint(run: _Run, step: int, tcfg: TrainConfig) -> None:
 
 def _finish(run: _Run, stats: dict, tcfg: TrainConfig, src: BatchSource) -> None:
     """Fold the normalisation into the weights and write the SAELens-layout files and a manifest."""
-    from mechscope import __version__
-
     d = run.dictionary
     d.fold_activation_scale(stats["scale"])
     saelens.save(d, run.directory)
     log = [json.loads(line) for line in (run.directory / "training_log.jsonl").read_text().splitlines()]
-    atomic_write_json(run.directory / "manifest.json", {
-        "format": "mechscope.dictionary", "mechscope_version": __version__, "name": run.name,
-        "config": d.cfg.to_dict(), "train": _train_dict(tcfg), "source": src.name, "provenance": src.provenance,
-        "activation_scale": stats["scale"], "final": log[-1] if log else None})
+    provenance = src.provenance or {}
+    inputs = {"activations": [input_record(p) for p in provenance.get("cache", [])] or {"name": src.name}}
+    write_manifest(run.directory, build_manifest(
+        "mechscope.dictionary", model=provenance.get("model"), config=d.cfg, inputs=inputs, name=run.name,
+        train=_train_dict(tcfg), source=src.name, provenance=provenance, activation_scale=stats["scale"],
+        final=log[-1] if log else None, files=file_checksums(run.directory, [saelens.CFG_FILE, saelens.WEIGHTS_FILE])))
     shutil.rmtree(run.directory / "checkpoint", ignore_errors=True)

@@ -17,14 +17,6 @@ from torch import Tensor
 VARIANTS = ("spliced", "zero", "mean")
 
 
-def splice_fn(replacement):
-    """A hook function replacing [batch, pos, ...] activations with replacement(flat [n, d]) reshaped back."""
-    def fn(act: Tensor, name: str) -> Tensor:
-        flat = act.reshape(act.shape[0] * act.shape[1], -1)
-        return replacement(flat).reshape(act.shape).to(act.dtype)
-    return fn
-
-
 @dataclass
 class LanguageModelStats:
     """Sums of next-token CE (clean and each variant) and KL(clean || variant) over masked positions."""

@@ -13,9 +13,12 @@ from tqdm.auto import tqdm
 from mechscope.data.atomic import atomic_write_json
 from mechscope.data.harvester import HarvestConfig, windows
 from mechscope.data.sources import text_source
-from mechscope.evaluation.downstream import EmbeddingStats, LanguageModelStats, splice_fn
+from mechscope.dictionaries.binding import BoundDictionary, bind_dictionary
+from mechscope.evaluation.downstream import EmbeddingStats, LanguageModelStats
 from mechscope.evaluation.reconstruction import ReconstructionStats
 from mechscope.errors import MechscopeError
+from mechscope.models.splice import splice_fn
+from mechscope.manifest import build_manifest, input_record
 
 RESULT_FILE = "eval.json"
 
@@ -45,43 +48,42 @@ class EvalResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, manifest: dict | None = None) -> Path:
+        """Write eval.json (into `path` when it is a directory), with the run's manifest under "manifest"."""
         path = Path(path)
         target = path / RESULT_FILE if path.is_dir() else path
-        atomic_write_json(target, json.loads(json.dumps(self.to_dict(), default=float)))
+        record = {**self.to_dict(), **({"manifest": manifest} if manifest else {})}
+        atomic_write_json(target, json.loads(json.dumps(record, default=float)))
         return target
 
 
-def _resolve(dictionary):
-    from mechscope.dictionaries.formats import load_dictionary
+@dataclass
+class EvalConfig:
+    """How much held-out text an evaluation reads, and how."""
 
-    if isinstance(dictionary, (str, Path)):
-        return load_dictionary(dictionary), Path(dictionary)
-    return dictionary, None
+    tokens: int = 20_000  # token positions evaluated (special tokens excluded)
+    context: int = 128  # window length
+    batch_size: int = 16  # windows per forward pass
+    seed: int = 1  # document shuffle of the held-out source
 
 
-def evaluate(model, dictionary, source="pydocs", tokens: int = 20_000, context: int = 128, batch_size: int = 16,
-             seed: int = 1, hook: str | None = None, save: bool = True) -> EvalResult:
+def evaluate(model, dictionary, source="pydocs", config: EvalConfig | None = None, hook: str | None = None,
+             save: bool = True, **options) -> EvalResult:
     """Reconstruction and downstream metrics of `dictionary` at its hook over `tokens` positions of `source`.
 
-    Special tokens are masked everywhere; means are pooled over all evaluated tokens. When the dictionary
-    came from a directory, the result is also written there as eval.json.
+    Options are EvalConfig fields (tokens, context, batch_size, seed). Special tokens are masked everywhere;
+    means are pooled over all evaluated tokens. When the dictionary came from a directory, the result is
+    also written there as eval.json.
     """
-    sae, directory = _resolve(dictionary)
-    hook = hook or sae.cfg.hook_name
-    if not hook:
-        raise MechscopeError("the dictionary records no hook_name; pass hook=...")
-    width = 1
-    for dim in model.hook_shape(hook)[2:]:
-        width *= dim
-    if width != sae.d_in:
-        raise MechscopeError(f"{hook} has width {width} in {model.info.name}, the dictionary expects d_in={sae.d_in}")
-    sae = sae.to(model.device).eval()
+    cfg = config or EvalConfig(**options)
+    tokens, context, batch_size = int(cfg.tokens), cfg.context, cfg.batch_size
+    bound = bind_dictionary(model, dictionary, hook)
+    sae, directory, hook = bound.dictionary, bound.path, bound.hook
     src = text_source(source)
-    cfg = HarvestConfig(hooks=[hook], tokens=tokens, context=context, batch_size=batch_size, seed=seed)
+    harvest_cfg = HarvestConfig(hooks=[hook], tokens=tokens, context=context, batch_size=batch_size, seed=cfg.seed)
     special = torch.tensor(sorted(set(model.tokenizer.all_special_ids)))
     batches, kept = [], 0
-    for ids in _batched(windows(model, src, cfg), batch_size):
+    for ids in _batched(windows(model, src, harvest_cfg), batch_size):
         batches.append(ids)
         kept += int((~torch.isin(ids, special)).sum())
         if kept >= tokens:
@@ -98,29 +100,31 @@ def evaluate(model, dictionary, source="pydocs", tokens: int = 20_000, context: 
             _, cache = model.run_with_cache(ids, names=[hook], stop_at_layer="auto")
             x = cache[hook].reshape(ids.numel(), -1)[keep.reshape(-1).to(model.device)].float()
             codes = sae.encode(x)
-            recon.update(x, sae.decode(codes), codes)
+            recon.update(x, sae.decode(codes, sae.input_norm(x)), codes)
             mean += x.double().sum(0)
             count += x.shape[0]
         mean = (mean / max(count, 1)).float()
-        downstream = _downstream(model, sae, hook, batches, special, mean)
+        downstream = _downstream(model, bound, batches, special, mean)
     stats = recon.result()
     stats.pop("tokens")
     result = EvalResult(model=model.info.name, hook=hook, dictionary=str(directory or "in-memory"),
                         architecture=sae.cfg.architecture, d_sae=sae.d_sae, source=src.name, context=context,
                         tokens=recon.tokens, downstream=downstream, **stats)
     if save and directory is not None:
-        result.save(directory)
+        result.save(directory, build_manifest("mechscope.eval", model=model, config=cfg, hook=hook, inputs={
+            "dictionary": input_record(directory), "corpus": {"name": src.name}}))
     return result
 
 
-def _downstream(model, sae, hook: str, batches, special, mean) -> dict:
-    replacements = {"spliced": lambda x: sae(x), "zero": torch.zeros_like, "mean": lambda x: mean.expand_as(x)}
+def _downstream(model, bound: BoundDictionary, batches, special, mean) -> dict:
+    splices = {"spliced": bound.splice(), "zero": splice_fn(torch.zeros_like),
+               "mean": splice_fn(lambda x: mean.expand_as(x))}
     language_model = model.hf.get_output_embeddings() is not None  # an LM head: CE/KL; else embeddings
     stats = LanguageModelStats() if language_model else EmbeddingStats()
     for ids in tqdm(batches, desc="eval: downstream", disable=None):
         outputs = {"clean": model(ids)}
-        for name, replace in replacements.items():
-            with model.hooks({hook: splice_fn(replace)}):
+        for name, splice in splices.items():
+            with model.hooks({bound.hook: splice}):
                 outputs[name] = model(ids)
         if language_model:
             stats.update(ids.to(model.device), (~torch.isin(ids, special)).to(model.device), outputs)

@@ -9,7 +9,7 @@ import torch
 from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import load_dictionary
 from mechscope.evaluation.reconstruction import fraction_of_variance_unexplained
-from mechscope.toy.synthetic import SyntheticFeatures, feature_recovery
+from mechscope.synthetic import SyntheticFeatures, feature_recovery
 
 DUPLICATE_COSINE = 0.9
 

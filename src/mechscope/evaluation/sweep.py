@@ -8,6 +8,7 @@ from pathlib import Path
 from mechscope.data.atomic import atomic_write_json
 from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.batches import as_batch_source
+from mechscope.dictionaries.variants import variant_type
 from mechscope.evaluation.evaluate import evaluate
 from mechscope.errors import MechscopeError
 
@@ -15,17 +16,12 @@ SUMMARY_FILE = "sweep.json"
 
 
 def grid(d_in: int, d_sae: int, architectures: list[str], l0s: list[int], l1s: list[float]) -> list[DictionaryConfig]:
-    """One config per (variant, sparsity): k for the TopK family, target L0 for JumpReLU, L1 for ReLU/Gated."""
+    """One config per (variant, sparsity): each variant takes the `l0s` or the `l1s` list as its sweep knob."""
     configs = []
     for arch in architectures:
-        if arch in ("topk", "batchtopk", "matryoshka"):
-            configs += [DictionaryConfig(d_in, d_sae, arch, k=k) for k in l0s]
-        elif arch == "jumprelu":
-            configs += [DictionaryConfig(d_in, d_sae, arch, target_l0=float(k), l0_coefficient=1.0) for k in l0s]
-        elif arch in ("relu", "gated"):
-            configs += [DictionaryConfig(d_in, d_sae, arch, l1_coefficient=l1) for l1 in l1s]
-        else:
-            raise MechscopeError(f"unknown architecture {arch!r} in the sweep grid")
+        variant = variant_type(arch)
+        values = l0s if variant.sweep_axis == "l0" else l1s
+        configs += [DictionaryConfig(d_in, d_sae, arch, **variant.sweep_overrides(v)) for v in values]
     return configs
 
 

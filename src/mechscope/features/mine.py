@@ -7,7 +7,6 @@ examples); `mechscope.features.write_dashboard` and `export_neuronpedia` read th
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -17,9 +16,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mechscope.data.atomic import atomic_write_json
 from mechscope.data.cache import ActivationCache
 from mechscope.data.sources import text_source
+from mechscope.dictionaries.binding import bind_dictionary
 from mechscope.errors import CacheMismatchError, DataError, MechscopeError
 from mechscope.features.batches import WindowStore, cache_batches, text_batches
 from mechscope.features.catalog import Catalog
@@ -29,6 +28,7 @@ from mechscope.features.examples import FILE as EXAMPLES, runs, vocabulary, writ
 from mechscope.features.miner import ExampleSet, Miner
 from mechscope.features.statistics import quantile_edges
 from mechscope.features.weights import decoder_neighbours, logit_weights
+from mechscope.manifest import build_manifest, input_record, write_manifest
 
 FORMAT = "mechscope.features"
 
@@ -62,26 +62,20 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
     replaced atomically; a catalogue in `out` that already holds labels is never replaced (MechscopeError):
     mine into another directory, or delete its catalog.sqlite first.
     """
-    from mechscope.dictionaries.formats import load_dictionary
-
     cfg = config or MiningConfig(**options)
-    sae = load_dictionary(dictionary) if isinstance(dictionary, (str, Path)) else dictionary
-    hook = hook or sae.cfg.hook_name
-    if not hook:
-        raise MechscopeError("the dictionary records no hook_name; pass hook=...")
-    width = math.prod(model.hook_shape(hook)[2:])
-    if width != sae.d_in:
-        raise MechscopeError(f"{hook} has width {width} in {model.info.name}, the dictionary expects d_in={sae.d_in}")
-    sae = sae.to(model.device).eval()
+    bound = bind_dictionary(model, dictionary, hook)
+    sae, hook = bound.dictionary, bound.hook
     dtype = sae.W_enc.dtype
 
     def encode(x: torch.Tensor) -> torch.Tensor:
         return sae.encode(x.to(model.device, dtype))
 
+    inputs = {"dictionary": input_record(bound.path) if bound.path else {"name": "in-memory"}}
     cache = _as_cache(source)
     if cache is not None:
         _check_cache(cache, model, hook)
         context, described = cache.manifest["context"], {"cache": [str(d) for d in cache.directories]}
+        inputs["activations"] = [input_record(d) for d in cache.directories]
         batches = cache_batches(cache, encode, hook, cfg.tokens, cfg.batch_size)
     else:
         src = text_source(source)
@@ -89,6 +83,7 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
             raise MechscopeError(f"tokens=0 (all) applies to an activation cache; mining text source {src.name} "
                                  "needs a token count")
         context, described = cfg.context, {"source": src.name}
+        inputs["corpus"] = {"name": src.name}
         batches = text_batches(model, encode, hook, src, cfg.tokens, cfg.context, cfg.batch_size, cfg.seed,
                                cfg.exclude_special)
     out = Path(out)
@@ -112,19 +107,16 @@ def mine(model, dictionary, source="pydocs", out: str | Path = "features", confi
         (out / CATALOG).unlink(missing_ok=True)  # an interrupted write leaves no catalogue, never a mismatched pair
         n_examples = write_examples(out / EXAMPLES, sets, store, strings)
         top = next(s for s in sets if s.kind == "top")
-        summary = _write_catalog(out, model, sae, hook, miner, top, store, strings, cfg, described)
+        summary = _write_catalog(out, model, sae, hook, miner, top, store, strings, cfg, described, inputs)
     finally:
         store.close()
     seconds = time.perf_counter() - started
-    from mechscope import __version__
-
     result = MiningResult(directory=str(out), tokens=miner.tokens, windows=miner.windows, latents=sae.d_sae,
                           dead=len(summary["too_few"]["dead"]), rare=len(summary["too_few"]["rare"]),
                           examples=n_examples, pass_seconds=round(pass_seconds, 3), seconds=round(seconds, 3),
                           tokens_per_second=round(miner.tokens / pass_seconds, 1),
                           logit_method=summary["logit_method"])
-    atomic_write_json(out / "manifest.json", {**summary["manifest"], "mechscope_version": __version__,
-                                              "result": result.to_dict(), "too_few": summary["too_few"]})
+    write_manifest(out, {**summary["manifest"], "result": result.to_dict(), "too_few": summary["too_few"]})
     return result
 
 
@@ -166,7 +158,7 @@ def _strings(model) -> list[str]:
 
 
 def _write_catalog(out: Path, model, sae, hook: str, miner: Miner, top: ExampleSet, store: WindowStore,
-                   strings: list[str], cfg: MiningConfig, described: dict) -> dict:
+                   strings: list[str], cfg: MiningConfig, described: dict, inputs: dict) -> dict:
     stats = miner.stats.as_numpy()
     count = stats["count"]
     status = np.where(count == 0, "dead", np.where(count < cfg.min_activations, "rare", "ok"))
@@ -196,11 +188,12 @@ def _write_catalog(out: Path, model, sae, hook: str, miner: Miner, top: ExampleS
                      json.dumps([float(f"{e:.6g}") for e in q_edges[i]])))
         search.append((i, " ".join(top_tokens[i] + [t for t, _ in promoted])))
     too_few = {s: np.flatnonzero(status == s).tolist() for s in ("dead", "rare")}
-    manifest = {"format": FORMAT, "format_version": 1, "model": model.describe(), "hook": hook,
-                "dictionary": {"architecture": sae.cfg.architecture, "d_in": sae.d_in, "d_sae": sae.d_sae,
-                               "hook_name": sae.cfg.hook_name, "model_name": sae.cfg.model_name},
-                "config": cfg.to_dict(), "context": miner.context, "tokens": miner.tokens, "windows": miner.windows,
-                "logit_method": logits["method"], "files": {"catalog": CATALOG, "examples": EXAMPLES}, **described}
+    manifest = build_manifest(
+        FORMAT, model=model, config=cfg, inputs=inputs, hook=hook,
+        dictionary={"architecture": sae.cfg.architecture, "d_in": sae.d_in, "d_sae": sae.d_sae,
+                    "hook_name": sae.cfg.hook_name, "model_name": sae.cfg.model_name},
+        context=miner.context, tokens=miner.tokens, windows=miner.windows, logit_method=logits["method"],
+        files={"catalog": CATALOG, "examples": EXAMPLES}, **described)
     build_catalog(out / CATALOG, {"manifest": manifest, "histogram_edges": edges.tolist(),
                                   "quantile_bins": cfg.quantile_bins}, rows, neighbours, search)
     return {"manifest": manifest, "too_few": too_few, "logit_method": logits["method"]}

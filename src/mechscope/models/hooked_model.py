@@ -6,7 +6,9 @@ so every cached number is exactly what HF computes.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -15,12 +17,23 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.errors import HookNameError, HookShapeError, MechscopeError
-from mechscope.models import attention
+from mechscope.models import attention, generation, positions
 from mechscope.models.families import Family
+from mechscope.models.generation import Generation, GenerationConfig
 from mechscope.models.hook_points import HookPoint, hook_points
+from mechscope.models.positions import Positions
 
 HookFn = Callable[[Tensor, str], "Tensor | None"]
 Inputs = "str | list[str] | Tensor | Mapping[str, Tensor]"
+
+
+def _serialised(method):
+    """Run a HookedModel method under the model's lock, so other threads' hooks cannot interleave with it."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
 
 
 class StopForward(Exception):
@@ -65,6 +78,7 @@ class HookedModel:
         self._shapes: dict[str, tuple[int, ...]] | None = None
         self._eager_depth = 0
         self._saved_attn: str | None = None
+        self._lock = threading.RLock()  # held by each call and hooks() block: module hooks are global to the model
         attention.register_implementation()
         if tokenizer is not None and tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -157,9 +171,19 @@ class HookedModel:
         return {k: v.to(self.device) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
     # ----- running ---------------------------------------------------------------------------
+    @property
+    def positions(self) -> Positions:
+        """Inside a hook: which positions of each row the running forward call covers (prompt or generated)."""
+        return positions.current()
+
+    @_serialised
     def forward(self, inputs, attention_mask: Tensor | None = None) -> Tensor:
         """Logits [batch, pos, vocab] for language models; last hidden state for encoders."""
-        output = self.hf(**self.encode(inputs, attention_mask), use_cache=False)
+        batch = self.encode(inputs, attention_mask)
+        mask = batch.get("attention_mask")
+        with positions.covering(Positions.of_prompt(torch.ones_like(batch["input_ids"]) if mask is None else mask),
+                                replace=False):
+            output = self.hf(**batch, use_cache=False)
         return output.logits if getattr(output, "logits", None) is not None else output.last_hidden_state
 
     __call__ = forward
@@ -170,6 +194,7 @@ class HookedModel:
         pairs = list(fns.items()) if isinstance(fns, Mapping) else list(fns)
         points = [self.point(name) for name, _ in pairs]
         handles = []
+        self._lock.acquire()
         try:
             for point, (_, fn) in zip(points, pairs):
                 handles.append(self._attach(point, fn))
@@ -178,7 +203,15 @@ class HookedModel:
         finally:
             for handle in handles:
                 handle.remove()
+            self._lock.release()
 
+    @_serialised
+    def generate(self, inputs, hooks: Mapping[str, HookFn] | Iterable[tuple[str, HookFn]] | None = None,
+                 **settings) -> Generation:
+        """New tokens and texts for each prompt with `hooks` active; settings are GenerationConfig fields."""
+        return generation.generate(self, inputs, hooks, GenerationConfig().updated(**settings))
+
+    @_serialised
     def run_with_cache(self, inputs, names: str | Iterable[str] | None = None, *,
                        stop_at_layer: int | str | None = None, attention_mask: Tensor | None = None,
                        grad: bool = False) -> tuple[Tensor | None, dict[str, Tensor]]:

@@ -1,12 +1,12 @@
-"""Toy models and synthetic ground truth."""
+"""Toy models of superposition and model organisms; synthetic ground truth (re-exported here) lives in
+mechscope.synthetic."""
 
-from mechscope.toy.absorption import AbsorptionFeatures, absorption_scores
+from mechscope.synthetic import AbsorptionFeatures, SyntheticFeatures, absorption_scores, feature_recovery
 from mechscope.toy.lm_training import LMConfig, LMTrainConfig, build_lm, train_lm
 from mechscope.toy.organisms import ORGANISMS, Organism, open_organism, train_organism
 from mechscope.toy.plots import plot_superposition
 from mechscope.toy.superposition import (ToyConfig, ToyModel, dimensions_per_feature, feature_dimensionality,
                                          feature_norms, gram, train_toy)
-from mechscope.toy.synthetic import SyntheticFeatures, feature_recovery
 from mechscope.toy.zoo import check_zoo, load_organism, organism_path
 
 __all__ = ["ORGANISMS", "AbsorptionFeatures", "LMConfig", "LMTrainConfig", "Organism", "SyntheticFeatures",

@@ -9,25 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 
-from mechscope.data.atomic import atomic_write_json
 from mechscope.devices import resolve_device
 from mechscope.errors import OrganismError
+from mechscope.manifest import MANIFEST_FILE, build_manifest, write_manifest
 from mechscope.models import HookedModel, load_model, wrap
 from mechscope.toy.lm_training import LMConfig, LMTrainConfig, build_lm, save_lm, train_lm
 from mechscope.toy.tasks import CheckResult, GreaterThanTask, InductionTask, IOITask, RefusalTask, Task
 
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_FILE
 
 
 @dataclass(frozen=True)
@@ -110,16 +108,6 @@ class Organism:
         return self.task.check(self.model)
 
 
-def _versions() -> dict:
-    import tokenizers
-    import transformers
-
-    import mechscope
-
-    return {"mechscope": mechscope.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__, "python": platform.python_version()}
-
-
 def train_organism(name: str, out: str | os.PathLike, steps: int | None = None, seed: int = 0,
                    size: str = "default", device: str = "auto", progress: bool = True) -> Organism:
     """Train organism `name` into the new directory `out` (written beside it, then renamed into place)."""
@@ -136,16 +124,18 @@ def train_organism(name: str, out: str | os.PathLike, steps: int | None = None, 
     model = wrap(hf, tokenizer, name=name, check=False)
     started = time.perf_counter()
     result = task.check(model)
-    manifest = {**settings, "description": spec.description, "seed": seed, "steps": train_cfg.steps,
-                "train_seconds": round(log.seconds, 2), "check_seconds": round(time.perf_counter() - started, 2),
-                "tokens_seen": log.tokens, "final_loss": log.final_loss, "loss_curve": log.losses,
-                "check": result.to_dict(), "device": str(model.device), "torch_threads": torch.get_num_threads(),
-                "versions": _versions(), "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    manifest = build_manifest(
+        "mechscope.organism", model=model, config=settings, inputs={"task": {"name": name, **settings["task"]}},
+        **{k: v for k, v in settings.items() if k != "model"}, lm=settings["model"], description=spec.description,
+        seed=seed, steps=train_cfg.steps, train_seconds=round(log.seconds, 2),
+        check_seconds=round(time.perf_counter() - started, 2), tokens_seen=log.tokens, final_loss=log.final_loss,
+        loss_curve=log.losses, check=result.to_dict(), device=str(model.device),
+        torch_threads=torch.get_num_threads())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         save_lm(hf, tokenizer, tmp)
-        atomic_write_json(tmp / MANIFEST, manifest)
+        write_manifest(tmp, manifest)
         if out.exists():
             out.rmdir()  # empty (checked above)
         tmp.rename(out)

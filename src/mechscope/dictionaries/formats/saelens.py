@@ -26,15 +26,10 @@ _FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu", "ga
 
 
 def state_dict(d: Dictionary) -> dict[str, torch.Tensor]:
-    """SAELens tensor names for a dictionary."""
-    arch = d.cfg.architecture
-    tensors = {"W_enc": d.W_enc, "W_dec": d.W_dec, "b_dec": d.b_dec}
-    if arch == "gated":
-        tensors.update(b_gate=d.b_enc, r_mag=d.r_mag, b_mag=d.b_mag)
-    else:
-        tensors["b_enc"] = d.b_enc
-    if arch in ("jumprelu", "batchtopk", "matryoshka"):
-        tensors["threshold"] = d.threshold
+    """SAELens tensor names for a dictionary: the shared four, then the variant's own (Gated's b_enc is b_gate)."""
+    tensors = {"W_enc": d.W_enc, "W_dec": d.W_dec, "b_dec": d.b_dec,
+               "b_gate" if d.cfg.architecture == "gated" else "b_enc": d.b_enc}
+    tensors.update({name: getattr(d, name) for name in d.variant.saved_tensors})
     return {k: v.detach().contiguous().cpu().float() for k, v in tensors.items()}
 
 
@@ -42,7 +37,7 @@ def save(d: Dictionary, path: str | Path) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = d.cfg
-    config = {"architecture": _SAELENS_ARCH[cfg.architecture], "d_in": cfg.d_in, "d_sae": cfg.d_sae,
+    config = {"architecture": _SAELENS_ARCH.get(cfg.architecture, cfg.architecture), "d_in": cfg.d_in, "d_sae": cfg.d_sae,
               "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
               "normalize_activations": cfg.normalize_activations, "reshape_activations": "none",
               "metadata": {"model_name": cfg.model_name, "hook_name": cfg.hook_name, **cfg.metadata},
@@ -82,17 +77,9 @@ def from_state_dict(cfg: DictionaryConfig, tensors: dict[str, torch.Tensor], sou
             raise MechscopeError(f"{source}: {name} has shape {tuple(tensors[name].shape)}, expected {shape} "
                                  f"(d_in={cfg.d_in}, d_sae={cfg.d_sae})")
     with torch.no_grad():
-        d.W_enc.copy_(tensors["W_enc"])
-        d.W_dec.copy_(tensors["W_dec"])
-        d.b_dec.copy_(tensors["b_dec"])
-        d.b_enc.copy_(tensors["b_gate"] if cfg.architecture == "gated" else tensors["b_enc"])
-        if cfg.architecture == "gated":
-            d.r_mag.copy_(tensors["r_mag"])
-            d.b_mag.copy_(tensors["b_mag"])
-        if "threshold" in expected:
-            d.threshold.copy_(tensors["threshold"])
-            if cfg.architecture == "jumprelu":
-                d.log_threshold.copy_(tensors["threshold"].clamp_min(1e-30).log())
+        for name in expected:
+            getattr(d, "b_enc" if name == "b_gate" else name).copy_(tensors[name])
+    d.variant.after_load(d)
     return d
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from mechscope.dictionaries.config import DictionaryConfig
+if TYPE_CHECKING:
+    from mechscope.dictionaries.config import DictionaryConfig
 
 
 @dataclass
@@ -20,20 +22,57 @@ class StepContext:
 
 
 class Variant:
-    """Activation function and training loss of one dictionary architecture."""
+    """Everything that differs by architecture: activation, loss, initialisation, resampling, its config
+    fields and their checks, its run label and its sweep knob. It reads its config and never writes it."""
 
     unit_norm_decoder = True  # keep decoder rows at unit norm during training
     sparse = False  # its codes are few per token: training runs the sparse kernels
+    hyperparameters: tuple[str, ...] = ()  # the DictionaryConfig fields it reads (its `train --arch` flags)
+    sweep_axis = "l0"  # which sweep list sets its sparsity: "l0" (target L0 or k) or "l1" (a coefficient)
+    saved_tensors: tuple[str, ...] = ()  # its parameters or buffers that files store, beside W_enc/b_enc/W_dec/b_dec
 
     def __init__(self, cfg: DictionaryConfig):
         self.cfg = cfg
 
+    # ----- config: defaults, checks, run label, sweep knob -------------------------------------
+    @classmethod
+    def config_defaults(cls, cfg: DictionaryConfig) -> dict:
+        """Field values the config takes for this variant (applied once, when the config is built)."""
+        return {}
+
+    @classmethod
+    def validate_config(cls, cfg: DictionaryConfig) -> None:
+        """Raise a MechscopeError naming expected and given for settings this variant cannot use."""
+
+    @classmethod
+    def sweep_overrides(cls, value: float) -> dict:
+        """Config fields that put this variant at one point of a sweep's `sweep_axis` list."""
+        raise NotImplementedError
+
+    def knob_label(self) -> str:
+        """The sparsity setting as it appears in run names, e.g. "k32" or "l1-5"."""
+        raise NotImplementedError
+
+    def run_name(self) -> str:
+        """Directory name of a training run: architecture, width and sparsity knob."""
+        return f"{self.cfg.architecture}_{self.cfg.d_sae}_{self.knob_label()}"
+
+    # ----- parameters and initialisation --------------------------------------------------------
     def add_parameters(self, d) -> None:
         """Register parameters or buffers beyond W_enc, b_enc, W_dec, b_dec."""
 
     def init_parameters(self, d) -> None:
         """Initialise them (called after the shared initialisation)."""
 
+    @torch.no_grad()
+    def init_from_data(self, d, b_dec: Tensor, sample: Tensor) -> None:
+        """Data-dependent initialisation before training: b_dec from the first tokens."""
+        d.b_dec.copy_(b_dec.to(d.b_dec.device))
+
+    def after_load(self, d) -> None:
+        """Derive training-only state from tensors just loaded from a file."""
+
+    # ----- inference and training ---------------------------------------------------------------
     def activate(self, d, x_in: Tensor, pre: Tensor) -> Tensor:
         """Dense inference codes from pre-activations."""
         raise NotImplementedError
@@ -44,6 +83,10 @@ class Variant:
 
     def after_step(self, d, terms: dict[str, Tensor]) -> None:
         """Update running state (e.g. an inference threshold) after an optimiser step."""
+
+    def resample(self, d, optimizer: torch.optim.Optimizer, x: Tensor, dead: Tensor, step: int) -> int:
+        """Revive dead latents at a resampling step; returns how many (0: this variant does not resample)."""
+        return 0
 
 
 def squared_error(x: Tensor, x_hat: Tensor) -> Tensor:

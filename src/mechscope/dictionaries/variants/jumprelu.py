@@ -56,7 +56,21 @@ def step(z: Tensor, theta: Tensor, eps: float) -> Tensor:
 
 
 class JumpReLU(Variant):
-    """Threshold trained as log_threshold; saved (and used at inference) as `threshold`."""
+    """Threshold trained as log_threshold; saved (and used at inference) as `threshold`.
+
+    Its sweep knob is the target L0 (penalised as (L0 / target - 1)^2 with coefficient 1).
+    """
+
+    hyperparameters = ("l0_coefficient", "target_l0", "jumprelu_bandwidth", "jumprelu_init_threshold")
+    saved_tensors = ("threshold",)
+
+    @classmethod
+    def sweep_overrides(cls, value: float) -> dict:
+        return {"target_l0": float(value), "l0_coefficient": 1.0}
+
+    def knob_label(self) -> str:
+        cfg = self.cfg
+        return f"l0-{cfg.target_l0:g}" if cfg.target_l0 else f"lambda-{cfg.l0_coefficient:g}"
 
     def add_parameters(self, d) -> None:
         d.log_threshold = nn.Parameter(torch.zeros(d.d_sae, device=d.W_enc.device))
@@ -73,6 +87,10 @@ class JumpReLU(Variant):
     def after_step(self, d, terms: dict[str, Tensor]) -> None:
         """Inference reads the exact `threshold` buffer (what files store), kept equal to exp(log_threshold)."""
         d.threshold.copy_(d.log_threshold.exp())
+
+    @torch.no_grad()
+    def after_load(self, d) -> None:
+        d.log_threshold.copy_(d.threshold.clamp_min(1e-30).log())
 
     def loss(self, d, x_in: Tensor, ctx: StepContext) -> dict[str, Tensor]:
         pre = d.pre_activations(x_in)

@@ -5,18 +5,64 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mechscope.dictionaries import resampling
 from mechscope.dictionaries.variants.base import StepContext, Variant, dense_terms, squared_error
+from mechscope.errors import MechscopeError
+
+RELU_FORMS = ("anthropic", "classic")
 
 
-class ReLU(Variant):
-    """codes = ReLU(pre). "anthropic": L1 weighted by decoder row norms, free decoder, no b_dec
-    subtraction before the encoder; "classic": plain L1, unit-norm decoder, dead-latent resampling."""
+class L1Variant(Variant):
+    """A variant whose sparsity is an L1 coefficient: swept over the `l1` list, named `..._l1-5`."""
+
+    hyperparameters = ("l1_coefficient",)
+    sweep_axis = "l1"
+
+    @classmethod
+    def sweep_overrides(cls, value: float) -> dict:
+        return {"l1_coefficient": float(value)}
+
+    def knob_label(self) -> str:
+        return f"l1-{self.cfg.l1_coefficient:g}"
+
+
+class ReLU(L1Variant):
+    """codes = ReLU(pre). "anthropic": L1 weighted by decoder row norms, free decoder (rows start at norm
+    0.1), no b_dec subtraction before the encoder; "classic": plain L1, unit-norm decoder, resampling."""
+
+    hyperparameters = ("l1_coefficient", "relu_form")
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.unit_norm_decoder = cfg.relu_form == "classic"
-        if cfg.relu_form == "anthropic":
-            cfg.apply_b_dec_to_input = False
+
+    @classmethod
+    def config_defaults(cls, cfg) -> dict:
+        return {"apply_b_dec_to_input": False} if cfg.relu_form == "anthropic" else {}
+
+    @classmethod
+    def validate_config(cls, cfg) -> None:
+        if cfg.relu_form not in RELU_FORMS:
+            raise MechscopeError(f"relu_form must be one of {RELU_FORMS}, got {cfg.relu_form!r}")
+
+    def run_name(self) -> str:
+        label = "relu-classic" if self.cfg.relu_form == "classic" else "relu"
+        return f"{label}_{self.cfg.d_sae}_{self.knob_label()}"
+
+    @torch.no_grad()
+    def init_parameters(self, d) -> None:
+        if self.cfg.relu_form == "anthropic":
+            d.W_dec.mul_(0.1)
+            d.W_enc.mul_(0.1)
+
+    def init_from_data(self, d, b_dec: Tensor, sample: Tensor) -> None:
+        """The anthropic form never subtracts b_dec from its input, so b_dec starts at zero."""
+        if self.cfg.apply_b_dec_to_input:
+            super().init_from_data(d, b_dec, sample)
+
+    def resample(self, d, optimizer, x: Tensor, dead: Tensor, step: int) -> int:
+        """The classic form revives dead latents (Anthropic 2023); the anthropic form does not."""
+        return resampling.resample_dead(d, optimizer, x, dead, step) if self.cfg.relu_form == "classic" else 0
 
     def activate(self, d, x_in: Tensor, pre: Tensor) -> Tensor:
         return pre.relu()
@@ -29,12 +75,14 @@ class ReLU(Variant):
         return dense_terms(d, x_in, codes, x_hat, sparsity, ctx)
 
 
-class Gated(Variant):
+class Gated(L1Variant):
     """f = 1[pi_gate > 0] * ReLU(pi_mag), W_mag = W_gate * exp(r_mag) (tied), b_gate stored as b_enc.
 
     Loss (the paper's eq. 8): ||x - x_hat(f)||^2 + l1 * ||ReLU(pi_gate)||_1
     + ||x - x_hat_frozen(ReLU(pi_gate))||^2, the last through a detached copy of the decoder.
     """
+
+    saved_tensors = ("r_mag", "b_mag")
 
     def add_parameters(self, d) -> None:
         d.r_mag = nn.Parameter(torch.zeros(d.d_sae, device=d.W_enc.device))

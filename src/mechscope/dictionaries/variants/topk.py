@@ -10,12 +10,30 @@ from torch import Tensor
 
 from mechscope.dictionaries.sparse_codes import SparseCodes, decode, encoder_values
 from mechscope.dictionaries.variants.base import StepContext, Variant, batch_fvu, squared_error
+from mechscope.errors import MechscopeError
 
 
 class TopK(Variant):
     """codes = ReLU(TopK_k(pre)); loss = ||x - x_hat||^2 / variance + aux_coefficient * AuxK."""
 
     sparse = True
+    hyperparameters = ("k", "aux_k", "aux_coefficient")
+
+    @classmethod
+    def validate_config(cls, cfg) -> None:
+        if not 0 < cfg.k <= cfg.d_sae:
+            raise MechscopeError(f"k must be in 1..d_sae={cfg.d_sae}, got {cfg.k}")
+
+    @classmethod
+    def sweep_overrides(cls, value: float) -> dict:
+        return {"k": int(value)}
+
+    def knob_label(self) -> str:
+        return f"k{self.cfg.k}"
+
+    def init_from_data(self, d, b_dec: Tensor, sample: Tensor) -> None:
+        super().init_from_data(d, b_dec, sample)
+        scale_encoder_to_data(d, sample.to(d.W_enc.device))
 
     def select(self, d, pre: Tensor) -> tuple[SparseCodes, Tensor]:
         """The selected pairs and their pre-activations (in the codes' order)."""
@@ -61,6 +79,8 @@ class TopK(Variant):
 class BatchTopK(TopK):
     """The top k * batch activations of the whole batch; inference uses a learned global threshold."""
 
+    saved_tensors = ("threshold",)
+
     def add_parameters(self, d) -> None:
         d.register_buffer("threshold", torch.zeros(d.d_sae, device=d.W_enc.device))
 
@@ -91,7 +111,25 @@ class BatchTopK(TopK):
 
 
 class Matryoshka(BatchTopK):
-    """BatchTopK whose nested prefixes each reconstruct x: loss = sum over prefixes of their errors."""
+    """BatchTopK whose nested prefixes each reconstruct x: loss = sum over prefixes of their errors.
+
+    Prefix widths default to 1/16, 1/8, 1/4, 1/2 and all of the dictionary.
+    """
+
+    hyperparameters = TopK.hyperparameters + ("matryoshka_widths",)
+
+    @classmethod
+    def config_defaults(cls, cfg) -> dict:
+        d_sae = cfg.d_sae
+        return {} if cfg.matryoshka_widths else {"matryoshka_widths": sorted(
+            {max(1, d_sae // 16), max(1, d_sae // 8), max(1, d_sae // 4), max(1, d_sae // 2), d_sae})}
+
+    @classmethod
+    def validate_config(cls, cfg) -> None:
+        super().validate_config(cfg)
+        widths = list(cfg.matryoshka_widths)
+        if sorted(widths) != widths or widths[-1] != cfg.d_sae or widths[0] < 1:
+            raise MechscopeError(f"matryoshka_widths must increase and end at d_sae={cfg.d_sae}, got {widths}")
 
     def reconstruction(self, d, values, codes, x_in, ctx) -> tuple[Tensor, Tensor]:
         widths = torch.tensor(self.cfg.matryoshka_widths, device=codes.cols.device)
@@ -104,3 +142,18 @@ class Matryoshka(BatchTopK):
                 x_hat = x_hat + decode(values[keep], d.W_dec, codes.subset(keep), d.sparse_kernels)
             total = total + squared_error(x_in, x_hat) / (x_in.shape[0] * ctx.variance)
         return total, x_hat
+
+
+@torch.no_grad()
+def scale_encoder_to_data(d, x: Tensor) -> None:
+    """Scale the tied encoder so the initial reconstruction has the least-squares best magnitude.
+
+    TopK-style selection does not depend on the encoder's scale, so the codes, and with them the
+    reconstruction's deviation from b_dec, scale linearly: one scalar s = <x - b, r> / ||r||^2.
+    Starting at the right magnitude instead of unit-norm columns shortens the early phase of training.
+    """
+    residual = d(x) - d.b_dec
+    target = x - d.b_dec
+    scale = (target * residual).sum() / residual.pow(2).sum().clamp_min(1e-12)
+    if bool(scale > 0):
+        d.W_enc.mul_(scale)

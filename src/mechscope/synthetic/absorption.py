@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mechscope.toy.synthetic import SyntheticFeatures
+from mechscope.synthetic.features import SyntheticFeatures
 
 
 @dataclass

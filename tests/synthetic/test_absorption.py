@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import load_dictionary
-from mechscope.toy import AbsorptionFeatures, absorption_scores
+from mechscope.synthetic import AbsorptionFeatures, absorption_scores
 
 
 def test_parent_children_statistics():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mechscope.toy import SyntheticFeatures, feature_recovery
+from mechscope.synthetic import SyntheticFeatures, feature_recovery
 
 
 def test_generator_has_the_requested_sparsity_and_is_deterministic():
