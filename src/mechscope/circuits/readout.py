@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from mechscope.errors import MechscopeError
-from mechscope.features.weights import norm_scale
+from mechscope.models.unembedding import norm_scale
 from mechscope.models import HookedModel
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 
 from mechscope.circuits.attribution import attribution_patching
 from mechscope.circuits.components import Component
+from mechscope.circuits.config import METHODS
 from mechscope.circuits.dla import direct_logit_attribution
 from mechscope.circuits.patching import Metric, activation_patching
 from mechscope.circuits.results import CircuitResult
@@ -13,7 +14,6 @@ from mechscope.errors import MechscopeError
 from mechscope.models import HookedModel
 from mechscope.tasks import TaskBatch, kl_to_clean, metric as task_metric_fn
 
-METHODS = ("activation", "attribution")
 PATCH_METRICS = ("logit_diff", "prob_diff", "kl_to_clean")
 
 
