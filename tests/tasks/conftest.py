@@ -34,6 +34,16 @@ def smollm2_tokenizer():
 
 
 @pytest.fixture(scope="session")
+def minilm_tokenizer():
+    """BERT's uncased WordPiece, as MiniLM ships it: [CLS] text [SEP]."""
+    from transformers import AutoTokenizer
+
+    from mechscope.models import minilm_path
+
+    return AutoTokenizer.from_pretrained(minilm_path())
+
+
+@pytest.fixture(scope="session")
 def byte_level_tokenizer():
     """A GPT-2-style byte-level BPE trained on `corpus`: no BOS, words as Ġ-prefixed merges, and digits cut into
     pairs first so that " 1732" is " " "17" "32", as GPT-2 writes most years."""

@@ -62,3 +62,10 @@ def test_metrics_by_name():
     assert metric("prob_diff") is prob_diff
     with pytest.raises(TaskError, match="unknown metric 'logitdiff'; expected one of logit_diff"):
         metric("logitdiff")
+
+
+def test_select_keeps_rows_and_trims_padding(batch):
+    first = batch.select([0])
+    assert first.clean.tolist() == [[5, 6]] and first.answers.tolist() == [[1, -1]] and first.positions.tolist() == [1]
+    logits = final([[0, 2, -1, 0], [1, 0, 0, 3]], batch)
+    assert logit_diff(logits[:1, :2], first).tolist() == pytest.approx([3.0])

@@ -21,6 +21,7 @@ WRONG_SPLITS = "a wrong answer is not a single token"
 ANSWER_MERGES = "an answer merges with the prompt's last token"
 UNKNOWN_ANSWER = "an answer is the unknown token"
 SAME_ANSWER = "answer and wrong answer are the same token"
+FRAMING = "the tokenizer cuts the prompt differently once it adds its special tokens"
 
 
 @dataclass(frozen=True)
@@ -124,17 +125,18 @@ def equal_length_partner(tokenizer, prompt: str, candidates: list[str]) -> int:
     return next((i for i, count in enumerate(counts) if count == length), 0)
 
 
-def _offset(framed: list[int], plain: list[int]) -> int:
-    return next(i for i in range(len(framed) - len(plain) + 1) if framed[i:i + len(plain)] == plain)
+def _offset(framed: list[int], plain: list[int]) -> int | None:
+    return next((i for i in range(len(framed) - len(plain) + 1) if framed[i:i + len(plain)] == plain), None)
 
 
-def _framed(tokenizer, text: str, rendered: bool) -> tuple[list[int], int]:
+def _framed(tokenizer, text: str, rendered: bool) -> tuple[list[int], int] | None:
     """Model input ids of `text` and the index of its last own token (BERT's [SEP] and the like excluded)."""
     plain = tokenizer(text, add_special_tokens=False)["input_ids"]
     if rendered:
         return plain, len(plain) - 1
     framed = tokenizer(text)["input_ids"]
-    return framed, _offset(framed, plain) + len(plain) - 1
+    offset = _offset(framed, plain)
+    return None if offset is None else (framed, offset + len(plain) - 1)
 
 
 def special_frame(tokenizer) -> tuple[list[int], list[int]]:
@@ -142,6 +144,9 @@ def special_frame(tokenizer) -> tuple[list[int], list[int]]:
     plain = tokenizer("frame", add_special_tokens=False)["input_ids"]
     framed = tokenizer("frame")["input_ids"]
     offset = _offset(framed, plain)
+    if offset is None:
+        raise TaskError(f"expected the tokenizer to frame text with special tokens around it; it turns {plain} into "
+                        f"{framed}")
     return framed[:offset], framed[offset + len(plain):]
 
 
@@ -169,8 +174,10 @@ def tokenize_pair(pair: PromptPair, tokenizer) -> TokenPair | str:
         return wrong
     if set(answers) & set(wrong):
         return SAME_ANSWER
-    clean, position = _framed(tokenizer, pair.clean, pair.rendered)
-    corrupted, corrupted_position = _framed(tokenizer, pair.corrupted, pair.rendered)
+    clean, corrupted = _framed(tokenizer, pair.clean, pair.rendered), _framed(tokenizer, pair.corrupted, pair.rendered)
+    if clean is None or corrupted is None:
+        return FRAMING
+    (clean, position), (corrupted, corrupted_position) = clean, corrupted
     if len(clean) != len(corrupted) or position != corrupted_position:
         return LENGTH_MISMATCH
     return TokenPair(tuple(clean), tuple(corrupted), position, answers, wrong, pair.meta, pair.repairs)
