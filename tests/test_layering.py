@@ -16,6 +16,8 @@ ALLOWED = {  # package (or low module) -> the mechscope packages and modules it 
     **{name: GROUND | LOW for name in GROUND | LOW},
     "synthetic": GROUND | LOW | {"synthetic"},
     "dictionaries": GROUND | LOW | {"synthetic", "dictionaries"},
+    "tasks": GROUND | LOW | {"tasks"},
+    "circuits": GROUND | LOW | {"tasks", "dictionaries", "circuits"},
 }
 
 

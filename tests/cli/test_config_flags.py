@@ -7,6 +7,7 @@ from dataclasses import asdict, fields
 import pytest
 
 from mechscope.autointerp.labelling import LabelConfig
+from mechscope.circuits.config import HeadsConfig, PatchConfig, TaskSelection
 from mechscope.cli import build_parser
 from mechscope.cli.config_flags import config_options, field_comments
 from mechscope.cli.dictionaries import dictionary_configs
@@ -24,6 +25,9 @@ VERBS = [  # argv with only the required arguments, the config the verb builds, 
     (["eval", "m", "dictionary"], EvalConfig, set()),
     (["label", "dir"], LabelConfig, set()),
     (["mine", "m", "dictionary", "--out", "o"], MiningConfig, set()),
+    (["patch", "m"], PatchConfig, set()),
+    (["dla", "m"], TaskSelection, set()),
+    (["heads", "m"], HeadsConfig, set()),
 ]
 
 

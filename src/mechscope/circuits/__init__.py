@@ -1,0 +1,12 @@
+"""Circuits: activation and attribution patching, direct logit attribution, logit lens, head detectors."""
+
+from mechscope.circuits.attribution import agreement, attribution_patching
+from mechscope.circuits.components import COMPONENTS, Component, Patch
+from mechscope.circuits.dla import direct_logit_attribution, logit_lens
+from mechscope.circuits.heads import HEAD_KINDS, detection_pattern, head_scores, repeated_tokens
+from mechscope.circuits.patching import activation_patching, run_patches
+from mechscope.circuits.results import CircuitResult
+
+__all__ = ["COMPONENTS", "CircuitResult", "Component", "HEAD_KINDS", "Patch", "activation_patching", "agreement",
+           "attribution_patching", "detection_pattern", "direct_logit_attribution", "head_scores", "logit_lens",
+           "repeated_tokens", "run_patches"]

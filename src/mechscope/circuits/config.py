@@ -1,0 +1,47 @@
+"""Settings of the circuit verbs, one dataclass each; the CLI's flags are generated from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mechscope.circuits.components import COMPONENTS
+from mechscope.errors import MechscopeError
+
+METHODS = ("activation", "attribution")
+
+
+@dataclass(frozen=True)
+class TaskSelection:
+    """Which prompts a circuit verb runs on."""
+
+    task: str = "ioi"  # a task name (ioi, induction, greater-than, factual, refusal) or a .jsonl file of pairs
+    prompts: int = 32  # clean/corrupted pairs to generate
+    split: str = "test"  # train or test prompts of the task
+    seed: int = 0  # the task generator's seed
+    same_shape: bool = True  # keep the largest group of pairs with one length and answer position
+
+
+@dataclass(frozen=True)
+class PatchConfig(TaskSelection):
+    component: str = "resid"  # resid, resid-post, attn, attn-by-pos, mlp, mlp-by-pos, heads, heads-by-pos, q/k/v-input, pattern
+    method: str = "activation"  # activation (exact) or attribution (gradient estimate)
+    metric: str = "logit_diff"  # logit_diff, prob_diff or kl_to_clean
+    noising: bool = False  # patch corrupted activations into the clean run instead of the reverse
+    max_rows: int = 64  # prompt copies per forward pass: the memory bound
+
+    def __post_init__(self):
+        if self.component not in COMPONENTS:
+            raise MechscopeError(f"component must be one of {', '.join(COMPONENTS)}, got {self.component!r}")
+        if self.method not in METHODS:
+            raise MechscopeError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.max_rows < 1:
+            raise MechscopeError(f"max_rows must be >= 1, got {self.max_rows}")
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    prompts: int = 8  # sequences of repeated random tokens
+    length: int = 25  # random tokens per copy; each prompt is BOS + the segment twice
+    seed: int = 0  # seed of the random tokens
+    exclude_bos: bool = False  # ignore attention to the first token (TransformerLens's option)
+    exclude_current_token: bool = False  # ignore attention to the query's own position

@@ -1,0 +1,134 @@
+"""Activation patching: many independent patches per forward pass, stacked along the batch.
+
+Denoising runs the corrupted prompts with one clean activation patched in (does this component
+suffice to restore the behaviour?); noising runs the clean prompts with one corrupted activation
+patched in (is it necessary?). Each patch gets its own copy of the batch, so a forward pass of
+`max_rows` rows evaluates max_rows // batch patches at once; the result is the same as running them
+one by one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from mechscope.circuits.components import Component, Patch, component as resolve_component
+from mechscope.circuits.results import CircuitResult
+from mechscope.errors import MechscopeError
+from mechscope.models import HookedModel
+
+Metric = Callable[[Tensor], Tensor]  # logits [batch, pos, vocab] -> one value per row [batch]
+
+
+def model_inputs(model: HookedModel, tokens, attention_mask: Tensor | None = None) -> dict[str, Tensor]:
+    """Encoded inputs with an explicit attention mask (all ones when none is given)."""
+    inputs = model.encode(tokens, attention_mask)
+    if "attention_mask" not in inputs:
+        inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+    return inputs
+
+
+def paired_inputs(model: HookedModel, clean, corrupted, attention_mask: Tensor | None = None):
+    """Clean and corrupted inputs of one shape, sharing the clean attention mask (prompts align token for token)."""
+    clean_in = model_inputs(model, clean, attention_mask)
+    corrupt_in = model_inputs(model, corrupted, clean_in["attention_mask"])
+    if clean_in["input_ids"].shape != corrupt_in["input_ids"].shape:
+        raise MechscopeError(f"clean and corrupted prompts must align token for token; got shapes "
+                             f"{tuple(clean_in['input_ids'].shape)} and {tuple(corrupt_in['input_ids'].shape)}")
+    return clean_in, corrupt_in
+
+
+def mean_metric(model: HookedModel, inputs: dict, metric: Metric) -> float:
+    with torch.no_grad():
+        return float(_checked_metric(metric, model(inputs).float(), len(inputs["input_ids"])).mean())
+
+
+def _checked_metric(metric: Metric, logits: Tensor, rows: int) -> Tensor:
+    value = metric(logits)
+    if not isinstance(value, Tensor) or value.shape != (rows,):
+        got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise MechscopeError(f"a metric must return one value per prompt, shape ({rows},); got {got}")
+    return value
+
+
+def _patcher(source: Tensor, entries: list[tuple[int, Patch]], copies: int):
+    """A hook function that writes each entry's part of `source` into its own copy of the batch."""
+    def fn(act: Tensor, _name: str) -> Tensor:
+        rows = act.reshape(copies, -1, *act.shape[1:])
+        mask = torch.zeros((copies, 1, *act.shape[1:]), dtype=torch.bool, device=act.device)
+        for copy, patch in entries:
+            mask[(copy, 0) + patch.index(act.ndim)] = True
+        return torch.where(mask, source[None].to(act.dtype), rows).reshape(act.shape)
+    return fn
+
+
+def run_patches(model: HookedModel, base: dict, source: dict[str, Tensor], patches: Sequence[Patch],
+                metric: Metric, max_rows: int = 64, progress: bool = False) -> Tensor:
+    """Mean metric [len(patches)] of `base` with each patch's part of the cached `source` activations."""
+    batch = len(base["input_ids"])
+    per_forward = max(1, max_rows // batch)
+    values = []
+    starts = range(0, len(patches), per_forward)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="patching", unit="forward")
+    for start in starts:
+        chunk = patches[start:start + per_forward]
+        copies = len(chunk)
+        by_hook: dict[str, list[tuple[int, Patch]]] = defaultdict(list)
+        for copy, patch in enumerate(chunk):
+            by_hook[patch.hook].append((copy, patch))
+        hooks = {hook: _patcher(source[hook], entries, copies) for hook, entries in by_hook.items()}
+        stacked = {k: v.repeat(copies, *[1] * (v.ndim - 1)) for k, v in base.items()}
+        with torch.no_grad(), model.hooks(hooks):
+            logits = model(stacked).float()
+        per_row = torch.cat([_checked_metric(metric, part, batch) for part in logits.split(batch)])
+        values.append(per_row.view(copies, batch).mean(1).cpu())
+    return torch.cat(values)
+
+
+def token_strings(model: HookedModel, ids) -> list[str]:
+    """One display string per token id ("#id" for models without a tokenizer)."""
+    if model.tokenizer is None:
+        return [f"#{i}" for i in torch.as_tensor(ids).reshape(-1).tolist()]
+    return model.to_str_tokens(ids)
+
+
+def position_labels(model: HookedModel, tokens: Tensor) -> list[str]:
+    """"index:token" per position."""
+    return [f"{i}:{t}" for i, t in enumerate(token_strings(model, tokens))]
+
+
+def axis_labels(model: HookedModel, sizes: dict[str, int], tokens: Tensor) -> dict[str, list[str]]:
+    labels = {axis: [str(i) for i in range(sizes.get(axis, 0))] for axis in ("layer", "head")}
+    if "pos" in sizes:
+        labels["pos"] = position_labels(model, tokens[0])
+    return {axis: labels[axis] for axis in sizes}
+
+
+def activation_patching(model: HookedModel, clean, corrupted, metric: Metric, component: str | Component = "resid",
+                        *, noising: bool = False, attention_mask: Tensor | None = None, max_rows: int = 64,
+                        progress: bool = False) -> CircuitResult:
+    """Exact patching of every site of `component` (e.g. "resid", "heads", "heads-by-pos"); see the module doc.
+
+    `max_rows` bounds the rows of one forward pass (the memory knob): with max_rows equal to the batch
+    every patch runs alone, the one-patch-per-forward reference.
+    """
+    comp = resolve_component(component)
+    clean_in, corrupt_in = paired_inputs(model, clean, corrupted, attention_mask)
+    base, source_in = (clean_in, corrupt_in) if noising else (corrupt_in, clean_in)
+    patches, sizes = comp.patches(model, clean_in["input_ids"].shape[1])
+    hooks = sorted({p.hook for p in patches})
+    with torch.no_grad():
+        _, source = model.run_with_cache(source_in, hooks)
+    values = run_patches(model, base, source, patches, metric, max_rows, progress)
+    prompts = len(clean_in["input_ids"])
+    info = {"component": comp.name, "noising": noising, "prompts": prompts, "patches": len(patches),
+            "forward_passes": -(-len(patches) // max(1, max_rows // prompts))}
+    return CircuitResult(values.view(*sizes.values()), tuple(sizes), axis_labels(model, sizes, clean_in["input_ids"]),
+                         "activation_patching", info, clean=mean_metric(model, clean_in, metric),
+                         corrupted=mean_metric(model, corrupt_in, metric))

@@ -1,0 +1,110 @@
+"""CLI verbs for circuits: patch, dla, heads, logit-lens."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from mechscope.cli.arguments import leaf
+from mechscope.cli.config_flags import add_config_flags, config_options
+from mechscope.circuits.config import HeadsConfig, PatchConfig, TaskSelection
+
+
+def _task_batch(model, selection: TaskSelection):
+    from mechscope.circuits.task_runs import same_shape
+    from mechscope.tasks import make_task
+
+    task = make_task("jsonl", path=selection.task) if selection.task.endswith(".jsonl") else make_task(selection.task)
+    batch = task.batch(model.tokenizer, selection.prompts, selection.split, selection.seed)
+    return same_shape(batch) if selection.same_shape else batch
+
+
+def _report(result, out: str | None, title: str) -> dict:
+    summary = result.summary()
+    if out is not None:
+        summary["files"] = result.save(out, title)
+    return summary
+
+
+def patch(args: argparse.Namespace) -> dict:
+    from mechscope.circuits.task_runs import patch as run_patch
+    from mechscope.models import load_model
+
+    config = PatchConfig(**config_options(args, PatchConfig))
+    model = load_model(args.model, device=args.device)
+    batch = _task_batch(model, config)
+    result = run_patch(model, batch, config.component, method=config.method, metric=config.metric,
+                       noising=config.noising, max_rows=config.max_rows, progress=True)
+    result.info["config"] = asdict(config)
+    title = f"{config.method} patching: {config.component} on {config.task} ({'noising' if config.noising else 'denoising'})"
+    return _report(result, args.out, title)
+
+
+def dla(args: argparse.Namespace) -> dict:
+    from mechscope.circuits.task_runs import task_dla
+    from mechscope.models import load_model
+
+    selection = TaskSelection(**config_options(args, TaskSelection))
+    model = load_model(args.model, device=args.device)
+    result = task_dla(model, _task_batch(model, selection), per_head=not args.per_layer)
+    return _report(result, args.out, f"direct logit attribution on {selection.task}")
+
+
+def heads(args: argparse.Namespace) -> dict:
+    from mechscope.circuits import head_scores, repeated_tokens
+    from mechscope.models import load_model
+
+    config = HeadsConfig(**config_options(args, HeadsConfig))
+    model = load_model(args.model, device=args.device)
+    tokens = repeated_tokens(model, config.prompts, config.length, config.seed)
+    scores = head_scores(model, tokens, exclude_bos=config.exclude_bos,
+                         exclude_current_token=config.exclude_current_token)
+    summary = {}
+    for kind, result in scores.items():
+        out = None if args.out is None else str(Path(args.out) / kind)
+        summary[kind] = {"top": result.top(5, by="value"), **({"files": result.save(out, f"{kind} scores")}
+                                                               if out else {})}
+    return summary
+
+
+def logit_lens(args: argparse.Namespace) -> dict:
+    from mechscope.circuits import logit_lens as run_lens
+    from mechscope.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    answer = None
+    if args.answer is not None:
+        ids = model.tokenizer(args.answer, add_special_tokens=False)["input_ids"]
+        answer = ids[:1]
+    result, tops = run_lens(model, [args.text], answer=answer, top=args.top)
+    rows = {f"layer {i}": " | ".join(f"{t!r} {p:.3f}" for t, p in top) for i, top in enumerate(tops)}
+    return {**rows, "log_prob_per_layer": [round(float(v), 4) for v in result.values],
+            **({"files": result.save(args.out, "logit lens")} if args.out else {})}
+
+
+def _common(p: argparse.ArgumentParser, out_help: str) -> None:
+    p.add_argument("model", help='"smollm2", an organism directory, a local HF directory or a hub id')
+    p.add_argument("--out", help=out_help)
+    p.add_argument("--device", default="auto")
+
+
+def register(verbs) -> None:
+    p = leaf(verbs, "patch", patch, "activation or attribution patching over a task's clean/corrupted prompts")
+    _common(p, "directory for values.safetensors, result.json, heatmap.png, heatmap.html")
+    add_config_flags(p, PatchConfig)
+
+    p = leaf(verbs, "dla", dla, "direct logit attribution of each head, MLP and the embedding on a task")
+    _common(p, "directory for the result and its heatmaps")
+    add_config_flags(p, TaskSelection)
+    p.add_argument("--per-layer", action="store_true", help="one attention term per layer instead of per head")
+
+    p = leaf(verbs, "heads", heads, "previous-token, duplicate-token and induction scores of every head")
+    _common(p, "directory with one result per head kind")
+    add_config_flags(p, HeadsConfig)
+
+    p = leaf(verbs, "logit-lens", logit_lens, "each layer's residual stream read through the unembedding")
+    _common(p, "directory for the per-layer log-probabilities")
+    p.add_argument("text")
+    p.add_argument("--answer", help="score this completion (its first token) instead of the final prediction")
+    p.add_argument("--top", type=int, default=5)
