@@ -59,7 +59,7 @@ def test_patching_the_induction_head_from_a_corrupted_run_destroys_induction(sma
     assert set(heads.reshape(-1).topk(top).indices.tolist()) == set(detected.reshape(-1).topk(top).indices.tolist())
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox", "gemma2", "qwen3"])
+@pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox", "gemma2", "qwen3", "olmo2", "phi3"])
 def test_dla_contributions_sum_to_the_logit_difference(family):
     model = mechscope.load_model(tiny_hf(family), device="cpu")
     tokens = token_batch(batch=3, pos=7)
@@ -71,6 +71,11 @@ def test_dla_contributions_sum_to_the_logit_difference(family):
     torch.testing.assert_close(result.values.sum(), total, atol=1e-4, rtol=1e-4)
     every = direct_logit_attribution(model, tokens, answer, wrong, positions="all")
     assert every.axes == ("component", "pos") and every.info["max_sum_error"] < 1e-4
+    labels = result.labels["component"]
+    bias = torch.tensor([v for label, v in zip(labels, result.values) if label.endswith("attn bias")])
+    assert len(labels) == 2 + model.n_layers * (model.info.n_heads + 2) and result.info["per_head"]
+    if family != "gpt2":  # the other families have no attention output bias: heads account for everything
+        assert bias.abs().max() < 1e-4
 
 
 def test_logit_lens_last_layer_equals_the_model_output():

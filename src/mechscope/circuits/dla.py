@@ -16,6 +16,7 @@ from mechscope.circuits.readout import readout
 from mechscope.circuits.results import CircuitResult
 from mechscope.errors import MechscopeError
 from mechscope.models import HookedModel
+from mechscope.models.unembedding import norm_scale
 
 
 def last_positions(attention_mask: Tensor) -> Tensor:
@@ -23,13 +24,24 @@ def last_positions(attention_mask: Tensor) -> Tensor:
     return attention_mask.sum(1) - 1
 
 
+def _post_norm_gamma(model: HookedModel, layer: int) -> Tensor:
+    block = model.root.get_submodule(model.family.layers)[layer]
+    return norm_scale(block.get_submodule(model.family.ln1_post), model.info.d_model)
+
+
 def _terms(model: HookedModel, cache: dict[str, Tensor], per_head: bool) -> list[tuple[str, Tensor]]:
-    """(label, residual contribution [batch, pos, d_model]) for every component writing to the residual."""
+    """(label, residual contribution [batch, pos, d_model]) for every component writing to the residual.
+
+    Sandwich-norm families (Gemma2/3, OLMo2) normalise the attention output before adding it: each head's
+    result then goes through that norm with its scale frozen, which keeps the split linear and exact."""
     terms = [("embed", cache["blocks.0.hook_resid_pre"])]
     for layer in range(model.n_layers):
         attn = cache[f"blocks.{layer}.hook_attn_out"]
         if per_head:
             heads = cache[f"blocks.{layer}.attn.hook_result"]  # [batch, pos, head, d_model]
+            if model.family.ln1_post is not None:
+                scale = cache[f"blocks.{layer}.ln1_post.hook_scale"][:, :, None]  # [batch, pos, 1, 1]
+                heads = heads / scale * _post_norm_gamma(model, layer).to(heads.dtype)
             terms += [(f"L{layer}H{h}", heads[:, :, h]) for h in range(heads.shape[2])]
             terms.append((f"L{layer} attn bias", attn - heads.sum(2)))
         else:
@@ -56,6 +68,7 @@ def direct_logit_attribution(model: HookedModel, tokens, answer: Tensor, wrong: 
     for layer in range(model.n_layers):
         names += [f"blocks.{layer}.hook_attn_out", f"blocks.{layer}.hook_mlp_out"]
         names += [f"blocks.{layer}.attn.hook_result"] if per_head else []
+        names += [f"blocks.{layer}.ln1_post.hook_scale"] if per_head and model.family.ln1_post is not None else []
     logits, cache = model.run_with_cache(inputs, names)
     batch, n_pos = inputs["input_ids"].shape
     rows = torch.arange(batch, device=logits.device)
