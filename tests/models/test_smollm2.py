@@ -11,14 +11,14 @@ from mechscope.cli import main
 
 def test_smollm2_hooks_match_hf_hidden_states_exactly(smollm2):
     batch = smollm2.encode(["Sparse autoencoders are dictionaries.", "Fellow citizens"])
-    names = [f"blocks.{l}.hook_resid_post" for l in range(29)] + ["ln_final.hook_normalized"]
+    names = [f"blocks.{l}.hook_resid_post" for l in range(29)] + ["ln_final.hook_out"]
     _, cache = smollm2.run_with_cache(batch, names=names)
     with torch.no_grad():
         hidden = smollm2.hf(**batch, output_hidden_states=True).hidden_states
     assert len(hidden) == 31
     for layer in range(29):
         assert torch.equal(cache[names[layer]], hidden[layer + 1])
-    assert torch.equal(cache["ln_final.hook_normalized"], hidden[30])  # HF's last entry is after the final norm
+    assert torch.equal(cache["ln_final.hook_out"], hidden[30])  # HF's last entry is after the final norm
 
 
 def test_hook_z_head_ablation_equals_zeroing_that_heads_o_proj_columns(smollm2):
