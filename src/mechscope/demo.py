@@ -16,6 +16,7 @@ DEMO_TOKENS = 40_000
 EVAL_TOKENS = 1_024  # CE/KL splice: four full forward passes per token (clean, SAE, zero, mean)
 D_SAE = 2304  # 4 x d_model
 LABEL_LATENTS = 48
+IOI_PROMPTS = 200
 QUESTION = "What is the capital of France?"
 SENTENCES = [
     "The cat sat on the mat.",
@@ -31,8 +32,6 @@ def _step(title: str) -> None:
 
 def run_demo(out: str | Path = "mechscope-demo") -> dict:
     """Run the demo pipeline into `out` and return where everything landed."""
-    import torch
-
     from mechscope.models import chat_inputs, load_model
 
     out = Path(out)
@@ -46,11 +45,8 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     for name in model.hook_names()[:10]:
         print(f"  {name:32s} {model.hook_shape(name)}")
     prompt = chat_inputs(model, QUESTION)
-    with torch.no_grad():
-        reply = model.hf.generate(input_ids=prompt["input_ids"], attention_mask=prompt["attention_mask"],
-                                  max_new_tokens=12, do_sample=False)
-    answer = model.tokenizer.decode(reply[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True)
-    print(f"  chat template, greedy: {QUESTION!r} -> {answer.strip()!r}")
+    answer = model.generate({k: prompt[k] for k in ("input_ids", "attention_mask")}, max_new_tokens=12).texts[0]
+    print(f"  chat template, greedy (HookedModel.generate, KV cache): {QUESTION!r} -> {answer.strip()!r}")
 
     _step("2. cache one batch of activations")
     names = [HOOK, "blocks.15.attn.hook_pattern", "blocks.15.mlp.hook_post"]
@@ -144,7 +140,29 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     print(f"  trained in {organism.manifest['train_seconds']:.0f}s (cached in {organism.path.parent}); " +
           ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in check.items()))
 
-    _step("10. an encoder too: the embedded all-MiniLM-L6-v2 (BERT) through the same hooks")
+    _step("10. circuits on SmolLM2: induction heads; IOI by activation patching and direct logit attribution")
+    from mechscope.circuits import head_scores, patch, same_shape, task_dla
+    from mechscope.tasks import accuracy, logit_diff, make_task
+
+    induction = head_scores(model)["induction"]  # TransformerLens's score on BOS + 25 random tokens, twice
+    heads_files = induction.save(out / "circuits" / "induction_heads", "SmolLM2 induction scores")
+    print("  top induction heads: " + ", ".join(f"{name} {value:.2f}" for name, value in induction.top(3, "value")))
+    ioi = make_task("ioi").batch(model.tokenizer, IOI_PROMPTS)
+    logits = ioi.logits(model)
+    print(f"  IOI ({ioi.report}): accuracy {accuracy(logits, ioi).mean():.2f}, "
+          f"logit diff {logit_diff(logits, ioi).mean():.2f}")
+    shaped = same_shape(ioi).select(range(min(16, len(same_shape(ioi)))))
+    attn = patch(model, shaped, "attn")  # denoising: each layer's clean attention output into the ABC-corrupted run
+    patch_files = attn.save(out / "circuits" / "ioi_attn_patching", "IOI: attention output patched per layer")
+    restored = attn.normalized()  # 0: the corrupted run, 1: the clean run
+    print(f"  {len(shaped)} prompts of one template; layers whose attention restores the answer most: " +
+          ", ".join(f"{int(layer)} ({float(restored[layer]):.2f})" for layer in restored.argsort(descending=True)[:3]))
+    dla = task_dla(model, ioi.select(range(16)))
+    dla_files = dla.save(out / "circuits" / "ioi_dla", "IOI: direct logit attribution")
+    print(f"  direct logit attribution (sums to {dla.info['total']:.2f} within {dla.info['max_sum_error']:.1e}): " +
+          ", ".join(f"{name.split('=')[1]} {value:+.2f}" for name, value in dla.top(4)))
+
+    _step("11. an encoder too: the embedded all-MiniLM-L6-v2 (BERT) through the same hooks")
     minilm = load_model("minilm", device="cpu")
     _, encoded = minilm.run_with_cache(SENTENCES, names=["blocks.3.hook_resid_post", "blocks.3.attn.hook_pattern"])
     print(f"  {minilm}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in encoded.items()))
@@ -154,7 +172,8 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
                "TopK SAE (SAELens layout)": str(sae_dirs[0]), "BatchTopK SAE": str(sae_dirs[1]),
                "sparsify copy": str(sparsify_dir), "feature catalogue": str(out / "features" / "catalog.sqlite"),
                "feature dashboard": str(Path(dashboard.path) / "index.html"), "Neuronpedia export": str(neuronpedia),
-               "induction organism": str(organism.path)}
+               "induction organism": str(organism.path), "induction heads (heatmap)": heads_files["html"],
+               "IOI patching (heatmap)": patch_files["html"], "IOI logit attribution": dla_files["html"]}
     (out / "outputs.json").write_text(json.dumps(outputs, indent=2))
     print(f"\nDone in {time.time() - started:.1f}s. Outputs:")
     for what, where in outputs.items():
