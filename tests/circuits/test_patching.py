@@ -108,3 +108,16 @@ def test_attribution_patching_ranks_ioi_heads_like_exact_patching(small_organism
     exact = patch(ioi.model, batch, "heads")
     estimate = patch(ioi.model, batch, "heads", method="attribution")
     assert agreement(estimate, exact)["spearman"] > 0.7
+
+
+def test_results_do_not_depend_on_the_number_of_cpu_threads(setup):
+    model, clean, corrupted, metric = setup
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = activation_patching(model, clean, corrupted, metric, "heads-by-pos")
+        torch.set_num_threads(2)
+        two = activation_patching(model, clean, corrupted, metric, "heads-by-pos")
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one.values, two.values)
