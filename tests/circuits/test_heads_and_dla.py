@@ -100,3 +100,17 @@ def test_results_save_and_load_round_trip(tmp_path):
     assert torch.equal(loaded.values, result.values) and loaded.labels == result.labels
     page = open(files["html"]).read()
     assert "http" not in page.split("<script>")[1]  # self-contained: no CDN
+
+
+def test_attention_view_holds_every_heads_pattern_offline(tmp_path):
+    import json
+
+    from mechscope.circuits import write_pattern_view
+
+    model = mechscope.load_model(tiny_hf("llama"), device="cpu")
+    page = write_pattern_view(model, torch.tensor([[3, 9, 4, 9]]), tmp_path).read_text()
+    data = json.loads(page.split("const data = ")[1].split(";\n")[0])
+    _, cache = model.run_with_cache(torch.tensor([[3, 9, 4, 9]]), ["blocks.2.attn.hook_pattern"])
+    torch.testing.assert_close(torch.tensor(data["patterns"][2]), cache["blocks.2.attn.hook_pattern"][0], atol=1e-4,
+                               rtol=0)
+    assert data["tokens"] == ["#3", "#9", "#4", "#9"] and "http" not in page

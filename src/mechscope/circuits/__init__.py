@@ -5,6 +5,7 @@ from mechscope.circuits.components import COMPONENTS, Component, Patch
 from mechscope.circuits.dla import direct_logit_attribution, logit_lens
 from mechscope.circuits.heads import HEAD_KINDS, detection_pattern, head_scores, repeated_tokens
 from mechscope.circuits.patching import activation_patching, run_patches
+from mechscope.circuits.pattern_view import write_pattern_view
 from mechscope.circuits.results import CircuitResult
 from mechscope.circuits.task_runs import patch, same_shape, task_dla, task_metric
 from mechscope.circuits.config import HeadsConfig, PatchConfig, TaskSelection
@@ -12,4 +13,4 @@ from mechscope.circuits.config import HeadsConfig, PatchConfig, TaskSelection
 __all__ = ["COMPONENTS", "CircuitResult", "Component", "HEAD_KINDS", "HeadsConfig", "Patch", "PatchConfig",
            "TaskSelection", "activation_patching", "agreement", "attribution_patching", "detection_pattern",
            "direct_logit_attribution", "head_scores", "logit_lens", "patch", "repeated_tokens", "run_patches",
-           "same_shape", "task_dla", "task_metric"]
+           "same_shape", "task_dla", "task_metric", "write_pattern_view"]

@@ -1,4 +1,4 @@
-"""CLI verbs for circuits: patch, dla, heads, logit-lens."""
+"""CLI verbs for circuits: patch, dla, heads, logit-lens, attention."""
 
 from __future__ import annotations
 
@@ -83,6 +83,14 @@ def logit_lens(args: argparse.Namespace) -> dict:
             **({"files": result.save(args.out, "logit lens")} if args.out else {})}
 
 
+def attention(args: argparse.Namespace) -> dict:
+    from mechscope.circuits import write_pattern_view
+    from mechscope.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    return {"page": str(write_pattern_view(model, args.text, args.out or "."))}
+
+
 def _common(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("model", help='"smollm2", an organism directory, a local HF directory or a hub id')
     p.add_argument("--out", help=out_help)
@@ -108,3 +116,7 @@ def register(verbs) -> None:
     p.add_argument("text")
     p.add_argument("--answer", help="score this completion (its first token) instead of the final prediction")
     p.add_argument("--top", type=int, default=5)
+
+    p = leaf(verbs, "attention", attention, "every head's attention pattern on a text, as one offline HTML page")
+    _common(p, "directory for attention.html (default: here)")
+    p.add_argument("text")
