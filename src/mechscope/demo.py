@@ -151,7 +151,8 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     logits = ioi.logits(model)
     print(f"  IOI ({ioi.report}): accuracy {accuracy(logits, ioi).mean():.2f}, "
           f"logit diff {logit_diff(logits, ioi).mean():.2f}")
-    shaped = same_shape(ioi).select(range(min(16, len(same_shape(ioi)))))
+    shaped = same_shape(ioi)
+    shaped = shaped.select(range(min(16, len(shaped))))
     attn = patch(model, shaped, "attn")  # denoising: each layer's clean attention output into the ABC-corrupted run
     patch_files = attn.save(out / "circuits" / "ioi_attn_patching", "IOI: attention output patched per layer")
     restored = attn.normalized()  # 0: the corrupted run, 1: the clean run

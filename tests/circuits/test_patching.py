@@ -121,3 +121,15 @@ def test_results_do_not_depend_on_the_number_of_cpu_threads(setup):
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one.values, two.values)
+
+
+def test_an_empty_task_batch_is_named(small_organism):
+    from dataclasses import replace
+
+    from mechscope.circuits import same_shape
+
+    batch = small_organism("ioi").task.patching_batch(small_organism("ioi").model.tokenizer, 4)
+    empty = replace(batch, clean=batch.clean[:0], corrupted=batch.corrupted[:0], attention_mask=batch.attention_mask[:0],
+                    positions=batch.positions[:0], answers=batch.answers[:0], wrong=batch.wrong[:0], meta=[])
+    with pytest.raises(MechscopeError, match="task batch is empty"):
+        same_shape(empty)

@@ -63,9 +63,9 @@ def test_smollm2_last_residual_at_the_final_position_restores_the_clean_run(smol
     metric = circuits.task_metric(smollm2, batch)
     clean_in, corrupt_in = paired_inputs(smollm2, batch.clean, batch.corrupted, batch.attention_mask)
     site = Patch(f"blocks.{smollm2.n_layers - 1}.hook_resid_post", pos=batch.clean.shape[1] - 1)
-    _, source = smollm2.run_with_cache(clean_in, [site.hook])
+    clean_logits, source = smollm2.run_with_cache(clean_in, [site.hook])
     value = float(run_patches(smollm2, corrupt_in, source, [site], metric)[0])
-    clean, corrupted = mean_metric(smollm2, clean_in, metric), mean_metric(smollm2, corrupt_in, metric)
+    clean, corrupted = mean_metric(clean_logits, metric), mean_metric(smollm2(corrupt_in), metric)
     assert (value - corrupted) / (clean - corrupted) == pytest.approx(1.0, abs=1e-4)
 
 

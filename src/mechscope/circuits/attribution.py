@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from mechscope.circuits.components import Component, component as resolve_component
-from mechscope.circuits.patching import Metric, _checked_metric, axis_labels, mean_metric, paired_inputs
+from mechscope.circuits.patching import Metric, checked_metric, axis_labels, mean_metric, paired_inputs
 from mechscope.circuits.results import CircuitResult
 from mechscope.models import HookedModel
 
@@ -44,16 +44,16 @@ def attribution_patching(model: HookedModel, clean, corrupted, metric: Metric, c
     base, source_in = (clean_in, corrupt_in) if noising else (corrupt_in, clean_in)
     hooks = [comp.hook.format(layer=layer) for layer in range(model.n_layers)]
     with torch.no_grad():
-        _, source = model.run_with_cache(source_in, hooks)
+        source_logits, source = model.run_with_cache(source_in, hooks)
     logits, acts = forward_with_grad(model, base, hooks)
-    value = _checked_metric(metric, logits.float(), len(base["input_ids"])).mean()
+    value = checked_metric(metric, logits.float(), len(base["input_ids"])).mean()
     grads = torch.autograd.grad(value, [acts[h] for h in hooks])
     estimates = torch.stack([_reduce((source[h] - acts[h].detach()) * g, comp) for h, g in zip(hooks, grads)])
     _, sizes = comp.patches(model, clean_in["input_ids"].shape[1])
     info = {"component": comp.name, "noising": noising, "prompts": len(clean_in["input_ids"]),
             "forward_passes": 2, "backward_passes": 1}
-    clean_value, corrupt_value = mean_metric(model, clean_in, metric), mean_metric(model, corrupt_in, metric)
-    baseline = clean_value if noising else corrupt_value
+    baseline, source_value = float(value.detach()), mean_metric(source_logits, metric)
+    clean_value, corrupt_value = (baseline, source_value) if noising else (source_value, baseline)
     return CircuitResult((baseline + estimates.detach().float()).cpu().view(*sizes.values()), tuple(sizes),
                          axis_labels(model, sizes, clean_in["input_ids"]), "attribution_patching", info,
                          clean=clean_value, corrupted=corrupt_value)

@@ -34,6 +34,8 @@ def model_inputs(model: HookedModel, tokens, attention_mask: Tensor | None = Non
 def paired_inputs(model: HookedModel, clean, corrupted, attention_mask: Tensor | None = None):
     """Clean and corrupted inputs of one shape, sharing the clean attention mask (prompts align token for token)."""
     clean_in = model_inputs(model, clean, attention_mask)
+    if clean_in["input_ids"].numel() == 0:
+        raise MechscopeError("no prompts to patch: the clean batch is empty")
     corrupt_in = model_inputs(model, corrupted, clean_in["attention_mask"])
     if clean_in["input_ids"].shape != corrupt_in["input_ids"].shape:
         raise MechscopeError(f"clean and corrupted prompts must align token for token; got shapes "
@@ -41,12 +43,12 @@ def paired_inputs(model: HookedModel, clean, corrupted, attention_mask: Tensor |
     return clean_in, corrupt_in
 
 
-def mean_metric(model: HookedModel, inputs: dict, metric: Metric) -> float:
-    with torch.no_grad():
-        return float(_checked_metric(metric, model(inputs).float(), len(inputs["input_ids"])).mean())
+def mean_metric(logits: Tensor, metric: Metric) -> float:
+    """The metric of a run, averaged over its prompts."""
+    return float(checked_metric(metric, logits.detach().float(), len(logits)).mean())
 
 
-def _checked_metric(metric: Metric, logits: Tensor, rows: int) -> Tensor:
+def checked_metric(metric: Metric, logits: Tensor, rows: int) -> Tensor:
     value = metric(logits)
     if not isinstance(value, Tensor) or value.shape != (rows,):
         got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
@@ -86,7 +88,7 @@ def run_patches(model: HookedModel, base: dict, source: dict[str, Tensor], patch
         stacked = {k: v.repeat(copies, *[1] * (v.ndim - 1)) for k, v in base.items()}
         with torch.no_grad(), model.hooks(hooks):
             logits = model(stacked).float()
-        per_row = torch.cat([_checked_metric(metric, part, batch) for part in logits.split(batch)])
+        per_row = torch.cat([checked_metric(metric, part, batch) for part in logits.split(batch)])
         values.append(per_row.view(copies, batch).mean(1).cpu())
     return torch.cat(values)
 
@@ -124,11 +126,13 @@ def activation_patching(model: HookedModel, clean, corrupted, metric: Metric, co
     patches, sizes = comp.patches(model, clean_in["input_ids"].shape[1])
     hooks = sorted({p.hook for p in patches})
     with torch.no_grad():
-        _, source = model.run_with_cache(source_in, hooks)
+        source_logits, source = model.run_with_cache(source_in, hooks)
+        base_value = mean_metric(model(base), metric)
     values = run_patches(model, base, source, patches, metric, max_rows, progress)
     prompts = len(clean_in["input_ids"])
     info = {"component": comp.name, "noising": noising, "prompts": prompts, "patches": len(patches),
             "forward_passes": -(-len(patches) // max(1, max_rows // prompts))}
+    source_value = mean_metric(source_logits, metric)
+    clean, corrupted = (base_value, source_value) if noising else (source_value, base_value)
     return CircuitResult(values.view(*sizes.values()), tuple(sizes), axis_labels(model, sizes, clean_in["input_ids"]),
-                         "activation_patching", info, clean=mean_metric(model, clean_in, metric),
-                         corrupted=mean_metric(model, corrupt_in, metric))
+                         "activation_patching", info, clean=clean, corrupted=corrupted)

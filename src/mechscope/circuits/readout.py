@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from mechscope.errors import MechscopeError
-from mechscope.models.unembedding import norm_scale
+from mechscope.models.unembedding import unembedding
 from mechscope.models import HookedModel
 
 
@@ -47,11 +47,11 @@ def readout(model: HookedModel) -> Readout:
                              "logit attribution needs a causal language model")
     norm = model.root.get_submodule(model.family.final_norm)
     d_model = model.info.d_model
-    gamma = norm_scale(norm, d_model).float()
+    W_U, gamma, _ = unembedding(model)
     param = head.weight
     with torch.no_grad():
         beta = norm(torch.zeros(1, d_model, device=param.device, dtype=param.dtype)).float()[0]
         constant = norm(torch.full((1, d_model), 3.0, device=param.device, dtype=param.dtype)).float()[0]
     centered = bool(torch.allclose(constant, beta, atol=1e-4))
     bias = getattr(head, "bias", None)
-    return Readout(norm, gamma, beta, centered, head.weight.detach(), None if bias is None else bias.detach())
+    return Readout(norm, gamma.float(), beta, centered, W_U.detach(), None if bias is None else bias.detach())

@@ -32,6 +32,8 @@ def task_metric(model: HookedModel, batch: TaskBatch, name: str = "logit_diff") 
 def same_shape(batch: TaskBatch) -> TaskBatch:
     """The largest group of rows sharing length, answer position and corrupted positions, so that a
     by-position result compares like with like (one IOI template, say)."""
+    if len(batch) == 0:
+        raise MechscopeError(f"the task batch is empty ({batch.report}); ask for more prompts or another task")
     lengths = batch.attention_mask.sum(1)
     signatures = [(int(n), int(p), tuple((c[:n] != k[:n]).nonzero()[:, 0].tolist()))
                   for n, p, c, k in zip(lengths, batch.positions, batch.clean, batch.corrupted)]
