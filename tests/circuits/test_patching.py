@@ -72,6 +72,16 @@ def test_resumed_patches_equal_full_forward_patches(setup, component):
     assert (resumed.values != resumed.corrupted).any()  # the patches do something
 
 
+def test_unembedding_only_the_readout_positions_changes_no_value(setup):
+    model, clean, corrupted, metric = setup
+    last = torch.full((len(clean),), clean.shape[1] - 1)
+    full = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=12)
+    read = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=12, readout=last)
+    torch.testing.assert_close(read.values, full.values, atol=1e-5, rtol=1e-5)
+    with pytest.raises(MechscopeError, match="outside the readout positions"):
+        activation_patching(model, clean, corrupted, lambda logits: logits[:, 0, 0], "resid", readout=last)
+
+
 def test_patches_split_differently_across_forwards_agree(setup):
     model, clean, corrupted, metric = setup
     a = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=9)

@@ -10,6 +10,7 @@ Nothing of the model's math is re-done here: the HF model still embeds, masks, r
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -82,10 +83,12 @@ def _tiled(tensor: Tensor, copies: int) -> Tensor:
     return tensor.repeat(copies, *[1] * (tensor.ndim - 1))
 
 
-def resume(model: HookedModel, run: RecordedRun, copies: int, layer: int = 0, pos: int = 0) -> Tensor:
+def resume(model: HookedModel, run: RecordedRun, copies: int, layer: int = 0, pos: int = 0,
+           outputs_at: list[int] | None = None) -> Tensor:
     """Output [copies * batch, pos, ...] of the HF forward on `copies` copies of the recorded batch, computing
     blocks `layer`.. at positions `pos`.. only; the rest is the recorded run's. Hooks attached to the model see
-    positions pos.. of each tensor (pattern queries pos.., keys all)."""
+    positions pos.. of each tensor (pattern queries pos.., keys all). With `outputs_at` (sorted positions) the
+    output holds those positions only, and the model unembeds no others where it can (HF's logits_to_keep)."""
     if not 0 <= layer < model.n_layers:
         raise MechscopeError(f"layer must be in 0..{model.n_layers - 1}, got {layer}")
     length = run.inputs["input_ids"].shape[1]
@@ -113,6 +116,10 @@ def resume(model: HookedModel, run: RecordedRun, copies: int, layer: int = 0, po
     def replay(index: int):
         return lambda *_args, **_kwargs: _tiled(run.blocks[index][:, pos:], copies)
 
+    later = [p - pos for p in outputs_at or () if p >= pos]
+    if outputs_at is not None and "logits_to_keep" in inspect.signature(model.hf.forward).parameters:
+        kwargs["logits_to_keep"] = torch.tensor(later, dtype=torch.long, device=mask.device)
+        later = list(range(len(later)))
     try:
         for i in skipped:
             blocks[i].forward = replay(i)
@@ -125,6 +132,9 @@ def resume(model: HookedModel, run: RecordedRun, copies: int, layer: int = 0, po
                 del blocks[i].forward
             else:
                 blocks[i].forward = own
+    if outputs_at is not None:
+        earlier = [p for p in outputs_at if p < pos]
+        return torch.cat([_tiled(run.output[:, earlier], copies), out[:, later]], dim=1)
     if not pos:
         return out
     return torch.cat([_tiled(run.output[:, :pos], copies), out], dim=1)
