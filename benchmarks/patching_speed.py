@@ -5,8 +5,10 @@ Run: python benchmarks/patching_speed.py [--model smollm2|ioi-organism] [--promp
      [--max-rows 288] [--layers 0,15,29] [--naive-patches N] [--full-patches N]
 Prints a Markdown table; the recorded figures live in benchmarks/RESULTS.md. The two full-forward settings cost
 the same for every patch, so with --naive-patches / --full-patches they are timed on the first N patches and
-scaled up (marked "est."). FLOPs count the weight matrix products (2 x parameters per token per block, and the
-unembedding) of the positions each pass computes; attention scores, norms and the embedding are left out.
+scaled up (marked "est."). Resumed runs skip the patches that change nothing (positions before the first
+token where clean and corrupted prompts differ). FLOPs count the weight matrix products (2 x parameters per
+token per block, and the unembedding) of the positions each pass computes; attention scores, norms and the
+embedding are left out.
 With --layers the timed patches are those layers'; the last lines scale the resumed times up to every layer.
 """
 
@@ -21,7 +23,7 @@ import mechscope
 from mechscope import circuits, tasks
 from mechscope.circuits.components import component
 from mechscope.circuits.patch_plan import PatchPass, plan
-from mechscope.circuits.patching import paired_inputs
+from mechscope.circuits.patching import no_op_patches, paired_inputs
 
 
 def load(name: str, prompts: int, device: str):
@@ -74,9 +76,12 @@ def main() -> None:
     every, _ = component(args.component).patches(model, length)
     layers = [int(x) for x in args.layers.split(",")] if args.layers else list(range(model.n_layers))
     patches = [p for p in every if model.layer_of(p.hook) in layers]
-    _, source = model.run_with_cache(clean_in, sorted({p.hook for p in patches}))
+    _, source = model.run_with_cache(clean_in, sorted({p.hook for p in every}))
     run = model.record(corrupt_in)
-    print(f"{args.model}, IOI, {rows} prompts x {length} tokens, {args.component}, {len(every)} patches in all"
+    no_op = no_op_patches(model, run, source, every)
+    changing = [p for p, same in zip(every, no_op) if not same]  # what a resumed run computes
+    print(f"{args.model}, IOI, {rows} prompts x {length} tokens, {args.component}, {len(every)} patches in all "
+          f"({len(every) - len(changing)} change nothing)"
           f"{f', timing layers {args.layers} ({len(patches)} patches)' if args.layers else ''}; device {model.device}, "
           f"torch threads {torch.get_num_threads()}\n")
 
@@ -99,7 +104,8 @@ def main() -> None:
         values, seconds = timed(model, run, source, timed_patches, metric, max_rows, resume,
                                 batch.positions if readout else None)
         seconds *= len(patches) / len(timed_patches)
-        passes = plan(model, every, max(1, max_rows // rows), layers=resume, positions=run.resumes_positions)
+        passes = plan(model, changing if resume else every, max(1, max_rows // rows), layers=resume,
+                      positions=run.resumes_positions)
         flops = forward_flops(model, passes, rows, length, readout)
         if reference is None:
             reference, naive_s = values, seconds
@@ -109,7 +115,8 @@ def main() -> None:
         print(f"| {label}{est} | {max(1, max_rows // rows) * rows} | {len(passes)} | {flops / 1e9:,.0f} G "
               f"({flops / naive_flops:.2f}x naive) | {seconds:.1f} | {naive_s / seconds:.1f}x | {diff:.1e} |")
         if resume and args.layers:
-            mine = plan(model, patches, per_forward, positions=run.resumes_positions)
+            mine = plan(model, [p for p in changing if model.layer_of(p.hook) in layers], per_forward,
+                        positions=run.resumes_positions)
             share = forward_flops(model, mine, rows, length, readout) / flops
             notes.append(f"{label}: the timed layers hold {share:.1%} of its FLOPs and {len(patches) / len(every):.1%} "
                          f"of the patches; wall time scaled to every layer by FLOPs {seconds / share / 60:.1f} min, "

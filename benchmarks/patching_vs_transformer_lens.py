@@ -22,7 +22,7 @@ import torch
 from mechscope import circuits
 from mechscope.circuits.components import Patch, component
 from mechscope.circuits.patch_plan import plan
-from mechscope.circuits.patching import paired_inputs
+from mechscope.circuits.patching import no_op_patches, paired_inputs
 from patching_speed import forward_flops, load  # benchmarks/ is the script's folder
 
 
@@ -60,8 +60,11 @@ def side_by_side(model, bridge, batch, name: str, tl_fn, rows: list[tuple[int, .
     circuits.run_patches(model, run, source, timed, metric, max_rows, readout=readout)
     ours_s = time.perf_counter() - start
     per_forward = max(1, max_rows // rows_in)
-    share = (forward_flops(model, plan(model, timed, per_forward), rows_in, length, readout=True)
-             / forward_flops(model, plan(model, every, per_forward), rows_in, length, readout=True))
+    no_op = no_op_patches(model, run, source, every)
+    changing = [p for p, same in zip(every, no_op) if not same]
+    timed_changing = [p for p in changing if model.layer_of(p.hook) in layers]
+    share = (forward_flops(model, plan(model, timed_changing, per_forward), rows_in, length, readout=True)
+             / forward_flops(model, plan(model, changing, per_forward), rows_in, length, readout=True))
     diff = float((ours - theirs.cpu()).abs().max())
     tl_all, ours_all = tl_s * len(every) / len(rows), ours_s / share
     return (f"| {name} | {len(every)} | {len(rows)} in {tl_s:.0f} s | {tl_all / 60:.1f} min | {len(timed)} in "

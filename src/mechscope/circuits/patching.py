@@ -88,28 +88,45 @@ class _ReadoutLogits:
         return self.buffer
 
 
+def no_op_patches(model: HookedModel, run: RecordedRun, source: dict[str, Tensor],
+                  patches: Sequence[Patch]) -> list[bool]:
+    """Which patches write exactly what the base run holds already (in a causal model, every position before the
+    first token where the two prompts differ): their patched run is the base run."""
+    _, held = model.run_with_cache(run.inputs, sorted({p.hook for p in patches}))
+    return [torch.equal(source[p.hook][(slice(None),) + p.index(source[p.hook].ndim)],
+                        held[p.hook][(slice(None),) + p.index(held[p.hook].ndim)]) for p in patches]
+
+
 def run_patches(model: HookedModel, base: dict | RecordedRun, source: dict[str, Tensor], patches: Sequence[Patch],
                 metric: Metric, max_rows: int = 64, progress: bool = False, resume: bool = True,
                 readout: Tensor | None = None) -> Tensor:
     """Mean metric [len(patches)] of `base` with each patch's part of the cached `source` activations.
 
-    With `resume` each pass recomputes only the blocks and positions its patches can change (patch_plan);
-    without, every pass is a full forward. `base` may be inputs or their `model.record(...)`. `readout`
-    [batch] names the position whose logits each row's metric reads: no others are unembedded.
+    With `resume` patches that change nothing take the base run's value, and each pass recomputes only the
+    blocks and positions its patches can change (patch_plan); without, every patch runs in a full forward.
+    `base` may be inputs or their `model.record(...)`. `readout` [batch] names the position whose logits each
+    row's metric reads: no others are unembedded.
     """
     run = base if isinstance(base, RecordedRun) else model.record(base)
     batch, length = run.inputs["input_ids"].shape
-    passes = plan(model, patches, max(1, max_rows // batch), layers=resume, positions=run.resumes_positions)
-    logits_at = None if readout is None else _ReadoutLogits(readout)
     values = torch.empty(len(patches))
+    todo = list(range(len(patches)))
+    if resume:
+        no_op = no_op_patches(model, run, source, patches)
+        values[torch.tensor(no_op, dtype=torch.bool)] = mean_metric(run.output, metric)
+        todo = [i for i in todo if not no_op[i]]
+    passes = plan(model, [patches[i] for i in todo], max(1, max_rows // batch), layers=resume and run.resumes_layers,
+                  positions=run.resumes_positions)
+    logits_at = None if readout is None else _ReadoutLogits(readout)
     if progress:
         from tqdm.auto import tqdm
 
         passes = tqdm(passes, desc="patching", unit="forward")
     for step in passes:
-        copies = len(step.indices)
+        indices = [todo[i] for i in step.indices]
+        copies = len(indices)
         by_hook: dict[str, list[tuple[int, Patch]]] = defaultdict(list)
-        for copy, index in enumerate(step.indices):
+        for copy, index in enumerate(indices):
             by_hook[patches[index].hook].append((copy, patches[index]))
         hooks = {hook: _patcher(source[hook], entries, copies, step.pos, sequence_axis(model, hook))
                  for hook, entries in by_hook.items()}
@@ -120,7 +137,7 @@ def run_patches(model: HookedModel, base: dict | RecordedRun, source: dict[str, 
         per_row = torch.cat([checked_metric(metric, part, batch) for part in logits.split(batch)])
         if logits_at is not None and per_row.isnan().any():
             raise MechscopeError(f"the metric read logits outside the readout positions {logits_at.positions}")
-        values[list(step.indices)] = per_row.view(copies, batch).mean(1).cpu()
+        values[indices] = per_row.view(copies, batch).mean(1).cpu()
     return values
 
 
