@@ -51,4 +51,3 @@ def plan(model: HookedModel, patches: Sequence[Patch], per_forward: int, *, laye
         chunk = tuple(order[i:i + per_forward])
         passes.append(PatchPass(chunk, min(starts[j][0] for j in chunk), min(starts[j][1] for j in chunk)))
     return passes
-
