@@ -27,10 +27,22 @@ def setup(request):
     return model, clean, corrupted, metric
 
 
-def test_patching_with_its_own_activation_changes_nothing(setup):
+@pytest.mark.parametrize("resume", [False, True])  # resuming finds every patch a no-op and runs none
+def test_patching_with_its_own_activation_changes_nothing(setup, resume):
     model, clean, _, metric = setup
-    result = activation_patching(model, clean, clean, metric, "heads-by-pos", max_rows=len(clean))
+    result = activation_patching(model, clean, clean, metric, "heads-by-pos", max_rows=len(clean), resume=resume)
     assert torch.equal(result.values, torch.full_like(result.values, result.clean))
+
+
+def test_patches_before_the_first_differing_token_are_no_ops(setup):
+    model, clean, _, metric = setup
+    corrupted = clean.clone()
+    corrupted[:, 4] = (clean[:, 4] + 1) % 97
+    resumed = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=12)
+    full = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=12, resume=False)
+    before = resumed.values[..., :4]
+    assert torch.equal(before, torch.full_like(before, resumed.corrupted))
+    torch.testing.assert_close(resumed.values, full.values, atol=1e-5, rtol=1e-5)
 
 
 def test_patching_a_whole_residual_layer_reproduces_the_source_run(setup):
@@ -51,10 +63,32 @@ def test_patching_a_whole_residual_layer_reproduces_the_source_run(setup):
 def test_stacked_patches_equal_one_patch_per_forward(setup, component, noising):
     model, clean, corrupted, metric = setup
     stacked = activation_patching(model, clean, corrupted, metric, component, noising=noising, max_rows=64)
-    alone = activation_patching(model, clean, corrupted, metric, component, noising=noising, max_rows=len(clean))
+    alone = activation_patching(model, clean, corrupted, metric, component, noising=noising, max_rows=len(clean),
+                                resume=False)
     assert stacked.info["forward_passes"] < alone.info["forward_passes"]
     torch.testing.assert_close(stacked.values, alone.values, atol=1e-5, rtol=1e-5)
     assert stacked.axes[0] == "layer" and stacked.values.shape[0] == model.n_layers
+
+
+@pytest.mark.parametrize("component", ["resid", "resid-post", "attn", "attn-by-pos", "mlp", "mlp-by-pos", "heads",
+                                       "heads-by-pos", "q-input", "v-input", "pattern"])
+def test_resumed_patches_equal_full_forward_patches(setup, component):
+    """Each pass recomputes only blocks and positions after its patches (the prefix from the recorded base run)."""
+    model, clean, corrupted, metric = setup
+    resumed = activation_patching(model, clean, corrupted, metric, component, max_rows=12)
+    full = activation_patching(model, clean, corrupted, metric, component, max_rows=12, resume=False)
+    torch.testing.assert_close(resumed.values, full.values, atol=1e-5, rtol=1e-5)
+    assert (resumed.values != resumed.corrupted).any()  # the patches do something
+
+
+def test_unembedding_only_the_readout_positions_changes_no_value(setup):
+    model, clean, corrupted, metric = setup
+    last = torch.full((len(clean),), clean.shape[1] - 1)
+    full = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=12)
+    read = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=12, readout=last)
+    torch.testing.assert_close(read.values, full.values, atol=1e-5, rtol=1e-5)
+    with pytest.raises(MechscopeError, match="outside the readout positions"):
+        activation_patching(model, clean, corrupted, lambda logits: logits[:, 0, 0], "resid", readout=last)
 
 
 def test_patches_split_differently_across_forwards_agree(setup):
