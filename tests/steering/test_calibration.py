@@ -53,4 +53,5 @@ def test_prompt_scores_reduce_the_projection_of_cached_activations():
     expected = cache[hook] @ (direction / direction.norm())  # [prompt, pos]
     monitor = Monitor(hook, projection(direction))
     for reduce, value in (("last", expected[:, -1]), ("max", expected.max(1).values), ("mean", expected.mean(1))):
-        torch.testing.assert_close(prompt_scores(model, monitor, ids, reduce, batch_size=2), value)
+        config = CalibrationConfig(reduce=reduce, batch_size=2, chat=False)
+        torch.testing.assert_close(prompt_scores(model, monitor, ids, config), value)

@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike
 from torch import Tensor
 
 from mechscope.errors import MechscopeError
+from mechscope.models.chat import chat_inputs
 from mechscope.statistics import auroc
 from mechscope.steering.monitors import Monitor, monitored_forward
 
@@ -34,6 +35,7 @@ class CalibrationConfig:
     rule: str = "fpr"  # threshold rule: "fpr" (highest TPR with FPR <= target_fpr) or "youden" (max TPR - FPR)
     target_fpr: float = 0.01  # the false-positive rate the "fpr" rule and the reported TPR allow
     batch_size: int = 32  # prompts per forward pass
+    chat: bool = True  # render each prompt as one user turn with the model's chat template
 
     def __post_init__(self):
         if self.reduce not in REDUCTIONS or self.rule not in RULES or not 0 <= self.target_fpr < 1:
@@ -86,22 +88,43 @@ def calibrate(labels: ArrayLike, scores: ArrayLike, config: CalibrationConfig = 
                        tpr=at_tpr, fpr=at_fpr, n_positive=int(labels.sum()), n_negative=int((~labels).sum()))
 
 
-def prompt_scores(model: HookedModel, monitor: Monitor, prompts: list[str] | Tensor, reduce: str = "last",
-                  batch_size: int = 32) -> Tensor:
+def _batches(model: HookedModel, prompts: list[str] | Tensor, config: CalibrationConfig):
+    """Model inputs for `config.batch_size` prompts at a time (chat-rendered and left-padded when config.chat)."""
+    for start in range(0, len(prompts), config.batch_size):
+        chunk = prompts[start:start + config.batch_size]
+        yield chat_inputs(model, list(chunk)) if config.chat else model.encode(chunk)
+
+
+def prompt_scores(model: HookedModel, monitor: Monitor, prompts: list[str] | Tensor,
+                  config: CalibrationConfig = CalibrationConfig()) -> Tensor:
     """One score per prompt [n_prompts]: the monitor's score at its last token, or the max or mean over its tokens.
-    Prompts are texts (chat-rendered where the model expects it) or token ids [n_prompts, pos]."""
-    if reduce not in REDUCTIONS:
-        raise MechscopeError(f"reduce must be one of {REDUCTIONS}, got {reduce!r}")
-    reducers = {"last": lambda s: s[-1], "max": torch.max, "mean": torch.mean}
+    Prompts are texts (user turns when config.chat) or token ids [n_prompts, pos]."""
+    reduce = {"last": lambda s: s[-1], "max": torch.max, "mean": torch.mean}[config.reduce]
     out = []
-    for start in range(0, len(prompts), batch_size):
-        _, record = monitored_forward(model, monitor, prompts[start:start + batch_size])
-        out += [reducers[reduce](scores) for scores in record.scores]
+    for batch in _batches(model, prompts, config):
+        _, record = monitored_forward(model, monitor, batch)
+        out += [reduce(scores) for scores in record.scores]
     return torch.stack(out)
+
+
+def mean_difference(model: HookedModel, hook: str, positives: list[str], negatives: list[str],
+                    config: CalibrationConfig = CalibrationConfig()) -> Tensor:
+    """Mean activation [d_model] at the last prompt token of `positives` minus that of `negatives` (float64 sums)."""
+    means = []
+    for prompts in (positives, negatives):
+        total = 0
+        for batch in _batches(model, prompts, config):
+            _, cache = model.run_with_cache(batch, hook, stop_at_layer="auto")
+            mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"]))
+            last = mask.shape[1] - 1 - mask.flip(-1).argmax(-1)  # the last real token, left or right padded
+            total = total + cache[hook][torch.arange(len(last)), last].double().sum(0)
+        means.append(total / len(prompts))
+    return (means[0] - means[1]).float()
 
 
 def calibrate_monitor(model: HookedModel, monitor: Monitor, positives: list[str], negatives: list[str],
                       config: CalibrationConfig = CalibrationConfig()) -> Calibration:
     """Score labelled prompts with `monitor` and calibrate its threshold (positives should score high)."""
-    scores = prompt_scores(model, monitor, list(positives) + list(negatives), config.reduce, config.batch_size)
+    prompts = list(positives) + list(negatives)
+    scores = prompt_scores(model, monitor, prompts, config)
     return calibrate([1] * len(positives) + [0] * len(negatives), scores.numpy(), config)
