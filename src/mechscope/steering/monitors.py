@@ -95,7 +95,7 @@ class Monitor:
 
     hook: str
     score: LinearScore | LatentScore
-    threshold: float | None = None
+    threshold: float | None = None  # scores at or above it alert (None: only record scores)
     guard: str | None = None  # None: only watch; "stop": end a row's generation; "cap": clip the projection
     watch: str = "all"  # positions whose scores alert and guard: "prompt", "generated" or "all"
     _calls: list[tuple[Tensor, Tensor, Tensor]] = field(default_factory=list, init=False, repr=False)
