@@ -55,15 +55,20 @@ def detection(model, layers: list[int], per_side: int) -> None:
     wrapped = jailbreak_set("test", n=40)
     print(f"\nlayer {layer}, threshold {threshold:.3f} from validation at 1% FPR; test harmless: {len(negatives)} "
           f"requests, flagged {float((negatives >= threshold).mean()):.3f}\n")
-    print("| harmful requests | n | AUROC vs harmless | TPR @ 1% FPR (test) | flagged at validation threshold |")
-    print("|---|---|---|---|---|")
+    controls = jailbreak_set("test", n=40, harmful=False)
+    print("| harmful requests | n | AUROC vs harmless | TPR @ 1% FPR (test) | flagged at validation threshold | "
+          "AUROC vs harmless in the same wrapper | wrapped harmless flagged |\n|---|---|---|---|---|---|---|")
     for kind in ("plain", *KINDS):
         texts = [w.text for w in wrapped if w.kind == kind]
         positives = prompt_scores(model, monitor, texts, config).numpy()
+        wrapped_negatives = prompt_scores(model, monitor, [w.text for w in controls if w.kind == kind], config).numpy()
         labels = [1] * len(positives) + [0] * len(negatives)
         result = calibrate(labels, list(positives) + list(negatives), config)
+        same_wrapper = auroc([1] * len(positives) + [0] * len(wrapped_negatives),
+                             list(positives) + list(wrapped_negatives))
         print(f"| {kind} | {len(texts)} | {result.auroc:.3f} | {result.tpr_at_target_fpr:.3f} | "
-              f"{float((positives >= threshold).mean()):.3f} |")
+              f"{float((positives >= threshold).mean()):.3f} | {same_wrapper:.3f} | "
+              f"{float((wrapped_negatives >= threshold).mean()):.3f} |")
 
 
 def answers(model, items, new_tokens: int = 6) -> list[bool]:
@@ -120,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--per-side", type=int, default=200, help="train requests per side (half for validation)")
-    parser.add_argument("--layers", default="3,6,9,12,15,18,21,24")
+    parser.add_argument("--layers", default="3,6,9,12,15,18,21,24,27")
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--device", default="auto")

@@ -9,7 +9,9 @@ import torch
 import mechscope
 from mechscope.errors import MechscopeError
 from mechscope.models.generation import halt
-from mechscope.steering.monitors import Monitor, monitored_forward, monitored_generate, probe, projection
+from mechscope.dictionaries import Dictionary, DictionaryConfig
+from mechscope.steering.monitors import (LatentScore, Monitor, monitored_forward, monitored_generate, probe,
+                                         projection)
 from tests.conftest import tiny_hf
 
 HOOK = "blocks.1.hook_resid_post"
@@ -114,6 +116,19 @@ def test_cap_guard_clips_the_projection_at_the_threshold_and_leaves_the_rest(mod
     torch.testing.assert_close((after @ unit)[real], (before[HOOK] @ unit)[real].clamp(max=threshold))
     orthogonal = lambda acts: acts - (acts @ unit)[..., None] * unit  # noqa: E731
     torch.testing.assert_close(orthogonal(after)[real], orthogonal(before[HOOK])[real], atol=1e-5, rtol=1e-5)
+
+
+def test_a_latent_monitor_reads_the_dictionarys_own_codes(model):
+    dictionary = Dictionary(DictionaryConfig(32, 16, "relu"))
+    dictionary.reset_parameters(seed=0)
+    _, record = monitored_forward(model, Monitor(HOOK, LatentScore(dictionary, 5)), PADDED)
+    _, cache = model.run_with_cache(PADDED, HOOK)
+    codes = dictionary.encode(cache[HOOK])[..., 5]  # [batch, pos]
+    assert (codes > 0).any()
+    for row in range(3):
+        torch.testing.assert_close(record.scores[row], codes[row][MASK[row].bool()].detach())
+    with pytest.raises(MechscopeError, match="cap guard needs a projection"):
+        Monitor(HOOK, LatentScore(dictionary, 5), 1.0, guard="cap")
 
 
 def test_guards_without_a_threshold_and_halts_outside_generation_are_refused(model):

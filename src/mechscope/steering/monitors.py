@@ -18,7 +18,7 @@ from torch import Tensor
 from mechscope.errors import MechscopeError
 from mechscope.models import positions
 from mechscope.models.generation import Generation, halt
-from mechscope.models.positions import check_scope
+from mechscope.models.positions import HookFn, check_scope
 
 if TYPE_CHECKING:
     from mechscope.dictionaries import Dictionary
@@ -108,7 +108,7 @@ class Monitor:
         if self.guard == "cap" and not isinstance(self.score, LinearScore):
             raise MechscopeError(f"a cap guard needs a projection or probe score, got {type(self.score).__name__}")
 
-    def hooks(self) -> list[tuple[str, object]]:
+    def hooks(self) -> list[tuple[str, HookFn]]:
         """(hook name, function) pairs for `model.hooks(...)` or `model.generate(..., hooks=...)`."""
         return [(self.hook, self._on_forward)]
 

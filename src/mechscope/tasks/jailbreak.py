@@ -59,11 +59,11 @@ def wrap_request(request: str, kind: str, template: int = 0) -> WrappedRequest:
 
 
 def jailbreak_set(split: str = "test", n: int = 40, kinds: tuple[str, ...] = ("plain", *KINDS),
-                  seed: int = 0) -> list[WrappedRequest]:
-    """`n` harmful requests of the refusal task's `split` (as prose), each under every kind in `kinds` with a
-    seeded choice of template: the same requests in every kind, so kinds compare like for like."""
-    rng = random.Random(f"jailbreak-{split}-{seed}")
-    requests = [attach_punctuation(text) for text in Refusal().instructions(True, split)]
+                  seed: int = 0, harmful: bool = True) -> list[WrappedRequest]:
+    """`n` harmful (or, as the control, harmless) requests of the refusal task's `split` (as prose), each under every
+    kind in `kinds` with a seeded choice of template: the same requests in every kind, so kinds compare like for like."""
+    rng = random.Random(f"jailbreak-{split}-{seed}-{harmful}")
+    requests = [attach_punctuation(text) for text in Refusal().instructions(harmful, split)]
     chosen = rng.sample(requests, min(n, len(requests)))
     return [wrap_request(request, kind, rng.randrange(len(WRAPPERS[kind])) if kind != "plain" else 0)
             for kind in kinds for request in chosen]
