@@ -20,13 +20,13 @@ def test_calibrate_writes_a_monitor_that_run_uses_to_stop_harmful_requests(small
     organism = small_organism("refusal")
     path = str(organism.path)
     out = tmp_path / "refusal-monitor.gguf"
-    calibrated = run(["monitor", "calibrate", path, "--layer", "1", "--reduce", "max", "--out", str(out)], capsys)
+    calibrated = run(["monitor", "calibrate", path, "--layer", "1", "--out", str(out)], capsys)
     assert calibrated["auroc"] >= 0.95 and calibrated["file"] == str(out)
     saved = read_control_vector(out).metadata["monitor"]
     assert (saved["threshold"], saved["hook"]) == (calibrated["threshold"], "blocks.1.hook_resid_post")
 
     harmful, harmless = organism.task.instructions(True)[0], organism.task.instructions(False)[0]
-    result = run(["monitor", "run", path, str(out), harmful, harmless, "--guard", "stop", "--watch", "prompt",
+    result = run(["monitor", "run", path, str(out), harmful, harmless, "--guard", "stop", "--watch", "last_prompt",
                   "--max-new-tokens", "4"], capsys)
     stopped, answered = result["rows"]
     assert (stopped["finish_reason"], stopped["text"], stopped["alert"]["in_prompt"]) == ("halted", "", True)

@@ -96,10 +96,24 @@ def test_a_prompt_crossing_the_threshold_gets_no_new_tokens(model):
     peaks = [float(scores.max()) for scores in record.scores]
     threshold = max(peaks)  # only the row holding the highest prompt score reaches it
     guarded = monitored_generate(model, Monitor(HOOK, score, threshold, guard="stop"), PADDED, max_new_tokens=3,
-                                 eos_token_ids=())
+                                 eos_token_ids=(), output_logits=True)
     top = peaks.index(threshold)
     assert guarded.generation.tokens[top] == [] and guarded.generation.finish_reasons[top] == "halted"
+    assert guarded.generation.logits[top].shape == (0, 97)
     assert [len(t) for r, t in enumerate(guarded.generation.tokens) if r != top] == [3, 3]
+
+
+def test_last_prompt_watch_alerts_at_each_rows_final_prompt_token_only(model):
+    score = projection(_direction())
+    _, record = monitored_forward(model, Monitor(HOOK, score, -1e9, watch="last_prompt"), PADDED)
+    assert [(a.row, a.position) for a in record.alerts] == [(0, 4), (1, 2), (2, 1)]
+    for use_cache in (True, False):
+        guard = Monitor(HOOK, score, -1e9, guard="stop", watch="last_prompt")
+        out = monitored_generate(model, guard, PADDED, max_new_tokens=3, eos_token_ids=(), use_cache=use_cache)
+        assert out.generation.tokens == [[], [], []] and out.generation.finish_reasons == ["halted"] * 3
+    free = monitored_generate(model, Monitor(HOOK, score, -1e9, guard="stop", watch="generated"), PADDED,
+                              max_new_tokens=3, eos_token_ids=())
+    assert all(len(tokens) == 1 for tokens in free.generation.tokens)  # the first new token crosses
 
 
 def test_cap_guard_clips_the_projection_at_the_threshold_and_leaves_the_rest(model):

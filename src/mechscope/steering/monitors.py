@@ -18,13 +18,14 @@ from torch import Tensor
 from mechscope.errors import MechscopeError
 from mechscope.models import positions
 from mechscope.models.generation import Generation, halt
-from mechscope.models.positions import HookFn, check_scope
+from mechscope.models.positions import HookFn
 
 if TYPE_CHECKING:
     from mechscope.dictionaries import Dictionary
     from mechscope.models import HookedModel
 
 GUARDS = ("stop", "cap")
+WATCHES = ("prompt", "generated", "all", "last_prompt")  # last_prompt: each row's final prompt token only
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,12 @@ class Monitor:
     score: LinearScore | LatentScore
     threshold: float | None = None  # scores at or above it alert (None: only record scores)
     guard: str | None = None  # None: only watch; "stop": end a row's generation; "cap": clip the projection
-    watch: str = "all"  # positions whose scores alert and guard: "prompt", "generated" or "all"
+    watch: str = "all"  # positions that alert and guard: "prompt", "generated", "all" or "last_prompt"
     _calls: list[tuple[Tensor, Tensor, Tensor]] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self):
-        check_scope(self.watch)
+        if self.watch not in WATCHES:
+            raise MechscopeError(f"watch must be one of {WATCHES}, got {self.watch!r}")
         if self.guard is not None and (self.guard not in GUARDS or self.threshold is None):
             raise MechscopeError(f"guard must be one of {GUARDS} with a threshold, or None; got guard "
                                  f"{self.guard!r} with threshold {self.threshold!r}")
@@ -121,7 +123,7 @@ class Monitor:
             raise MechscopeError(f"a monitor reads [batch, pos, d] activations; {name} gives shape {tuple(acts.shape)}")
         where = positions.current()
         scores = self.score(acts)  # [batch, pos]
-        watched = where.mask(self.watch)
+        watched = self._watched(where)
         self._calls.append((where.absolute.cpu(), watched.cpu(), scores.detach().cpu()))
         if self.guard == "stop":
             crossed = ((scores >= self.threshold) & watched).any(-1)
@@ -130,6 +132,12 @@ class Monitor:
         elif self.guard == "cap":
             return torch.where(watched[..., None], self.score.capped(acts, self.threshold), acts)
         return None
+
+    def _watched(self, where: positions.Positions) -> Tensor:  # [batch, pos] bool
+        if self.watch != "last_prompt":
+            return where.mask(self.watch)
+        next_is_prompt = torch.cat([where.is_prompt[:, 1:], torch.zeros_like(where.is_prompt[:, :1])], dim=1)
+        return where.is_prompt & ~next_is_prompt
 
     def record(self, lengths: list[int] | None = None) -> MonitorRecord:
         """Scores by row and position since the last reset; `lengths` keeps each row's first tokens only (a
