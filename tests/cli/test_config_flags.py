@@ -17,6 +17,7 @@ from mechscope.dictionaries.variants import VARIANTS
 from mechscope.errors import MechscopeError
 from mechscope.evaluation import EvalConfig
 from mechscope.features.config import MiningConfig
+from mechscope.steering.calibration import CalibrationConfig
 
 VERBS = [  # argv with only the required arguments, the config the verb builds, fields the CLI sets otherwise
     (["harvest", "m", "--hook", "h", "--out", "o"], HarvestConfig, {"hooks", "shard", "extra"}),
@@ -28,6 +29,7 @@ VERBS = [  # argv with only the required arguments, the config the verb builds, 
     (["patch", "m"], PatchConfig, set()),
     (["dla", "m"], TaskSelection, set()),
     (["heads", "m"], HeadsConfig, set()),
+    (["monitor", "calibrate", "m", "--layer", "1", "--out", "o"], CalibrationConfig, set()),
 ]
 
 

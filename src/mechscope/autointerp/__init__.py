@@ -11,7 +11,7 @@ from mechscope.autointerp.records import Example, ExampleOverlapError, LatentRec
 from mechscope.autointerp.response_cache import ResponseCache, request_key
 from mechscope.autointerp.scorers import (DetectionScorer, EmbeddingScorer, FuzzingScorer, Score, SimulationScorer,
                                           make_scorers)
-from mechscope.autointerp.statistics import (ConfidenceInterval, ScoringError, auroc, balanced_accuracy, bootstrap_ci,
+from mechscope.statistics import (ConfidenceInterval, ScoringError, auroc, balanced_accuracy, bootstrap_ci,
                                              pearson)
 
 __all__ = ["PRICES", "AnthropicBackend", "Backend", "Client", "ClientConfig", "Completion", "ConfidenceInterval",

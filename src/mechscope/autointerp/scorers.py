@@ -20,7 +20,7 @@ from mechscope.autointerp import prompts
 from mechscope.autointerp.completion import LLMClient
 from mechscope.autointerp.explainers import parse_json
 from mechscope.autointerp.records import LatentRecord
-from mechscope.autointerp.statistics import auroc, balanced_accuracy, bootstrap_ci, pearson
+from mechscope.statistics import auroc, balanced_accuracy, bootstrap_ci, pearson
 
 Unit = tuple[np.ndarray, np.ndarray]  # (true values, predicted values) of one held-out example
 

@@ -3,13 +3,15 @@
 Prompts are left-padded into one batch; each step runs the HF model with its own KV cache (or, with
 use_cache=False, re-runs the whole sequence) and makes `Positions` current, so a hook scoped to
 "prompt", "generated" or chosen positions edits the same tokens either way. Rows stop independently,
-at an EOS token or a stop string, and the call returns each row's new tokens and text.
+at an EOS token, a stop string or a hook's `halt`, and the call returns each row's new tokens and text.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
@@ -70,7 +72,7 @@ class Generation:
 
     tokens: list[list[int]]  # new token ids, through the EOS or stop-string token that ended the row
     texts: list[str] | None  # new text without special tokens, cut before the stop string (None: no tokenizer)
-    finish_reasons: list[str]  # "eos", "stop" or "length"
+    finish_reasons: list[str]  # "eos", "stop", "halted" (by a hook) or "length"
     prompt_lengths: list[int]  # tokens in each prompt, padding excluded
     logits: list[Tensor] | None = field(default=None, repr=False)  # [n_new, vocab] per row, if asked
 
@@ -123,6 +125,30 @@ class _Sequence:
         self.mask = torch.cat([self.mask, torch.ones_like(self.mask[:, :1])], dim=1)
 
 
+_HALTED: ContextVar[set[int] | None] = ContextVar("mechscope_halted", default=None)
+
+
+def halt(rows: Iterable[int]) -> bool:
+    """From a hook during generate: end these rows at the token being processed (finish reason "halted"), so
+    nothing after it is generated. False when no generation is running (a plain forward has no rows to end)."""
+    halted = _HALTED.get()
+    if halted is None:
+        return False
+    halted.update(int(row) for row in rows)
+    return True
+
+
+@contextmanager
+def _halting() -> Iterator[set[int]]:
+    """The rows hooks halt during the block."""
+    halted: set[int] = set()
+    token = _HALTED.set(halted)
+    try:
+        yield halted
+    finally:
+        _HALTED.reset(token)
+
+
 def _first_stop(text: str, stops: tuple[str, ...]) -> int | None:
     """Index where the earliest stop string starts in `text`, or None."""
     found = [i for i in (text.find(s) for s in stops) if i >= 0]
@@ -164,9 +190,11 @@ def generate(model: HookedModel, inputs, hooks: Mapping[str, HookFn] | Iterable[
     kept: list[list[Tensor]] = [[] for _ in range(n_rows)]
     reasons: list[str | None] = [None] * n_rows
     eos_ids = torch.tensor(eos, dtype=torch.long, device=ids.device)
-    with model.hooks(hooks or {}), torch.no_grad():  # hooks() holds the model's lock for the whole loop
+    with model.hooks(hooks or {}), torch.no_grad(), _halting() as halted:  # hooks() holds the model's lock
         for step in range(config.max_new_tokens):
             logits = sequence.next_logits()
+            for row in halted:
+                reasons[row] = reasons[row] or "halted"
             chosen = next_tokens(logits, config.temperature, config.top_k, config.top_p, generator)
             running = torch.tensor([r is None for r in reasons], device=ids.device)
             chosen = torch.where(running, chosen, pad)
@@ -188,7 +216,8 @@ def generate(model: HookedModel, inputs, hooks: Mapping[str, HookFn] | Iterable[
         tokens=new, texts=None if model.tokenizer is None else [_text(model, t, r, config.stop)
                                                                 for t, r in zip(new, reasons)],
         finish_reasons=reasons, prompt_lengths=mask.sum(-1).tolist(),
-        logits=[torch.stack(rows) for rows in kept] if config.output_logits else None)
+        logits=[torch.stack(rows) if rows else logits.new_zeros(0, logits.shape[-1]) for rows in kept]
+        if config.output_logits else None)
 
 
 def _decode(model: HookedModel, tokens: list[int]) -> str:

@@ -1,4 +1,5 @@
-"""Scorer statistics that need no model: balanced accuracy, AUROC, Pearson correlation, bootstrap intervals."""
+"""Statistics that need no model: balanced accuracy, AUROC, Pearson correlation, bootstrap intervals (autointerp
+scorers and steering monitors share them)."""
 
 from __future__ import annotations
 
