@@ -18,13 +18,14 @@ class Patch:
     head_dim: int = 2  # axis of the head in the hook's [batch, ...] tensor
     pos_dim: int = 1  # axis of the (query) position
 
-    def index(self, ndim: int) -> tuple:
-        """Index into one row's tensor (the hook tensor without its batch axis) selecting the patched part."""
+    def index(self, ndim: int, offset: int = 0) -> tuple:
+        """Index into one row's tensor (the hook tensor without its batch axis) selecting the patched part;
+        `offset` is the first position the tensor holds."""
         index = [slice(None)] * (ndim - 1)
         if self.head is not None:
             index[self.head_dim - 1] = self.head
         if self.pos is not None:
-            index[self.pos_dim - 1] = self.pos
+            index[self.pos_dim - 1] = self.pos - offset
         return tuple(index)
 
 

@@ -3,8 +3,9 @@
 Denoising runs the corrupted prompts with one clean activation patched in (does this component
 suffice to restore the behaviour?); noising runs the clean prompts with one corrupted activation
 patched in (is it necessary?). Each patch gets its own copy of the batch, so a forward pass of
-`max_rows` rows evaluates max_rows // batch patches at once; the result is the same as running them
-one by one.
+`max_rows` rows evaluates max_rows // batch patches at once, and each pass resumes the recorded base run
+from the first block and position its patches can change (patch_plan); the result is the same as running
+them one by one through the full model.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import torch
 from torch import Tensor
 
 from mechscope.circuits.components import Component, Patch, component as resolve_component
+from mechscope.circuits.patch_plan import plan, sequence_axis
 from mechscope.circuits.results import CircuitResult
 from mechscope.errors import MechscopeError
 from mechscope.models import HookedModel
+from mechscope.models.resume import RecordedRun
 
 Metric = Callable[[Tensor], Tensor]  # logits [batch, pos, vocab] -> one value per row [batch]
 
@@ -56,41 +59,47 @@ def checked_metric(metric: Metric, logits: Tensor, rows: int) -> Tensor:
     return value
 
 
-def _patcher(source: Tensor, entries: list[tuple[int, Patch]], copies: int):
-    """A hook function that writes each entry's part of `source` into its own copy of the batch."""
+def _patcher(source: Tensor, entries: list[tuple[int, Patch]], copies: int, offset: int, axis: int):
+    """A hook function that writes each entry's part of `source` into its own copy of the batch; the hook's
+    tensor starts at position `offset` along `axis`."""
+    source = source.narrow(axis, offset, source.shape[axis] - offset)
+
     def fn(act: Tensor, _name: str) -> Tensor:
         rows = act.reshape(copies, -1, *act.shape[1:])
         mask = torch.zeros((copies, 1, *act.shape[1:]), dtype=torch.bool, device=act.device)
         for copy, patch in entries:
-            mask[(copy, 0) + patch.index(act.ndim)] = True
+            mask[(copy, 0) + patch.index(act.ndim, offset)] = True
         return torch.where(mask, source[None].to(act.dtype), rows).reshape(act.shape)
     return fn
 
 
-def run_patches(model: HookedModel, base: dict, source: dict[str, Tensor], patches: Sequence[Patch],
-                metric: Metric, max_rows: int = 64, progress: bool = False) -> Tensor:
-    """Mean metric [len(patches)] of `base` with each patch's part of the cached `source` activations."""
-    batch = len(base["input_ids"])
-    per_forward = max(1, max_rows // batch)
-    values = []
-    starts = range(0, len(patches), per_forward)
+def run_patches(model: HookedModel, base: dict | RecordedRun, source: dict[str, Tensor], patches: Sequence[Patch],
+                metric: Metric, max_rows: int = 64, progress: bool = False, resume: bool = True) -> Tensor:
+    """Mean metric [len(patches)] of `base` with each patch's part of the cached `source` activations.
+
+    With `resume` each pass recomputes only the blocks and positions its patches can change (patch_plan);
+    without, every pass is a full forward. `base` may be inputs or their `model.record(...)`.
+    """
+    run = base if isinstance(base, RecordedRun) else model.record(base)
+    batch = len(run.inputs["input_ids"])
+    passes = plan(model, patches, max(1, max_rows // batch), layers=resume, positions=run.resumes_positions)
+    values = torch.empty(len(patches))
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="patching", unit="forward")
-    for start in starts:
-        chunk = patches[start:start + per_forward]
-        copies = len(chunk)
+        passes = tqdm(passes, desc="patching", unit="forward")
+    for step in passes:
+        copies = len(step.indices)
         by_hook: dict[str, list[tuple[int, Patch]]] = defaultdict(list)
-        for copy, patch in enumerate(chunk):
-            by_hook[patch.hook].append((copy, patch))
-        hooks = {hook: _patcher(source[hook], entries, copies) for hook, entries in by_hook.items()}
-        stacked = {k: v.repeat(copies, *[1] * (v.ndim - 1)) for k, v in base.items()}
+        for copy, index in enumerate(step.indices):
+            by_hook[patches[index].hook].append((copy, patches[index]))
+        hooks = {hook: _patcher(source[hook], entries, copies, step.pos, sequence_axis(model, hook))
+                 for hook, entries in by_hook.items()}
         with torch.no_grad(), model.hooks(hooks):
-            logits = model(stacked).float()
+            logits = model.resume(run, copies, step.layer, step.pos).float()
         per_row = torch.cat([checked_metric(metric, part, batch) for part in logits.split(batch)])
-        values.append(per_row.view(copies, batch).mean(1).cpu())
-    return torch.cat(values)
+        values[list(step.indices)] = per_row.view(copies, batch).mean(1).cpu()
+    return values
 
 
 def token_strings(model: HookedModel, ids) -> list[str]:
@@ -114,11 +123,11 @@ def axis_labels(model: HookedModel, sizes: dict[str, int], tokens: Tensor) -> di
 
 def activation_patching(model: HookedModel, clean, corrupted, metric: Metric, component: str | Component = "resid",
                         *, noising: bool = False, attention_mask: Tensor | None = None, max_rows: int = 64,
-                        progress: bool = False) -> CircuitResult:
+                        progress: bool = False, resume: bool = True) -> CircuitResult:
     """Exact patching of every site of `component` (e.g. "resid", "heads", "heads-by-pos"); see the module doc.
 
-    `max_rows` bounds the rows of one forward pass (the memory knob): with max_rows equal to the batch
-    every patch runs alone, the one-patch-per-forward reference.
+    `max_rows` bounds the rows of one forward pass (the memory knob): with max_rows equal to the batch and
+    resume=False every patch runs alone through the full model, the one-patch-per-forward reference.
     """
     comp = resolve_component(component)
     clean_in, corrupt_in = paired_inputs(model, clean, corrupted, attention_mask)
@@ -127,11 +136,12 @@ def activation_patching(model: HookedModel, clean, corrupted, metric: Metric, co
     hooks = sorted({p.hook for p in patches})
     with torch.no_grad():
         source_logits, source = model.run_with_cache(source_in, hooks)
-        base_value = mean_metric(model(base), metric)
-    values = run_patches(model, base, source, patches, metric, max_rows, progress)
+    run = model.record(base)
+    values = run_patches(model, run, source, patches, metric, max_rows, progress, resume)
+    base_value = mean_metric(run.output, metric)
     prompts = len(clean_in["input_ids"])
     info = {"component": comp.name, "noising": noising, "prompts": prompts, "patches": len(patches),
-            "forward_passes": -(-len(patches) // max(1, max_rows // prompts))}
+            "forward_passes": -(-len(patches) // max(1, max_rows // prompts)), "resume": resume}
     source_value = mean_metric(source_logits, metric)
     clean, corrupted = (base_value, source_value) if noising else (source_value, base_value)
     return CircuitResult(values.view(*sizes.values()), tuple(sizes), axis_labels(model, sizes, clean_in["input_ids"]),

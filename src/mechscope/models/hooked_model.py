@@ -23,6 +23,7 @@ from mechscope.models.families import Family
 from mechscope.models.generation import Generation, GenerationConfig
 from mechscope.models.hook_points import PER_HEAD_COPIES, HookPoint, hook_points
 from mechscope.models.positions import Positions
+from mechscope.models.resume import RecordedRun, record as record_run, resume as resume_run
 
 Inputs = "str | list[str] | Tensor | Mapping[str, Tensor]"
 
@@ -213,6 +214,19 @@ class HookedModel:
                  **settings) -> Generation:
         """New tokens and texts for each prompt with `hooks` active; settings are GenerationConfig fields."""
         return generation.generate(self, inputs, hooks, GenerationConfig().updated(**settings))
+
+    @_serialised
+    def record(self, inputs, attention_mask: Tensor | None = None) -> RecordedRun:
+        """One forward pass kept for resuming: its output, each block's output and (causal models) the KV cache."""
+        batch = self.encode(inputs, attention_mask)
+        batch.setdefault("attention_mask", torch.ones_like(batch["input_ids"]))
+        return record_run(self, batch)
+
+    @_serialised
+    def resume(self, run: RecordedRun, copies: int = 1, layer: int = 0, pos: int = 0) -> Tensor:
+        """The recorded run's output on `copies` copies of its batch, recomputing only blocks layer.. at positions
+        pos.. (with the hooks active around the call); see models.resume."""
+        return resume_run(self, run, copies, layer, pos)
 
     @_serialised
     def run_with_cache(self, inputs, names: str | Iterable[str] | None = None, *,
