@@ -7,6 +7,8 @@ forward: row k removes the first k candidates on top of the current circuit. Whi
 are: circuits are sparse) every row is the state sequential ACDC would reach; at the first kept edge the rows
 after it are recomputed. The kept set is therefore exactly sequential ACDC's. Destinations of nodes with no
 outgoing edge left cannot reach the logits, so their edges are removed without a pass (as in the reference).
+While the destinations of block l are visited, no edge into an earlier block has been touched, so blocks < l
+compute the plain run: each pass resumes the recorded run at block l (models.resume), the cached prefix.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from mechscope.circuits.edge_patching import SourceValues, run_with_edges
+from mechscope.circuits.edge_patching import SourceValues, edge_hooks, source_values
 from mechscope.circuits.graph import EdgeGraph
 from mechscope.circuits.patching import checked_metric
 from mechscope.errors import MechscopeError
@@ -44,6 +46,7 @@ class ACDCResult:
     objective: float  # the final circuit's objective
     forward_passes: int = 0
     rows: int = 0  # candidate circuits evaluated (what one-edge-per-forward ACDC would need passes for)
+    blocks: int = 0  # transformer blocks computed over all rows (a full forward computes n_layers)
     skipped: int = 0  # edges removed without a pass because their destination cannot reach the logits
     trace: list[dict] = field(default_factory=list, repr=False)
 
@@ -53,25 +56,32 @@ class ACDCResult:
 
 
 class _Evaluator:
-    """The objective of stacked candidate circuits on one batch of prompts, counting passes."""
+    """The objective of stacked candidate circuits on one batch of prompts, resumed at a block; counts passes."""
 
     def __init__(self, model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: SourceValues,
                  objective: Objective, max_copies: int):
-        self.model, self.graph, self.inputs, self.replacement = model, graph, inputs, replacement
+        self.model, self.graph, self.replacement = model, graph, replacement
         self.objective, self.max_copies = objective, max_copies
+        self.run = model.record(inputs)
+        _, clean = source_values(model, graph, inputs)
+        self.diffs = {hook: replacement[hook].to(value.dtype) - value for hook, value in clean.items()}
         self.prompts = len(inputs["input_ids"])
-        self.passes = self.rows = 0
+        self.passes = self.rows = self.blocks = 0
 
-    def __call__(self, removed: Tensor) -> Tensor:
-        """Mean objective of each circuit [copies]: `removed` [copies, n_sources, n_destinations] is patched."""
+    def __call__(self, removed: Tensor, layer: int = 0) -> Tensor:
+        """Mean objective of each circuit [copies]: `removed` [copies, n_sources, n_destinations] is patched;
+        no edge into a block before `layer` may be removed."""
+        known = {g.hook: self.diffs[g.hook] for g in self.graph.source_groups if self.model.layer_of(g.hook) < layer}
         values = []
         for chunk in removed.split(self.max_copies):
-            with torch.no_grad():
-                logits = run_with_edges(self.model, self.graph, self.inputs, chunk.float(), self.replacement)
+            with torch.no_grad(), self.model.hooks(edge_hooks(self.graph, chunk.float(), self.replacement,
+                                                              known=known)):
+                logits = self.model.resume(self.run, len(chunk), layer)
             rows = checked_metric(self.objective, logits.float(), len(chunk) * self.prompts)
             values.append(rows.view(len(chunk), self.prompts).mean(1).cpu())
             self.passes += 1
             self.rows += len(chunk)
+            self.blocks += len(chunk) * (self.model.n_layers - layer)
         return torch.cat(values)
 
 
@@ -103,11 +113,12 @@ def acdc(model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: Source
             kept[candidates, dst] = False
             skipped += len(candidates)
             continue
+        layer = model.layer_of(next(g.hook for g in graph.destination_groups if g.start <= dst < g.stop))
         while candidates:
             steps = torch.zeros(len(candidates), *kept.shape, dtype=torch.bool)
             for k, src in enumerate(candidates):
                 steps[k:, src, dst] = True  # row k removes candidates 0..k
-            values = evaluate(~kept[None] | steps)
+            values = evaluate(~kept[None] | steps, layer)
             done = len(candidates)
             for k, src in enumerate(candidates):
                 effect = float(values[k]) - current
@@ -121,7 +132,7 @@ def acdc(model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: Source
             candidates = candidates[done:]
         trace.append({"destination": graph.destinations[dst], "kept": int(kept[:, dst].sum()),
                       "objective": current})
-    return ACDCResult(graph, kept, effects, current, evaluate.passes, evaluate.rows, skipped, trace)
+    return ACDCResult(graph, kept, effects, current, evaluate.passes, evaluate.rows, evaluate.blocks, skipped, trace)
 
 
 def acdc_sweep(model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: SourceValues, objective: Objective,

@@ -45,20 +45,22 @@ def _delta(mask: Tensor, group: HookGroup, sources: list[HookGroup], diffs: Sour
 
 
 def edge_hooks(graph: EdgeGraph, mask: Tensor, replacement: SourceValues | None = None,
-               diffs: SourceValues | None = None) -> list[tuple[str, object]]:
+               diffs: SourceValues | None = None, known: SourceValues | None = None) -> list[tuple[str, object]]:
     """Hook functions applying `mask` [copies?, n_sources, n_destinations] (see the module doc).
 
-    Pass `replacement` (live: the difference to this run's own source outputs) or `diffs` (fixed).
+    Pass `replacement` (live: the difference to this run's own source outputs) or `diffs` (fixed). With
+    `replacement`, `known` gives fixed differences for sources that do not run (a resumed pass's skipped blocks).
     """
     mask = mask if mask.ndim == 3 else mask[None]
     copies = len(mask)
-    found: SourceValues = {} if diffs is None else {hook: diff[None] for hook, diff in diffs.items()}
+    fixed = diffs if diffs is not None else known or {}
+    found: SourceValues = {hook: diff[None] for hook, diff in fixed.items()}
     hooks: list[tuple[str, object]] = []
     if diffs is None:
         def read(act: Tensor, name: str) -> None:
             value = as_nodes(act).unflatten(0, (copies, -1))
             found[name] = replacement[name][None].to(value.dtype) - value
-        hooks += [(group.hook, read) for group in graph.source_groups]
+        hooks += [(group.hook, read) for group in graph.source_groups if group.hook not in fixed]
 
     for group in graph.destination_groups:
         sources = [source for source in graph.source_groups if source.stop <= group.upstream]
