@@ -116,7 +116,7 @@ def test_integrated_gradient_variants_reduce_to_eap_where_their_paths_do(setup):
     activations, info = edge_attribution(model, graph, clean_in, corrupt_in, metric, "eap-ig-activations", steps=1)
     torch.testing.assert_close(activations, eap, atol=1e-5, rtol=1e-4)
     assert info["backward_passes"] == len(graph.source_groups)
-    at_corrupted, _ = edge_attribution(model, graph, clean_in, corrupt_in, metric, "eap-ig-inputs", steps=1)
+    at_corrupted, _ = edge_attribution(model, graph, clean_in, corrupt_in, metric, "eap-ig", steps=1)
     both, _ = edge_attribution(model, graph, clean_in, corrupt_in, metric, "clean-corrupted")
     torch.testing.assert_close(both, (eap + at_corrupted) / 2, atol=1e-5, rtol=1e-4)
     assert (at_corrupted - eap).abs().max() > 1e-3
@@ -128,7 +128,7 @@ def test_eap_ig_inputs_is_complete_on_the_embedding(setup):
     gap = float(metric(corrupt_logits).mean() - metric(clean_logits).mean())
     errors = []
     for steps in (1, 64):
-        scores, info = edge_attribution(model, graph, clean_in, corrupt_in, metric, "eap-ig-inputs", steps=steps)
+        scores, info = edge_attribution(model, graph, clean_in, corrupt_in, metric, "eap-ig", steps=steps)
         errors.append(abs(float(scores[0].sum()) - gap))
         assert info["forward_passes"] == 2 + steps
     assert errors[1] < 0.02 * abs(gap) and errors[1] < errors[0]  # the left Riemann sum converges as 1 / steps

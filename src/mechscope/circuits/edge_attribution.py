@@ -4,7 +4,7 @@ Every method scores edge (s, d) as (replacement_s - clean_s) . mean over gradien
 the change of the mean metric the edge's patch would cause to first order; they differ in where the gradient
 is taken (EAP-IG code: github.com/hannamw/EAP-IG, src/eap/attribute.py):
 - eap (Syed et al. 2023): at the clean run; 2 forward passes and 1 backward.
-- eap-ig-inputs (Hanna et al. 2024): at `steps` inputs on the straight line from the corrupted embedding to the
+- eap-ig, EAP-IG-inputs (Hanna et al. 2024): at `steps` inputs on the straight line from the corrupted embedding to the
   clean one, input = corrupted + k / steps * (clean - corrupted) for k = 0 .. steps - 1.
 - eap-ig-activations: the same path taken by each node group's output in turn (the embedding, each layer's
   heads, each MLP), k = 1 .. steps; every gradient is averaged.
@@ -18,13 +18,13 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from mechscope.circuits.edge_patching import SourceValues, edge_hooks, source_values
+from mechscope.circuits.edge_patching import SourceValues, edge_hooks, replacement_values, source_values
 from mechscope.circuits.graph import EdgeGraph
 from mechscope.circuits.patching import Metric, checked_metric
 from mechscope.errors import MechscopeError
 from mechscope.models import HookedModel
 
-EDGE_METHODS = ("eap", "eap-ig-inputs", "eap-ig-activations", "clean-corrupted")
+EDGE_METHODS = ("eap", "eap-ig", "eap-ig-activations", "clean-corrupted")  # eap-ig: EAP-IG-inputs
 INPUT_HOOK = "blocks.0.hook_resid_pre"
 
 
@@ -52,12 +52,12 @@ def _interpolated(clean: Tensor, corrupted: Tensor, alpha: float) -> Tensor:
 
 
 def edge_attribution(model: HookedModel, graph: EdgeGraph, clean_in: dict, corrupted_in: dict, metric: Metric,
-                     method: str = "eap-ig-inputs", steps: int = 5,
-                     replacement: SourceValues | None = None) -> tuple[Tensor, dict]:
+                     method: str = "eap-ig", steps: int = 5, ablation: str = "patching",
+                     means: SourceValues | None = None) -> tuple[Tensor, dict]:
     """Scores [n_sources, n_destinations] of every edge on one batch of prompts, and pass counts + baselines.
 
-    `replacement` overrides what a patched edge carries (zero or mean ablation); by default the corrupted run's
-    source outputs.
+    `ablation` is what a patched edge carries (see `replacement_values`): the corrupted run's outputs, zeros or
+    the sources' `means`.
     """
     if method not in EDGE_METHODS:
         raise MechscopeError(f"edge attribution method must be one of {', '.join(EDGE_METHODS)}, got {method!r}")
@@ -65,7 +65,7 @@ def edge_attribution(model: HookedModel, graph: EdgeGraph, clean_in: dict, corru
         raise MechscopeError(f"integrated-gradient steps must be >= 1, got {steps}")
     rows = len(clean_in["input_ids"])
     corrupted_logits, corrupted = source_values(model, graph, corrupted_in)
-    replacement = corrupted if replacement is None else replacement
+    replacement = replacement_values(ablation, corrupted, means)
     info = {"method": method, "prompts": rows,
             "corrupted_metric": float(checked_metric(metric, corrupted_logits.float(), rows).mean())}
     if method == "eap":
@@ -77,7 +77,7 @@ def edge_attribution(model: HookedModel, graph: EdgeGraph, clean_in: dict, corru
     grads = []
     if method == "clean-corrupted":
         grads = [mask_gradient(model, graph, run, metric, diffs=diffs)[0] for run in (clean_in, corrupted_in)]
-    elif method == "eap-ig-inputs":
+    elif method == "eap-ig":
         start, end = corrupted[INPUT_HOOK], clean[INPUT_HOOK]
         for k in range(steps):
             hook = (INPUT_HOOK, _replace(_interpolated(end, start, k / steps)))
