@@ -67,29 +67,43 @@ def _patcher(source: Tensor, entries: list[tuple[int, Patch]], copies: int):
     return fn
 
 
+def chunk_starts(n_items: int, per_forward: int, progress: bool, desc: str = "patching"):
+    """Start of each chunk of `per_forward` items (copies of the batch in one forward pass), with a progress bar."""
+    starts = range(0, n_items, per_forward)
+    if progress:
+        from tqdm.auto import tqdm
+
+        return tqdm(starts, desc=desc, unit="forward")
+    return starts
+
+
+def stacked_inputs(inputs: dict[str, Tensor], copies: int) -> dict[str, Tensor]:
+    """The inputs repeated `copies` times along the batch."""
+    return {k: v.repeat(copies, *[1] * (v.ndim - 1)) for k, v in inputs.items()}
+
+
+def metric_per_copy(logits: Tensor, metric: Metric, batch: int) -> Tensor:
+    """Mean metric of each copy of a `batch`-row batch stacked in logits [copies * batch, pos, vocab]."""
+    per_row = torch.cat([checked_metric(metric, part, batch) for part in logits.float().split(batch)])
+    return per_row.view(-1, batch).mean(1).cpu()
+
+
 def run_patches(model: HookedModel, base: dict, source: dict[str, Tensor], patches: Sequence[Patch],
                 metric: Metric, max_rows: int = 64, progress: bool = False) -> Tensor:
     """Mean metric [len(patches)] of `base` with each patch's part of the cached `source` activations."""
     batch = len(base["input_ids"])
     per_forward = max(1, max_rows // batch)
     values = []
-    starts = range(0, len(patches), per_forward)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="patching", unit="forward")
-    for start in starts:
+    for start in chunk_starts(len(patches), per_forward, progress):
         chunk = patches[start:start + per_forward]
         copies = len(chunk)
         by_hook: dict[str, list[tuple[int, Patch]]] = defaultdict(list)
         for copy, patch in enumerate(chunk):
             by_hook[patch.hook].append((copy, patch))
         hooks = {hook: _patcher(source[hook], entries, copies) for hook, entries in by_hook.items()}
-        stacked = {k: v.repeat(copies, *[1] * (v.ndim - 1)) for k, v in base.items()}
         with torch.no_grad(), model.hooks(hooks):
-            logits = model(stacked).float()
-        per_row = torch.cat([checked_metric(metric, part, batch) for part in logits.split(batch)])
-        values.append(per_row.view(copies, batch).mean(1).cpu())
+            logits = model(stacked_inputs(base, copies))
+        values.append(metric_per_copy(logits, metric, batch))
     return torch.cat(values)
 
 
