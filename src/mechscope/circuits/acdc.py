@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mechscope.circuits.edge_patching import SourceValues, edge_hooks, source_values
 from mechscope.circuits.graph import EdgeGraph
-from mechscope.circuits.patching import checked_metric
+from mechscope.circuits.patching import metric_per_copy
 from mechscope.errors import MechscopeError
 from mechscope.models import HookedModel
 
@@ -77,8 +77,7 @@ class _Evaluator:
             with torch.no_grad(), self.model.hooks(edge_hooks(self.graph, chunk.float(), self.replacement,
                                                               known=known)):
                 logits = self.model.resume(self.run, len(chunk), layer)
-            rows = checked_metric(self.objective, logits.float(), len(chunk) * self.prompts)
-            values.append(rows.view(len(chunk), self.prompts).mean(1).cpu())
+            values.append(metric_per_copy(logits, self.objective, self.prompts))
             self.passes += 1
             self.rows += len(chunk)
             self.blocks += len(chunk) * (self.model.n_layers - layer)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from mechscope.circuits.graph import EdgeGraph, HookGroup
+from mechscope.circuits.patching import stacked_inputs
 from mechscope.errors import MechscopeError
 from mechscope.models import HookedModel
 
@@ -96,17 +97,12 @@ def source_sums(values: SourceValues, attention_mask: Tensor) -> tuple[SourceVal
     return {hook: (value.float() * weights).sum((0, 1)) for hook, value in values.items()}, int(attention_mask.sum())
 
 
-def stacked(inputs: dict, copies: int) -> dict:
-    """`inputs` repeated `copies` times along the batch."""
-    return {k: v.repeat(copies, *[1] * (v.ndim - 1)) for k, v in inputs.items()}
-
-
 def run_with_edges(model: HookedModel, graph: EdgeGraph, inputs: dict, mask: Tensor,
                    replacement: SourceValues) -> Tensor:
     """Logits [copies * batch, pos, vocab] of `inputs` with the edges where `mask` is 1 patched from `replacement`."""
     copies = 1 if mask.ndim == 2 else len(mask)
     with model.hooks(edge_hooks(graph, mask.to(model.device), replacement)):
-        return model(stacked(inputs, copies))
+        return model(stacked_inputs(inputs, copies))
 
 
 def memory_estimate(model: HookedModel, graph: EdgeGraph, prompts: int, n_pos: int, grad: bool = True) -> dict:

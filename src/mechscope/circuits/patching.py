@@ -73,6 +73,27 @@ def _patcher(source: Tensor, entries: list[tuple[int, Patch]], copies: int, offs
     return fn
 
 
+def chunk_starts(n_items: int, per_forward: int, progress: bool, desc: str = "patching"):
+    """Start of each chunk of `per_forward` items (copies of the batch in one forward pass), with a progress bar."""
+    starts = range(0, n_items, per_forward)
+    if progress:
+        from tqdm.auto import tqdm
+
+        return tqdm(starts, desc=desc, unit="forward")
+    return starts
+
+
+def stacked_inputs(inputs: dict[str, Tensor], copies: int) -> dict[str, Tensor]:
+    """The inputs repeated `copies` times along the batch."""
+    return {k: v.repeat(copies, *[1] * (v.ndim - 1)) for k, v in inputs.items()}
+
+
+def metric_per_copy(logits: Tensor, metric: Metric, batch: int) -> Tensor:
+    """Mean metric of each copy of a `batch`-row batch stacked in logits [copies * batch, pos, vocab]."""
+    per_row = torch.cat([checked_metric(metric, part, batch) for part in logits.float().split(batch)])
+    return per_row.view(-1, batch).mean(1).cpu()
+
+
 def run_patches(model: HookedModel, base: dict | RecordedRun, source: dict[str, Tensor], patches: Sequence[Patch],
                 metric: Metric, max_rows: int = 64, progress: bool = False, resume: bool = True) -> Tensor:
     """Mean metric [len(patches)] of `base` with each patch's part of the cached `source` activations.
@@ -97,8 +118,7 @@ def run_patches(model: HookedModel, base: dict | RecordedRun, source: dict[str, 
                  for hook, entries in by_hook.items()}
         with torch.no_grad(), model.hooks(hooks):
             logits = model.resume(run, copies, step.layer, step.pos).float()
-        per_row = torch.cat([checked_metric(metric, part, batch) for part in logits.split(batch)])
-        values[list(step.indices)] = per_row.view(copies, batch).mean(1).cpu()
+        values[list(step.indices)] = metric_per_copy(logits, metric, batch)
     return values
 
 
