@@ -27,13 +27,22 @@ def setup(request):
     return model, clean, corrupted, metric
 
 
-def test_patching_with_its_own_activation_changes_nothing(setup):
+@pytest.mark.parametrize("resume", [False, True])  # resuming finds every patch a no-op and runs none
+def test_patching_with_its_own_activation_changes_nothing(setup, resume):
     model, clean, _, metric = setup
-    result = activation_patching(model, clean, clean, metric, "heads-by-pos", max_rows=len(clean), resume=False)
+    result = activation_patching(model, clean, clean, metric, "heads-by-pos", max_rows=len(clean), resume=resume)
     assert torch.equal(result.values, torch.full_like(result.values, result.clean))
-    # resuming at a position runs shorter matrix products, whose last bits may differ (measured <= 1.2e-7)
-    resumed = activation_patching(model, clean, clean, metric, "heads-by-pos", max_rows=len(clean))
-    torch.testing.assert_close(resumed.values, result.values, atol=1e-6, rtol=0)
+
+
+def test_patches_before_the_first_differing_token_are_no_ops(setup):
+    model, clean, _, metric = setup
+    corrupted = clean.clone()
+    corrupted[:, 4] = (clean[:, 4] + 1) % 97
+    resumed = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=12)
+    full = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=12, resume=False)
+    before = resumed.values[..., :4]
+    assert torch.equal(before, torch.full_like(before, resumed.corrupted))
+    torch.testing.assert_close(resumed.values, full.values, atol=1e-5, rtol=1e-5)
 
 
 def test_patching_a_whole_residual_layer_reproduces_the_source_run(setup):
@@ -70,6 +79,16 @@ def test_resumed_patches_equal_full_forward_patches(setup, component):
     full = activation_patching(model, clean, corrupted, metric, component, max_rows=12, resume=False)
     torch.testing.assert_close(resumed.values, full.values, atol=1e-5, rtol=1e-5)
     assert (resumed.values != resumed.corrupted).any()  # the patches do something
+
+
+def test_unembedding_only_the_readout_positions_changes_no_value(setup):
+    model, clean, corrupted, metric = setup
+    last = torch.full((len(clean),), clean.shape[1] - 1)
+    full = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=12)
+    read = activation_patching(model, clean, corrupted, metric, "heads-by-pos", max_rows=12, readout=last)
+    torch.testing.assert_close(read.values, full.values, atol=1e-5, rtol=1e-5)
+    with pytest.raises(MechscopeError, match="outside the readout positions"):
+        activation_patching(model, clean, corrupted, lambda logits: logits[:, 0, 0], "resid", readout=last)
 
 
 def test_patches_split_differently_across_forwards_agree(setup):

@@ -26,6 +26,8 @@ def test_resuming_from_any_block_and_position_reproduces_the_full_forward(family
             assert resumed.shape == (6, *full.shape[1:])
             for copy in resumed.split(2):
                 torch.testing.assert_close(copy, full, atol=1e-5, rtol=1e-5)
+            at = model.resume(run, 2, layer, pos, outputs_at=[1, 4, 6])
+            torch.testing.assert_close(at, full[:, [1, 4, 6]].repeat(2, 1, 1), atol=1e-5, rtol=1e-5)
 
 
 def test_only_the_blocks_from_the_resumed_one_compute_and_the_model_is_left_as_it_was(family_model):

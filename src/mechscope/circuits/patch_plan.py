@@ -18,7 +18,7 @@ from mechscope.models import HookedModel
 
 @dataclass(frozen=True)
 class PatchPass:
-    """Patches (indices into the patch list) run in one forward pass that recomputes blocks layer.. at positions pos.."""
+    """Patches (indices into the patch list) run in one forward pass recomputing blocks layer.. at positions pos.."""
 
     indices: tuple[int, ...]
     layer: int
@@ -51,8 +51,3 @@ def plan(model: HookedModel, patches: Sequence[Patch], per_forward: int, *, laye
         chunk = tuple(order[i:i + per_forward])
         passes.append(PatchPass(chunk, min(starts[j][0] for j in chunk), min(starts[j][1] for j in chunk)))
     return passes
-
-
-def block_positions(model: HookedModel, passes: Sequence[PatchPass], rows: int, length: int) -> int:
-    """Blocks x positions x rows the passes compute: the forward FLOPs, up to the embedding and unembedding."""
-    return sum(len(p.indices) * rows * (model.n_layers - p.layer) * (length - p.pos) for p in passes)

@@ -94,31 +94,71 @@ def metric_per_copy(logits: Tensor, metric: Metric, batch: int) -> Tensor:
     return per_row.view(-1, batch).mean(1).cpu()
 
 
+class _ReadoutLogits:
+    """Logits [rows, pos, vocab] that hold numbers only at the readout positions (NaN elsewhere), one buffer reused."""
+
+    def __init__(self, readout: Tensor):
+        self.positions = sorted(set(readout.tolist()))
+        self.buffer: Tensor | None = None
+
+    def fill(self, kept: Tensor, length: int) -> Tensor:
+        shape = (len(kept), length, kept.shape[-1])
+        if self.buffer is None or self.buffer.shape != shape:
+            self.buffer = torch.full(shape, float("nan"), device=kept.device)
+        self.buffer[:, self.positions] = kept.float()
+        return self.buffer
+
+
+def no_op_patches(model: HookedModel, run: RecordedRun, source: dict[str, Tensor],
+                  patches: Sequence[Patch]) -> list[bool]:
+    """Which patches write exactly what the base run holds already (in a causal model, every position before the
+    first token where the two prompts differ): their patched run is the base run."""
+    _, held = model.run_with_cache(run.inputs, sorted({p.hook for p in patches}))
+    return [torch.equal(source[p.hook][(slice(None),) + p.index(source[p.hook].ndim)],
+                        held[p.hook][(slice(None),) + p.index(held[p.hook].ndim)]) for p in patches]
+
+
 def run_patches(model: HookedModel, base: dict | RecordedRun, source: dict[str, Tensor], patches: Sequence[Patch],
-                metric: Metric, max_rows: int = 64, progress: bool = False, resume: bool = True) -> Tensor:
+                metric: Metric, max_rows: int = 64, progress: bool = False, resume: bool = True,
+                readout: Tensor | None = None) -> Tensor:
     """Mean metric [len(patches)] of `base` with each patch's part of the cached `source` activations.
 
-    With `resume` each pass recomputes only the blocks and positions its patches can change (patch_plan);
-    without, every pass is a full forward. `base` may be inputs or their `model.record(...)`.
+    With `resume` patches that change nothing take the base run's value, and each pass recomputes only the
+    blocks and positions its patches can change (patch_plan); without, every patch runs in a full forward.
+    `base` may be inputs or their `model.record(...)`. `readout` [batch] names the position whose logits each
+    row's metric reads: no others are unembedded.
     """
     run = base if isinstance(base, RecordedRun) else model.record(base)
-    batch = len(run.inputs["input_ids"])
-    passes = plan(model, patches, max(1, max_rows // batch), layers=resume, positions=run.resumes_positions)
+    batch, length = run.inputs["input_ids"].shape
     values = torch.empty(len(patches))
+    todo = list(range(len(patches)))
+    if resume:
+        no_op = no_op_patches(model, run, source, patches)
+        values[torch.tensor(no_op, dtype=torch.bool)] = mean_metric(run.output, metric)
+        todo = [i for i in todo if not no_op[i]]
+    passes = plan(model, [patches[i] for i in todo], max(1, max_rows // batch), layers=resume and run.resumes_layers,
+                  positions=run.resumes_positions)
+    logits_at = None if readout is None else _ReadoutLogits(readout)
     if progress:
         from tqdm.auto import tqdm
 
         passes = tqdm(passes, desc="patching", unit="forward")
     for step in passes:
-        copies = len(step.indices)
+        indices = [todo[i] for i in step.indices]
+        copies = len(indices)
         by_hook: dict[str, list[tuple[int, Patch]]] = defaultdict(list)
-        for copy, index in enumerate(step.indices):
+        for copy, index in enumerate(indices):
             by_hook[patches[index].hook].append((copy, patches[index]))
         hooks = {hook: _patcher(source[hook], entries, copies, step.pos, sequence_axis(model, hook))
                  for hook, entries in by_hook.items()}
         with torch.no_grad(), model.hooks(hooks):
-            logits = model.resume(run, copies, step.layer, step.pos).float()
-        values[list(step.indices)] = metric_per_copy(logits, metric, batch)
+            logits = model.resume(run, copies, step.layer, step.pos, logits_at and logits_at.positions).float()
+        if logits_at is not None:
+            logits = logits_at.fill(logits, length)
+        per_copy = metric_per_copy(logits, metric, batch)
+        if logits_at is not None and per_copy.isnan().any():
+            raise MechscopeError(f"the metric read logits outside the readout positions {logits_at.positions}")
+        values[indices] = per_copy
     return values
 
 
@@ -143,11 +183,12 @@ def axis_labels(model: HookedModel, sizes: dict[str, int], tokens: Tensor) -> di
 
 def activation_patching(model: HookedModel, clean, corrupted, metric: Metric, component: str | Component = "resid",
                         *, noising: bool = False, attention_mask: Tensor | None = None, max_rows: int = 64,
-                        progress: bool = False, resume: bool = True) -> CircuitResult:
+                        progress: bool = False, resume: bool = True, readout: Tensor | None = None) -> CircuitResult:
     """Exact patching of every site of `component` (e.g. "resid", "heads", "heads-by-pos"); see the module doc.
 
     `max_rows` bounds the rows of one forward pass (the memory knob): with max_rows equal to the batch and
     resume=False every patch runs alone through the full model, the one-patch-per-forward reference.
+    `readout` [batch]: the position whose logits each row's metric reads (None: any), see run_patches.
     """
     comp = resolve_component(component)
     clean_in, corrupt_in = paired_inputs(model, clean, corrupted, attention_mask)
@@ -157,7 +198,7 @@ def activation_patching(model: HookedModel, clean, corrupted, metric: Metric, co
     with torch.no_grad():
         source_logits, source = model.run_with_cache(source_in, hooks)
     run = model.record(base)
-    values = run_patches(model, run, source, patches, metric, max_rows, progress, resume)
+    values = run_patches(model, run, source, patches, metric, max_rows, progress, resume, readout)
     base_value = mean_metric(run.output, metric)
     prompts = len(clean_in["input_ids"])
     info = {"component": comp.name, "noising": noising, "prompts": prompts, "patches": len(patches),

@@ -50,7 +50,7 @@ def patch(model: HookedModel, batch: TaskBatch, component: str | Component = "re
     args = (model, batch.clean, batch.corrupted, fn, component)
     if method == "activation":
         result = activation_patching(*args, noising=noising, attention_mask=batch.attention_mask, max_rows=max_rows,
-                                     progress=progress)
+                                     progress=progress, readout=batch.positions)
     else:
         result = attribution_patching(*args, noising=noising, attention_mask=batch.attention_mask)
     result.info.update(metric=metric, alignment=str(batch.report))

@@ -223,10 +223,11 @@ class HookedModel:
         return record_run(self, batch)
 
     @_serialised
-    def resume(self, run: RecordedRun, copies: int = 1, layer: int = 0, pos: int = 0) -> Tensor:
-        """The recorded run's output on `copies` copies of its batch, recomputing only blocks layer.. at positions
-        pos.. (with the hooks active around the call); see models.resume."""
-        return resume_run(self, run, copies, layer, pos)
+    def resume(self, run: RecordedRun, copies: int = 1, layer: int = 0, pos: int = 0,
+               outputs_at: list[int] | None = None) -> Tensor:
+        """The recorded run's output on `copies` copies of its batch (at `outputs_at` only, if given), recomputing
+        only blocks layer.. at positions pos.. (with the hooks active around the call); see models.resume."""
+        return resume_run(self, run, copies, layer, pos, outputs_at)
 
     @_serialised
     def run_with_cache(self, inputs, names: str | Iterable[str] | None = None, *,

@@ -2,14 +2,17 @@
 
 An edit at block l and position p leaves the output of every block before l, and (in a causal model) every
 position before p, exactly as in the unedited run. `record` keeps what that run computed: each block's output
-and, where every layer's KV cache is a plain full-attention one, the keys and values. `resume` runs the
-unmodified HF forward on `copies` copies of the batch, over positions p.. only (the recorded keys and values
-stand in for the earlier ones), with blocks before l returning their recorded output instead of computing.
-Nothing of the model's math is re-done here: the HF model still embeds, masks, runs blocks l.. and unembeds.
+(where blocks return one hidden-state tensor, as every family does in transformers 5) and, where every layer's
+KV cache is a plain full-attention one (not sliding windows), the keys and values; without them a run resumes
+only from block 0 or position 0, the full forward. `resume` runs the unmodified HF forward on `copies` copies
+of the batch, over positions p.. only (the recorded keys and values stand in for the earlier ones), with blocks
+before l returning their recorded output instead of computing. None of the model's math is re-done here: the
+HF model still embeds, masks, runs blocks l.. and unembeds.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,13 +33,17 @@ class RecordedRun:
 
     inputs: dict[str, Tensor]  # model keyword arguments, with an explicit attention_mask [batch, pos]
     output: Tensor  # logits [batch, pos, vocab] (last hidden state for encoders)
-    blocks: list[Tensor]  # output of each block [batch, pos, d_model]
+    blocks: list[Tensor] | None  # output of each block [batch, pos, d_model]; None: blocks return something else
     kv: list[tuple[Tensor, Tensor]] | None  # keys, values per layer [batch, kv_heads, pos, d_head]; None: not causal,
     #                                         or a cache that is not a plain full-attention one (sliding windows)
 
     @property
+    def resumes_layers(self) -> bool:
+        return self.blocks is not None
+
+    @property
     def resumes_positions(self) -> bool:
-        return self.kv is not None
+        return self.blocks is not None and self.kv is not None
 
 
 def _plain_kv(cache) -> list[tuple[Tensor, Tensor]] | None:
@@ -70,24 +77,26 @@ def record(model: HookedModel, inputs: dict[str, Tensor]) -> RecordedRun:
     finally:
         for handle in handles:
             handle.remove()
-    if not all(isinstance(o, Tensor) for o in outputs):
-        kinds = sorted({type(o).__name__ for o in outputs})
-        raise MechscopeError(f"{model.info.model_type} blocks return {kinds}, not one hidden-state tensor; "
-                             "their forward pass cannot be resumed")
     kv = _plain_kv(getattr(out, "cache", None)) if causal else None
-    return RecordedRun(inputs, _output(out), outputs, kv)
+    replayable = all(isinstance(o, Tensor) for o in outputs)  # blocks of older transformers return tuples
+    return RecordedRun(inputs, _output(out), outputs if replayable else None, kv)
 
 
 def _tiled(tensor: Tensor, copies: int) -> Tensor:
     return tensor.repeat(copies, *[1] * (tensor.ndim - 1))
 
 
-def resume(model: HookedModel, run: RecordedRun, copies: int, layer: int = 0, pos: int = 0) -> Tensor:
+def resume(model: HookedModel, run: RecordedRun, copies: int, layer: int = 0, pos: int = 0,
+           outputs_at: list[int] | None = None) -> Tensor:
     """Output [copies * batch, pos, ...] of the HF forward on `copies` copies of the recorded batch, computing
     blocks `layer`.. at positions `pos`.. only; the rest is the recorded run's. Hooks attached to the model see
-    positions pos.. of each tensor (pattern queries pos.., keys all)."""
+    positions pos.. of each tensor (pattern queries pos.., keys all). With `outputs_at` (sorted positions) the
+    output holds those positions only, and the model unembeds no others where it can (HF's logits_to_keep)."""
     if not 0 <= layer < model.n_layers:
         raise MechscopeError(f"layer must be in 0..{model.n_layers - 1}, got {layer}")
+    if layer and not run.resumes_layers:
+        raise MechscopeError(f"{model.info.model_type} blocks do not return one hidden-state tensor, so they cannot "
+                             "be replayed; resume at layer=0")
     length = run.inputs["input_ids"].shape[1]
     if pos and not run.resumes_positions:
         raise MechscopeError(f"{model.info.model_type} cannot resume at a position (not causal, or its KV cache is "
@@ -113,6 +122,10 @@ def resume(model: HookedModel, run: RecordedRun, copies: int, layer: int = 0, po
     def replay(index: int):
         return lambda *_args, **_kwargs: _tiled(run.blocks[index][:, pos:], copies)
 
+    later = [p - pos for p in outputs_at or () if p >= pos]
+    if outputs_at is not None and "logits_to_keep" in inspect.signature(model.hf.forward).parameters:
+        kwargs["logits_to_keep"] = torch.tensor(later, dtype=torch.long, device=mask.device)
+        later = list(range(len(later)))
     try:
         for i in skipped:
             blocks[i].forward = replay(i)
@@ -125,6 +138,9 @@ def resume(model: HookedModel, run: RecordedRun, copies: int, layer: int = 0, po
                 del blocks[i].forward
             else:
                 blocks[i].forward = own
+    if outputs_at is not None:
+        earlier = [p for p in outputs_at if p < pos]
+        return torch.cat([_tiled(run.output[:, earlier], copies), out[:, later]], dim=1)
     if not pos:
         return out
     return torch.cat([_tiled(run.output[:, :pos], copies), out], dim=1)
