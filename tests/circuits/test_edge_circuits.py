@@ -97,4 +97,4 @@ def test_circuit_verb_saves_a_circuit_and_eval_measures_it_again(small_organism,
     assert again["cpr"] == pytest.approx(found["cpr"], abs=1e-6)
     assert EdgeCircuit.load(out).curve["points"][-1]["edges"] == found["circuit_edges"]
     with pytest.raises(MechscopeError, match="method must be one of"):
-        EdgeCircuitConfig(method="acdc")
+        EdgeCircuitConfig(method="path-patching")

@@ -3,8 +3,9 @@ removal raises the objective (KL to the full model, or a negated task metric) by
 
 Removing an edge patches it from the replacement run (mask 1 in the edge engine). One edge per forward pass is
 the reference algorithm; here the candidates into one destination are evaluated speculatively in one stacked
-forward: row k removes the first k candidates on top of the current circuit. While removals are accepted (most
-are: circuits are sparse) every row is the state sequential ACDC would reach; at the first kept edge the rows
+forward: row k removes candidate k from the state sequential ACDC would reach if the guesses for candidates
+< k hold. The first guess is "removed" for every edge (circuits are sparse); after the first wrong guess the
+rest are guessed from each edge's removal effect on its own (one more pass), and at each wrong guess the rows
 after it are recomputed. The kept set is therefore exactly sequential ACDC's. Destinations of nodes with no
 outgoing edge left cannot reach the logits, so their edges are removed without a pass (as in the reference).
 While the destinations of block l are visited, no edge into an earlier block has been touched, so blocks < l
@@ -93,6 +94,45 @@ def _reaches_logits(graph: EdgeGraph, kept: Tensor, dst: int) -> bool:
     return any(bool(kept[index[name]].any()) for name in names)
 
 
+def _visit(evaluate: _Evaluator, kept: Tensor, dst: int, layer: int, candidates: list[int], current: float,
+           tau: float, effects: dict[str, float]) -> float:
+    """Decide every candidate edge into `dst` as sequential ACDC would, speculating on the decisions; returns
+    the objective after them. Rows follow a guess for each earlier candidate (removed, until a guess fails;
+    then each remaining edge's removal effect on its own), so a pass is wasted only where a guess is wrong."""
+    graph = evaluate.graph
+    guess_keep = [False] * len(candidates)
+    informed = False
+    while candidates:
+        rows = torch.zeros(len(candidates), *kept.shape, dtype=torch.bool)
+        state = ~kept
+        for k, src in enumerate(candidates):
+            rows[k] = state
+            rows[k, src, dst] = True  # row k: the guessed state before candidate k, with k removed
+            if not guess_keep[k]:
+                state = rows[k]
+        values = evaluate(rows, layer)
+        done = len(candidates)
+        for k, src in enumerate(candidates):
+            effect = float(values[k]) - current
+            effects[f"{graph.sources[src]}->{graph.destinations[dst]}"] = effect
+            removed = effect < tau
+            if removed:
+                kept[src, dst] = False
+                current = float(values[k])
+            if removed == guess_keep[k]:  # a wrong guess: the rows after k assumed the other state
+                done = k + 1
+                break
+        candidates, guess_keep = candidates[done:], guess_keep[done:]
+        if candidates and not informed:  # a guess failed: guess the rest from their effects alone
+            alone = torch.zeros(len(candidates), *kept.shape, dtype=torch.bool)
+            for k, src in enumerate(candidates):
+                alone[k] = ~kept
+                alone[k, src, dst] = True
+            guess_keep = [bool(v - current >= tau) for v in evaluate(alone, layer).tolist()]
+            informed = True
+    return current
+
+
 def acdc(model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: SourceValues, objective: Objective,
          config: ACDCConfig = ACDCConfig()) -> ACDCResult:
     """Prune `graph` on `inputs` (patched edges carry `replacement`), minimising `objective`."""
@@ -113,22 +153,7 @@ def acdc(model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: Source
             skipped += len(candidates)
             continue
         layer = model.layer_of(next(g.hook for g in graph.destination_groups if g.start <= dst < g.stop))
-        while candidates:
-            steps = torch.zeros(len(candidates), *kept.shape, dtype=torch.bool)
-            for k, src in enumerate(candidates):
-                steps[k:, src, dst] = True  # row k removes candidates 0..k
-            values = evaluate(~kept[None] | steps, layer)
-            done = len(candidates)
-            for k, src in enumerate(candidates):
-                effect = float(values[k]) - current
-                effects[f"{graph.sources[src]}->{graph.destinations[dst]}"] = effect
-                if effect < config.tau:
-                    kept[src, dst] = False
-                    current = float(values[k])
-                else:
-                    done = k + 1  # rows after k assumed this edge removed: recompute them
-                    break
-            candidates = candidates[done:]
+        current = _visit(evaluate, kept, dst, layer, candidates, current, config.tau, effects)
         trace.append({"destination": graph.destinations[dst], "kept": int(kept[:, dst].sum()),
                       "objective": current})
     return ACDCResult(graph, kept, effects, current, evaluate.passes, evaluate.rows, evaluate.blocks, skipped, trace)

@@ -49,7 +49,8 @@ class HeadsConfig:
 
 @dataclass(frozen=True)
 class EdgeCircuitConfig(TaskSelection):
-    method: str = "eap-ig"  # eap, eap-ig (EAP-IG-inputs), eap-ig-activations or clean-corrupted
+    method: str = "eap-ig"  # eap, eap-ig (EAP-IG-inputs), eap-ig-activations, clean-corrupted or acdc
+    tau: float = 0.01  # acdc: remove an edge when its removal worsens the objective by less than this
     steps: int = 5  # integrated-gradient steps (eap-ig, eap-ig-activations)
     edges: int = 200  # edges in the saved circuit
     selection: str = "topn"  # topn (highest |score|) or greedy (grown from the logits); both prune dangling nodes
@@ -59,11 +60,11 @@ class EdgeCircuitConfig(TaskSelection):
     max_rows: int = 64  # prompt copies per forward pass when evaluating circuits
 
     def __post_init__(self):
-        from mechscope.circuits.edge_attribution import EDGE_METHODS
+        from mechscope.circuits.edge_runs import CIRCUIT_METHODS
         from mechscope.circuits.edge_patching import ABLATIONS
         from mechscope.circuits.edge_selection import SELECTIONS
 
-        for name, value, allowed in (("method", self.method, EDGE_METHODS), ("selection", self.selection, SELECTIONS),
+        for name, value, allowed in (("method", self.method, CIRCUIT_METHODS), ("selection", self.selection, SELECTIONS),
                                      ("ablation", self.ablation, ABLATIONS)):
             if value not in allowed:
                 raise MechscopeError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")

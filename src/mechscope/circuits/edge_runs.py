@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from mechscope.circuits.acdc import ACDCConfig, acdc
 from mechscope.circuits.config import EdgeCircuitConfig
-from mechscope.circuits.edge_attribution import edge_attribution
+from mechscope.circuits.edge_attribution import EDGE_METHODS, edge_attribution
 from mechscope.circuits.edge_patching import (SourceValues, memory_estimate, replacement_values, source_sums,
                                               source_values)
 from mechscope.circuits.edge_results import EdgeCircuit
@@ -26,6 +27,9 @@ from mechscope.circuits.task_runs import task_metric
 from mechscope.errors import MechscopeError
 from mechscope.models import HookedModel
 from mechscope.tasks import TaskBatch
+
+
+CIRCUIT_METHODS = (*EDGE_METHODS, "acdc")
 
 
 def plan_passes(model: HookedModel, graph: EdgeGraph, batch: TaskBatch, memory_gb: float) -> tuple[int, dict]:
@@ -125,13 +129,44 @@ def faithfulness_curve(model: HookedModel, batch: TaskBatch, graph: EdgeGraph, s
     return curve
 
 
+def acdc_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig = EdgeCircuitConfig(),
+               progress: bool = False) -> tuple[EdgeGraph, Tensor, Tensor, dict]:
+    """ACDC on every prompt at once (its decisions need one objective): the graph, each edge's objective increase
+    when visited as its score, the kept edges, and the passes it took. It minimises KL to the clean run when the
+    metric is kl_to_clean and maximises the task metric otherwise."""
+    graph = EdgeGraph.for_model(model)
+    estimate = memory_estimate(model, graph, len(batch), batch.clean.shape[1], grad=False)
+    if progress:
+        print(f"acdc (tau {config.tau}): {graph.n_edges} edges, {len(batch)} prompts; estimated memory "
+              f"{estimate['total_gib']} GiB per candidate circuit")
+    clean_in, corrupt_in = _inputs(model, batch)
+    means = source_means(model, graph, [batch]) if config.ablation == "mean" else None
+    replacement = replacement_values(config.ablation, source_values(model, graph, corrupt_in)[1], means)
+    metric = task_metric(model, batch, config.metric)
+    objective = metric if config.metric == "kl_to_clean" else (lambda logits: -metric(logits))
+    start = time.perf_counter()
+    run = acdc(model, graph, clean_in, replacement, objective, ACDCConfig(config.tau, max(1, config.max_rows // len(batch))))
+    scores = graph.scores_matrix(run.effects)
+    info = {"method": "acdc", "tau": config.tau, "ablation": config.ablation, "metric": config.metric,
+            "prompts": len(batch), "forward_passes": run.forward_passes, "candidate_circuits": run.rows,
+            "blocks_computed": run.blocks, "edges_visited": len(run.effects),
+            "naive_forward_passes": graph.n_edges + 1,  # one-edge-per-forward ACDC, plus the unpatched run
+            "skipped_edges": run.skipped, "objective": run.objective, "memory_estimate": estimate,
+            "seconds": round(time.perf_counter() - start, 2), "graph": graph.describe()}
+    return graph, scores, run.kept, info
+
+
 def find_circuit(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig = EdgeCircuitConfig(),
                  curve: bool = True, progress: bool = False) -> EdgeCircuit:
-    """Score the edges with `config.method`, keep `config.edges` of them, and (with `curve`) measure the
-    faithfulness of the circuit and of MIB's budgets."""
-    graph, scores, info = attribute_edges(model, batch, config.method, steps=config.steps, ablation=config.ablation,
-                                          metric=config.metric, memory_gb=config.memory_gb, progress=progress)
-    circuit = select(graph, scores, min(config.edges, graph.n_edges), config.selection)
+    """Score the edges with `config.method`, keep `config.edges` of them (acdc: the edges it keeps at `config.tau`),
+    and (with `curve`) measure the faithfulness of the circuit and of MIB's budgets."""
+    if config.method == "acdc":
+        graph, scores, circuit, info = acdc_edges(model, batch, config, progress)
+    else:
+        graph, scores, info = attribute_edges(model, batch, config.method, steps=config.steps,
+                                              ablation=config.ablation, metric=config.metric,
+                                              memory_gb=config.memory_gb, progress=progress)
+        circuit = select(graph, scores, min(config.edges, graph.n_edges), config.selection)
     result = EdgeCircuit(graph, graph.scores_dict(scores), graph.edges_in(circuit), info)
     if curve:
         result.curve = faithfulness_curve(model, batch, graph, scores, [*MIB_FRACTIONS, config.edges],
