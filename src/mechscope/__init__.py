@@ -1,6 +1,7 @@
 """mechscope: mechanistic-interpretability engineering on Hugging Face transformers."""
 
 from mechscope.autointerp import LabelConfig, label_features
+from mechscope.circuits import EdgeCircuit, find_circuit
 from mechscope.data import ActivationCache, harvest, stream_batches, text_source
 from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import convert, load_dictionary, save_dictionary
@@ -11,7 +12,7 @@ from mechscope.toy import Organism, load_organism, open_organism, organism_path,
 
 from mechscope.version import __version__  # noqa: E402  (re-exported)
 
-__all__ = ["ActivationCache", "Catalog", "Dictionary", "DictionaryConfig", "HookedModel", "LabelConfig", "MechscopeError",
-           "Organism", "TrainConfig", "__version__", "convert", "harvest", "label_features", "load_dictionary", "load_model",
+__all__ = ["ActivationCache", "Catalog", "Dictionary", "DictionaryConfig", "EdgeCircuit", "HookedModel", "LabelConfig", "MechscopeError",
+           "Organism", "TrainConfig", "__version__", "convert", "find_circuit", "harvest", "label_features", "load_dictionary", "load_model",
            "load_organism", "mine", "open_organism", "organism_path", "save_dictionary", "stream_batches",
            "text_source", "train", "train_organism"]

@@ -45,3 +45,29 @@ class HeadsConfig:
     seed: int = 0  # seed of the random tokens
     exclude_bos: bool = False  # ignore attention to the first token (TransformerLens's option)
     exclude_current_token: bool = False  # ignore attention to the query's own position
+
+
+@dataclass(frozen=True)
+class EdgeCircuitConfig(TaskSelection):
+    method: str = "eap-ig"  # eap, eap-ig (EAP-IG-inputs), eap-ig-activations, clean-corrupted or acdc
+    tau: float = 0.01  # acdc: remove an edge when its removal worsens the objective by less than this
+    steps: int = 5  # integrated-gradient steps (eap-ig, eap-ig-activations)
+    edges: int = 200  # edges in the saved circuit
+    selection: str = "topn"  # topn (highest |score|) or greedy (grown from the logits); both prune dangling nodes
+    ablation: str = "patching"  # what edges outside a circuit carry: patching (corrupted run), zero or mean
+    metric: str = "logit_diff"  # logit_diff, prob_diff or kl_to_clean
+    memory_gb: float = 4.0  # prompts per pass are chosen so the estimated memory of a pass fits
+    max_rows: int = 64  # prompt copies per forward pass when evaluating circuits
+
+    def __post_init__(self):
+        from mechscope.circuits.edge_runs import CIRCUIT_METHODS
+        from mechscope.circuits.edge_patching import ABLATIONS
+        from mechscope.circuits.edge_selection import SELECTIONS
+
+        for name, value, allowed in (("method", self.method, CIRCUIT_METHODS), ("selection", self.selection, SELECTIONS),
+                                     ("ablation", self.ablation, ABLATIONS)):
+            if value not in allowed:
+                raise MechscopeError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.steps < 1 or self.edges < 1 or self.memory_gb <= 0 or self.max_rows < 1:
+            raise MechscopeError(f"steps, edges and max_rows must be >= 1 and memory_gb > 0; got steps={self.steps}, "
+                                 f"edges={self.edges}, max_rows={self.max_rows}, memory_gb={self.memory_gb}")

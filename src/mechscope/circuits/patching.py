@@ -73,6 +73,27 @@ def _patcher(source: Tensor, entries: list[tuple[int, Patch]], copies: int, offs
     return fn
 
 
+def chunk_starts(n_items: int, per_forward: int, progress: bool, desc: str = "patching"):
+    """Start of each chunk of `per_forward` items (copies of the batch in one forward pass), with a progress bar."""
+    starts = range(0, n_items, per_forward)
+    if progress:
+        from tqdm.auto import tqdm
+
+        return tqdm(starts, desc=desc, unit="forward")
+    return starts
+
+
+def stacked_inputs(inputs: dict[str, Tensor], copies: int) -> dict[str, Tensor]:
+    """The inputs repeated `copies` times along the batch."""
+    return {k: v.repeat(copies, *[1] * (v.ndim - 1)) for k, v in inputs.items()}
+
+
+def metric_per_copy(logits: Tensor, metric: Metric, batch: int) -> Tensor:
+    """Mean metric of each copy of a `batch`-row batch stacked in logits [copies * batch, pos, vocab]."""
+    per_row = torch.cat([checked_metric(metric, part, batch) for part in logits.float().split(batch)])
+    return per_row.view(-1, batch).mean(1).cpu()
+
+
 class _ReadoutLogits:
     """Logits [rows, pos, vocab] that hold numbers only at the readout positions (NaN elsewhere), one buffer reused."""
 
@@ -134,10 +155,10 @@ def run_patches(model: HookedModel, base: dict | RecordedRun, source: dict[str, 
             logits = model.resume(run, copies, step.layer, step.pos, logits_at and logits_at.positions).float()
         if logits_at is not None:
             logits = logits_at.fill(logits, length)
-        per_row = torch.cat([checked_metric(metric, part, batch) for part in logits.split(batch)])
-        if logits_at is not None and per_row.isnan().any():
+        per_copy = metric_per_copy(logits, metric, batch)
+        if logits_at is not None and per_copy.isnan().any():
             raise MechscopeError(f"the metric read logits outside the readout positions {logits_at.positions}")
-        values[indices] = per_row.view(copies, batch).mean(1).cpu()
+        values[indices] = per_copy
     return values
 
 

@@ -1,14 +1,17 @@
-"""CLI verbs for circuits: patch, dla, heads, logit-lens, attention."""
+"""CLI verbs for circuits: patch, dla, heads, logit-lens, attention, circuit (edge level)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import asdict
 from pathlib import Path
 
 from mechscope.cli.arguments import leaf
+from mechscope.circuits.faithfulness import MIB_FRACTIONS
 from mechscope.cli.config_flags import add_config_flags, config_options
-from mechscope.circuits.config import HeadsConfig, PatchConfig, TaskSelection
+from mechscope.circuits.config import EdgeCircuitConfig, HeadsConfig, PatchConfig, TaskSelection
+from mechscope.errors import MechscopeError
 
 
 def _task_batch(model, selection: TaskSelection):
@@ -91,6 +94,36 @@ def attention(args: argparse.Namespace) -> dict:
     return {"page": str(write_pattern_view(model, args.text, args.out or "."))}
 
 
+def circuit(args: argparse.Namespace) -> dict:
+    """`circuit MODEL`: score edges and save a circuit; `circuit eval DIR`: its faithfulness curve, CPR and CMD."""
+    from mechscope.circuits.edge_results import EdgeCircuit
+    from mechscope.circuits.edge_runs import faithfulness_curve, find_circuit
+    from mechscope.models import load_model
+
+    if args.model == "eval":
+        if args.directory is None:
+            raise MechscopeError("usage: mechscope circuit eval DIR (a directory written by mechscope circuit)")
+        found = EdgeCircuit.load(args.directory)
+        manifest = json.loads((Path(args.directory) / "manifest.json").read_text())
+        config = EdgeCircuitConfig(**manifest["config"])
+        model = load_model(found.info.get("model_argument", manifest["model"]["name"]), device=args.device)
+        batch = _task_batch(model, config)
+        found.curve = faithfulness_curve(model, batch, found.graph, found.graph.scores_matrix(found.scores),
+                                         [*MIB_FRACTIONS, len(found.circuit)], selection=config.selection,
+                                         ablation=config.ablation, metric=config.metric, memory_gb=config.memory_gb,
+                                         max_rows=config.max_rows)
+        found.save(args.directory, model=model, config=config)
+        return {key: found.curve.get(key) for key in ("cpr", "cmd", "model_metric", "empty_metric", "points")}
+    config = EdgeCircuitConfig(**config_options(args, EdgeCircuitConfig))
+    model = load_model(args.model, device=args.device)
+    found = find_circuit(model, _task_batch(model, config), config, curve=not args.no_curve, progress=True)
+    found.info["model_argument"] = args.model
+    summary = found.summary()
+    if args.out is not None:
+        summary["files"] = found.save(args.out, model=model, config=config)
+    return summary
+
+
 def _common(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("model", help='"smollm2", an organism directory, a local HF directory or a hub id')
     p.add_argument("--out", help=out_help)
@@ -116,6 +149,13 @@ def register(verbs) -> None:
     p.add_argument("text")
     p.add_argument("--answer", help="score this completion (its first token) instead of the final prediction")
     p.add_argument("--top", type=int, default=5)
+
+    p = leaf(verbs, "circuit", circuit, "edge-level circuit discovery (EAP, EAP-IG) with faithfulness, CPR and CMD; "
+             "`circuit eval DIR` re-measures a saved circuit")
+    _common(p, "directory for scores.json, circuit.json, curve.json and manifest.json")
+    p.add_argument("directory", nargs="?", help="with MODEL = eval: the directory of a saved circuit")
+    p.add_argument("--no-curve", action="store_true", help="skip the faithfulness curve (scores and circuit only)")
+    add_config_flags(p, EdgeCircuitConfig)
 
     p = leaf(verbs, "attention", attention, "every head's attention pattern on a text, as one offline HTML page")
     _common(p, "directory for attention.html (default: here)")

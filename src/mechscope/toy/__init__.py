@@ -2,6 +2,9 @@
 mechscope.synthetic."""
 
 from mechscope.synthetic import AbsorptionFeatures, SyntheticFeatures, absorption_scores, feature_recovery
+from mechscope.toy.handbuilt import (HandBuiltConfig, build_handbuilt, handbuilt_circuit, handbuilt_model,
+                                     open_handbuilt, repeat_accuracy, save_handbuilt)
+from mechscope.toy.induction_circuit import induction_circuit
 from mechscope.toy.lm_training import LMConfig, LMTrainConfig, build_lm, train_lm
 from mechscope.toy.organisms import ORGANISMS, Organism, open_organism, train_organism
 from mechscope.toy.plots import plot_superposition
@@ -13,3 +16,5 @@ __all__ = ["ORGANISMS", "AbsorptionFeatures", "LMConfig", "LMTrainConfig", "Orga
            "absorption_scores", "ToyConfig", "ToyModel", "build_lm", "check_zoo", "dimensions_per_feature",
            "feature_dimensionality", "feature_norms", "feature_recovery", "gram", "load_organism", "open_organism",
            "organism_path", "plot_superposition", "train_lm", "train_organism", "train_toy"]
+__all__ += ["HandBuiltConfig", "build_handbuilt", "handbuilt_circuit", "handbuilt_model", "induction_circuit",
+            "open_handbuilt", "repeat_accuracy", "save_handbuilt"]

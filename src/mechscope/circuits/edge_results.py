@@ -1,0 +1,82 @@
+"""EdgeCircuit: every edge's score, the chosen circuit and its faithfulness curve, saved as JSON + a manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mechscope.circuits.graph import EdgeGraph
+from mechscope.data.atomic import atomic_write_json
+from mechscope.errors import MechscopeError
+from mechscope.manifest import build_manifest, file_checksums, write_manifest
+
+FILES = ("scores.json", "circuit.json", "curve.json")
+
+
+@dataclass
+class EdgeCircuit:
+    """Scores keyed by edge name ("a0.h1->a1.h3<k>"), the circuit as a set of edge names, and its curve."""
+
+    graph: EdgeGraph
+    scores: dict[str, float]
+    circuit: set[str]
+    info: dict = field(default_factory=dict)
+    curve: dict | None = None
+
+    @classmethod
+    def from_scores(cls, scores: dict[str, float], circuit: set[str] = frozenset(), info: dict | None = None,
+                    parallel: bool = False) -> EdgeCircuit:
+        """A result built from another tool's scores (graph inferred from the edge names)."""
+        graph = EdgeGraph.from_edges(scores, parallel)
+        graph.edge_mask(circuit)  # every circuit edge must be a graph edge
+        return cls(graph, dict(scores), set(circuit), info or {})
+
+    def nodes(self) -> list[str]:
+        """The nodes the circuit's edges touch (a head's q/k/v inputs count as the head)."""
+        found = set()
+        for edge in self.circuit:
+            src, dst = edge.split("->")
+            found.add(src)
+            found.update(self.graph.destination_nodes(self.graph.destinations.index(dst)))
+        return sorted(found, key=lambda n: (n != "input", n == "logits", n))
+
+    def top(self, k: int = 20) -> list[tuple[str, float]]:
+        return sorted(self.scores.items(), key=lambda item: -abs(item[1]))[:k]
+
+    def summary(self) -> dict:
+        return {"graph": self.graph.describe(), "info": self.info, "circuit_edges": len(self.circuit),
+                "circuit_nodes": len(self.nodes()), "top": [{"edge": e, "score": s} for e, s in self.top(10)],
+                **({"cpr": self.curve.get("cpr"), "cmd": self.curve.get("cmd")} if self.curve else {})}
+
+    def save(self, out: str | Path, model=None, config=None) -> dict[str, str]:
+        """scores.json, circuit.json, curve.json (when measured) and manifest.json in `out`."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        graph = self.graph.describe()
+        atomic_write_json(out / "scores.json", {"graph": graph, "scores": self.scores})
+        atomic_write_json(out / "circuit.json", {"graph": graph, "edges": sorted(self.circuit, key=self.graph.index_of),
+                                                 "nodes": self.nodes()})
+        names = ["scores.json", "circuit.json"]
+        if self.curve is not None:
+            atomic_write_json(out / "curve.json", self.curve)
+            names.append("curve.json")
+        write_manifest(out, build_manifest("mechscope.edge_circuit", model=model, config=config,
+                                           info=self.info, files=file_checksums(out, names)))
+        return {name.split(".")[0]: str(out / name) for name in names + ["manifest.json"]}
+
+    @classmethod
+    def load(cls, directory: str | Path) -> EdgeCircuit:
+        directory = Path(directory)
+        try:
+            scores = json.loads((directory / "scores.json").read_text())
+            circuit = json.loads((directory / "circuit.json").read_text())
+            manifest = json.loads((directory / "manifest.json").read_text())
+        except (OSError, ValueError) as err:
+            raise MechscopeError(f"{directory} holds no edge circuit: expected scores.json, circuit.json and "
+                                 "manifest.json written by EdgeCircuit.save") from err
+        shape = scores["graph"]
+        graph = EdgeGraph(shape["n_layers"], shape["n_heads"], shape["n_kv_heads"], shape["parallel"])
+        curve_path = directory / "curve.json"
+        curve = json.loads(curve_path.read_text()) if curve_path.is_file() else None
+        return cls(graph, scores["scores"], set(circuit["edges"]), manifest.get("info", {}), curve)

@@ -1,0 +1,176 @@
+"""Edge-level circuits on a task's `TaskBatch`: score every edge, choose a circuit, measure its faithfulness.
+
+Prompts run in passes of at most `prompts_per_pass` (chosen from a memory budget by `plan_passes`), so the
+[batch, pos, n_sources, d_model] source values of one pass are all that is held; scores and metrics are
+averaged over passes weighted by their prompts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from mechscope.circuits.acdc import ACDCConfig, acdc
+from mechscope.circuits.config import EdgeCircuitConfig
+from mechscope.circuits.edge_attribution import EDGE_METHODS, edge_attribution
+from mechscope.circuits.edge_patching import (SourceValues, memory_estimate, replacement_values, source_sums,
+                                              source_values)
+from mechscope.circuits.edge_results import EdgeCircuit
+from mechscope.circuits.edge_selection import select
+from mechscope.circuits.faithfulness import MIB_FRACTIONS, circuit_metrics, cpr_cmd, faithfulness
+from mechscope.circuits.graph import EdgeGraph
+from mechscope.circuits.patching import paired_inputs
+from mechscope.circuits.task_runs import task_metric
+from mechscope.errors import MechscopeError
+from mechscope.models import HookedModel
+from mechscope.tasks import TaskBatch
+
+
+CIRCUIT_METHODS = (*EDGE_METHODS, "acdc")
+
+
+def plan_passes(model: HookedModel, graph: EdgeGraph, batch: TaskBatch, memory_gb: float) -> tuple[int, dict]:
+    """The most prompts per pass whose estimated memory fits `memory_gb`, and that estimate."""
+    if len(batch) == 0:
+        raise MechscopeError(f"the task batch is empty ({batch.report}); ask for more prompts or another task")
+    n_pos = batch.clean.shape[1]
+    prompts = len(batch)
+    while prompts > 1 and memory_estimate(model, graph, prompts, n_pos)["total_bytes"] > memory_gb * 2**30:
+        prompts = (prompts + 1) // 2
+    return prompts, memory_estimate(model, graph, prompts, n_pos)
+
+
+def _passes(batch: TaskBatch, prompts_per_pass: int) -> list[TaskBatch]:
+    return [batch.select(list(range(i, min(i + prompts_per_pass, len(batch)))))
+            for i in range(0, len(batch), prompts_per_pass)]
+
+
+def _inputs(model: HookedModel, part: TaskBatch) -> tuple[dict, dict]:
+    return paired_inputs(model, part.clean, part.corrupted, part.attention_mask)
+
+
+def source_means(model: HookedModel, graph: EdgeGraph, passes: Sequence[TaskBatch]) -> SourceValues:
+    """Each source's output averaged over every prompt and real position of the clean runs [n_nodes, d_model]."""
+    totals, count = None, 0
+    for part in passes:
+        clean_in, _ = _inputs(model, part)
+        sums, tokens = source_sums(source_values(model, graph, clean_in)[1], clean_in["attention_mask"])
+        totals = sums if totals is None else {hook: totals[hook] + value for hook, value in sums.items()}
+        count += tokens
+    return {hook: value / count for hook, value in totals.items()}
+
+
+def attribute_edges(model: HookedModel, batch: TaskBatch, method: str = "eap-ig", *, steps: int = 5,
+                    ablation: str = "patching", metric: str = "logit_diff", prompts_per_pass: int | None = None,
+                    memory_gb: float = 4.0, progress: bool = False) -> tuple[EdgeGraph, Tensor, dict]:
+    """Every edge's score [n_sources, n_destinations] on the task, with the graph and how it was computed."""
+    graph = EdgeGraph.for_model(model)
+    planned, estimate = plan_passes(model, graph, batch, memory_gb)
+    passes = _passes(batch, prompts_per_pass or planned)
+    if progress:
+        print(f"edge attribution ({method}): {graph.n_edges} edges, {len(batch)} prompts in {len(passes)} passes; "
+              f"estimated memory per pass {estimate['total_gib']} GiB")
+    means = source_means(model, graph, passes) if ablation == "mean" else None
+    start, total, info = time.perf_counter(), None, {}
+    for part in passes:
+        clean_in, corrupt_in = _inputs(model, part)
+        scores, run = edge_attribution(model, graph, clean_in, corrupt_in, task_metric(model, part, metric), method,
+                                       steps, ablation, means)
+        weighted = scores * len(part)
+        total = weighted if total is None else total + weighted
+        for key in ("forward_passes", "backward_passes"):
+            info[key] = info.get(key, 0) + run[key]
+        for key in ("clean_metric", "corrupted_metric"):
+            info[key] = info.get(key, 0.0) + run[key] * len(part) / len(batch)
+    info.update(method=method, steps=steps, ablation=ablation, metric=metric, prompts=len(batch), passes=len(passes),
+                memory_estimate=estimate, seconds=round(time.perf_counter() - start, 2), graph=graph.describe())
+    return graph, total / len(batch), info
+
+
+def evaluate_circuits(model: HookedModel, batch: TaskBatch, graph: EdgeGraph, circuits: Tensor, *,
+                      ablation: str = "patching", metric: str = "logit_diff", prompts_per_pass: int | None = None,
+                      memory_gb: float = 4.0, max_rows: int = 64) -> Tensor:
+    """Mean task metric [n_circuits] with every edge outside each circuit (bool [n, n_sources, n_destinations])
+    ablated."""
+    passes = _passes(batch, prompts_per_pass or plan_passes(model, graph, batch, memory_gb)[0])
+    means = source_means(model, graph, passes) if ablation == "mean" else None
+    total = torch.zeros(len(circuits))
+    for part in passes:
+        clean_in, corrupt_in = _inputs(model, part)
+        replacement = replacement_values(ablation, source_values(model, graph, corrupt_in)[1], means)
+        total += len(part) * circuit_metrics(model, graph, clean_in, replacement, circuits,
+                                             task_metric(model, part, metric), max_rows)
+    return total / len(batch)
+
+
+def faithfulness_curve(model: HookedModel, batch: TaskBatch, graph: EdgeGraph, scores: Tensor,
+                       budgets: Sequence[float | int] = MIB_FRACTIONS, *, selection: str = "topn",
+                       ablation: str = "patching", metric: str = "logit_diff", prompts_per_pass: int | None = None,
+                       memory_gb: float = 4.0, max_rows: int = 64) -> dict:
+    """f(C) of the circuit chosen at each budget (fractions of the edges when floats, edge counts when ints),
+    plus m(model), m(empty) and CPR and CMD over the fractional budgets."""
+    counts = [int(b * graph.n_edges) if isinstance(b, float) else int(b) for b in budgets]
+    circuits = torch.stack([graph.real, torch.zeros_like(graph.real)]
+                           + [select(graph, scores, n, selection) for n in counts])
+    values = evaluate_circuits(model, batch, graph, circuits, ablation=ablation, metric=metric,
+                               prompts_per_pass=prompts_per_pass, memory_gb=memory_gb, max_rows=max_rows)
+    model_value, empty_value = float(values[0]), float(values[1])
+    faithful = faithfulness(values[2:], model_value, empty_value).tolist()
+    points = [{"budget": b, "edges": n, "edges_after_pruning": int(c.sum()), "metric": float(v), "faithfulness": f}
+              for b, n, c, v, f in zip(budgets, counts, circuits[2:], values[2:], faithful)]
+    curve = {"selection": selection, "ablation": ablation, "metric": metric, "model_metric": model_value,
+             "empty_metric": empty_value, "points": points}
+    fractional = [(b, f) for b, f in zip(budgets, faithful) if isinstance(b, float)]
+    if len(fractional) > 1:
+        curve.update(cpr_cmd([b for b, _ in fractional], [f for _, f in fractional]))
+    return curve
+
+
+def acdc_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig = EdgeCircuitConfig(),
+               progress: bool = False) -> tuple[EdgeGraph, Tensor, Tensor, dict]:
+    """ACDC on every prompt at once (its decisions need one objective): the graph, each edge's objective increase
+    when visited as its score, the kept edges, and the passes it took. It minimises KL to the clean run when the
+    metric is kl_to_clean and maximises the task metric otherwise."""
+    graph = EdgeGraph.for_model(model)
+    estimate = memory_estimate(model, graph, len(batch), batch.clean.shape[1], grad=False)
+    if progress:
+        print(f"acdc (tau {config.tau}): {graph.n_edges} edges, {len(batch)} prompts; estimated memory "
+              f"{estimate['total_gib']} GiB per candidate circuit")
+    clean_in, corrupt_in = _inputs(model, batch)
+    means = source_means(model, graph, [batch]) if config.ablation == "mean" else None
+    replacement = replacement_values(config.ablation, source_values(model, graph, corrupt_in)[1], means)
+    metric = task_metric(model, batch, config.metric)
+    objective = metric if config.metric == "kl_to_clean" else (lambda logits: -metric(logits))
+    start = time.perf_counter()
+    run = acdc(model, graph, clean_in, replacement, objective, ACDCConfig(config.tau, max(1, config.max_rows // len(batch))))
+    scores = graph.scores_matrix(run.effects)
+    info = {"method": "acdc", "tau": config.tau, "ablation": config.ablation, "metric": config.metric,
+            "prompts": len(batch), "forward_passes": run.forward_passes, "candidate_circuits": run.rows,
+            "blocks_computed": run.blocks, "edges_visited": len(run.effects),
+            "naive_forward_passes": graph.n_edges + 1,  # one-edge-per-forward ACDC, plus the unpatched run
+            "skipped_edges": run.skipped, "objective": run.objective, "memory_estimate": estimate,
+            "seconds": round(time.perf_counter() - start, 2), "graph": graph.describe()}
+    return graph, scores, run.kept, info
+
+
+def find_circuit(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig = EdgeCircuitConfig(),
+                 curve: bool = True, progress: bool = False) -> EdgeCircuit:
+    """Score the edges with `config.method`, keep `config.edges` of them (acdc: the edges it keeps at `config.tau`),
+    and (with `curve`) measure the faithfulness of the circuit and of MIB's budgets."""
+    if config.method == "acdc":
+        graph, scores, circuit, info = acdc_edges(model, batch, config, progress)
+    else:
+        graph, scores, info = attribute_edges(model, batch, config.method, steps=config.steps,
+                                              ablation=config.ablation, metric=config.metric,
+                                              memory_gb=config.memory_gb, progress=progress)
+        circuit = select(graph, scores, min(config.edges, graph.n_edges), config.selection)
+    result = EdgeCircuit(graph, graph.scores_dict(scores), graph.edges_in(circuit), info)
+    if curve:
+        result.curve = faithfulness_curve(model, batch, graph, scores, [*MIB_FRACTIONS, config.edges],
+                                          selection=config.selection, ablation=config.ablation, metric=config.metric,
+                                          memory_gb=config.memory_gb, max_rows=config.max_rows)
+        result.info["faithfulness"] = result.curve["points"][-1]["faithfulness"]
+    return result
