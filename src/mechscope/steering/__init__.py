@@ -1,9 +1,12 @@
 """Steering: directions, interventions (add/ablate/clamp/cap, conditional), weight edits and vector files."""
 
+from mechscope.steering.directions import (Contrast, DirectionConfig, contrast, directions, pca_of_differences,
+                                            probe_direction, prompt_inputs, read_positions)
 from mechscope.steering.interventions import (Condition, Intervention, directional_ablation, hook_pairs, steer,
                                               vector_interventions)
 from mechscope.steering.targets import Direction, Latent
 from mechscope.steering.vectors import SteeringVector
 
-__all__ = ["Condition", "Direction", "Intervention", "Latent", "SteeringVector", "directional_ablation",
-           "hook_pairs", "steer", "vector_interventions"]
+__all__ = ["Condition", "Contrast", "Direction", "DirectionConfig", "Intervention", "Latent", "SteeringVector", "contrast",
+           "directional_ablation", "directions", "hook_pairs", "pca_of_differences", "probe_direction", "prompt_inputs",
+           "read_positions", "steer", "vector_interventions"]
