@@ -4,6 +4,7 @@ from mechscope.steering.directions import (Contrast, DirectionConfig, contrast, 
                                             probe_direction, prompt_inputs, read_positions)
 from mechscope.steering.interventions import (Condition, Intervention, directional_ablation, hook_pairs, steer,
                                               vector_interventions)
+from mechscope.steering.orthogonalize import orthogonalize, save_orthogonalized
 from mechscope.steering.refusal import (RefusalConfig, RefusalDirection, load_refusal_direction, refusal_score,
                                          select_refusal_direction)
 from mechscope.steering.targets import Direction, Latent
@@ -11,5 +12,5 @@ from mechscope.steering.vectors import SteeringVector
 
 __all__ = ["Condition", "Contrast", "Direction", "DirectionConfig", "Intervention", "Latent", "RefusalConfig",
            "RefusalDirection", "SteeringVector", "contrast",
-           "directional_ablation", "directions", "hook_pairs", "load_refusal_direction", "pca_of_differences", "probe_direction", "prompt_inputs",
-           "read_positions", "refusal_score", "select_refusal_direction", "steer", "vector_interventions"]
+           "directional_ablation", "directions", "hook_pairs", "load_refusal_direction", "orthogonalize", "pca_of_differences", "probe_direction", "prompt_inputs",
+           "read_positions", "refusal_score", "save_orthogonalized", "select_refusal_direction", "steer", "vector_interventions"]
