@@ -18,6 +18,7 @@ ALLOWED = {  # package (or low module) -> the mechscope packages and modules it 
     "dictionaries": GROUND | LOW | {"synthetic", "dictionaries"},
     "tasks": GROUND | LOW | {"tasks"},
     "circuits": GROUND | LOW | {"tasks", "dictionaries", "circuits"},
+    "steering": GROUND | LOW | {"tasks", "dictionaries", "steering"},
 }
 
 

@@ -1,5 +1,6 @@
 """Steering: directions, interventions (add/ablate/clamp/cap, conditional), weight edits and vector files."""
 
+from mechscope.steering.conditional import ThresholdSearch, condition_scores, search_threshold
 from mechscope.steering.directions import (Contrast, DirectionConfig, contrast, directions, pca_of_differences,
                                             probe_direction, prompt_inputs, read_positions)
 from mechscope.steering.interventions import (Condition, Intervention, directional_ablation, hook_pairs, steer,
@@ -11,6 +12,6 @@ from mechscope.steering.targets import Direction, Latent
 from mechscope.steering.vectors import SteeringVector
 
 __all__ = ["Condition", "Contrast", "Direction", "DirectionConfig", "Intervention", "Latent", "RefusalConfig",
-           "RefusalDirection", "SteeringVector", "contrast",
+           "RefusalDirection", "SteeringVector", "ThresholdSearch", "condition_scores", "contrast",
            "directional_ablation", "directions", "hook_pairs", "load_refusal_direction", "orthogonalize", "pca_of_differences", "probe_direction", "prompt_inputs",
-           "read_positions", "refusal_score", "save_orthogonalized", "select_refusal_direction", "steer", "vector_interventions"]
+           "read_positions", "refusal_score", "search_threshold", "save_orthogonalized", "select_refusal_direction", "steer", "vector_interventions"]

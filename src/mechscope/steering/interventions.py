@@ -64,6 +64,11 @@ class Intervention:
         check_scope(self.where)
 
 
+def prompt_mean(coordinate: Tensor, is_prompt: Tensor) -> Tensor:
+    """Mean [batch] of a coordinate [batch, pos] over each row's prompt tokens: what a per-prompt condition tests."""
+    return (coordinate * is_prompt).sum(1) / is_prompt.sum(1).clamp(min=1)
+
+
 @dataclass
 class _Gate:
     """A condition's decision, kept between the forward calls of one generation (prompt first, then each step)."""
@@ -81,7 +86,7 @@ class _Gate:
             return
         prompt = current().is_prompt.to(coordinate.device)
         if prompt.any():  # a call over the prompt decides; later KV-cache steps keep the decision
-            mean = (coordinate * prompt).sum(1) / prompt.sum(1).clamp(min=1)
+            mean = prompt_mean(coordinate, prompt)
             self.rows = mean > condition.threshold if condition.above else mean < condition.threshold
 
     def mask(self) -> Tensor:
