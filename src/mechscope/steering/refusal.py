@@ -17,6 +17,7 @@ harmless activations do not sit at zero along the direction.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -191,3 +192,19 @@ def load_refusal_direction(vector: SteeringVector) -> RefusalDirection:
     selected = vector.metrics["selected"]
     return RefusalDirection(vector, selected["layer"], selected["position"], vector.metadata["harmless_projection"],
                             vector.metadata["ablation"], vector.metrics["candidates"], vector.metrics["baseline"])
+
+
+def refusal_prompt_sets(n_train: int = 128, n_val: int = 32, seed: int = 0) -> dict[str, list[str]]:
+    """Harmful and harmless instructions of the refusal task's train split, shuffled (seeded) into train and
+    validation sets (Arditi et al. use 128 and 32 per side); the test split stays held out."""
+    from mechscope.tasks import Refusal
+
+    task, sets = Refusal(), {}
+    for side, harmful in (("harmful", True), ("harmless", False)):
+        instructions = task.instructions(harmful, "train")
+        random.Random(f"{seed}-{side}").shuffle(instructions)
+        if len(instructions) < n_train + n_val:
+            raise SteeringError(f"the refusal task has {len(instructions)} {side} train instructions, fewer than "
+                                f"n_train + n_val = {n_train + n_val}")
+        sets[side], sets[f"{side}_val"] = instructions[:n_train], instructions[n_train:n_train + n_val]
+    return sets
