@@ -13,6 +13,6 @@ from mechscope.toy import Organism, load_organism, open_organism, organism_path,
 from mechscope.version import __version__  # noqa: E402  (re-exported)
 
 __all__ = ["ActivationCache", "Catalog", "Dictionary", "DictionaryConfig", "HookedModel", "LabelConfig", "MechscopeError",
-           "Organism", "TrainConfig", "__version__", "convert", "harvest", "label_features", "load_dictionary", "load_model",
+           "Organism", "SteeringVector", "TrainConfig", "__version__", "convert", "harvest", "label_features", "load_dictionary", "load_model",
            "load_organism", "mine", "open_organism", "organism_path", "save_dictionary", "select_refusal_direction",
-           "SteeringVector", "steer", "stream_batches", "text_source", "train", "train_organism"]
+           "steer", "stream_batches", "text_source", "train", "train_organism"]
