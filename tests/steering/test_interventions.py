@@ -124,7 +124,8 @@ def test_latent_clamp_sets_that_latent_and_keeps_the_error_term(llama):
 def test_conditional_steering_applies_only_to_rows_whose_prompt_crosses_the_threshold(llama):
     probe = Direction(_vector(seed=11))
     _, plain = _cached(llama, "blocks.0.hook_resid_post", [], {"input_ids": IDS, "attention_mask": MASK})
-    prompt_mean = ((plain["blocks.0.hook_resid_post"] @ (probe.vector / probe.vector.norm())) * MASK).sum(1) / MASK.sum(1)
+    coordinate = plain["blocks.0.hook_resid_post"] @ (probe.vector / probe.vector.norm())
+    prompt_mean = (coordinate * MASK).sum(1) / MASK.sum(1)
     threshold = float(prompt_mean.median())
     condition = Condition("blocks.0.hook_resid_post", probe, threshold)
     behaviour = Intervention(HOOK, Direction(_vector()), "add", 3.0, where="generated", condition=condition)

@@ -34,7 +34,8 @@ def organism_direction(small_organism):
 
 def test_refusal_score_is_the_log_odds_of_the_refusal_tokens():
     logits = torch.log(torch.tensor([[0.2, 0.3, 0.5], [0.05, 0.05, 0.9]]))
-    expected = torch.tensor([torch.log(torch.tensor(0.5 / 0.5)), torch.log(torch.tensor(0.1 / 0.9))], dtype=torch.float64)
+    expected = torch.tensor([0.0, float(torch.log(torch.tensor(0.1 / 0.9, dtype=torch.float64)))],
+                            dtype=torch.float64)
     torch.testing.assert_close(refusal_score(logits, [0, 1]), expected, atol=1e-6, rtol=0)
 
 

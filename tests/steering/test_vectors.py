@@ -50,3 +50,22 @@ def test_a_vector_that_does_not_fit_the_model_is_named():
 def test_loading_a_directory_without_a_vector_is_named(tmp_path):
     with pytest.raises(SteeringError, match="holds no steering vector"):
         SteeringVector.load(tmp_path)
+
+
+def test_a_latent_as_a_vector_adds_exactly_its_decoder_row_and_raises_its_pre_activation_by_the_value():
+    from mechscope.dictionaries import Dictionary, DictionaryConfig
+    from mechscope.dictionaries.binding import bind_dictionary
+    from mechscope.steering import latent_vector, steer, vector_interventions
+
+    model = mechscope.load_model(tiny_hf("llama"), device="cpu", check=False)
+    dictionary = Dictionary(DictionaryConfig(32, 64, "topk", k=8, hook_name="blocks.1.hook_resid_post"))
+    dictionary.reset_parameters(seed=0)  # unit decoder rows, encoder tied to their transpose
+    vector = latent_vector(bind_dictionary(model, dictionary), 5)
+    assert vector.layers == [1] and vector.hook_name(1) == "blocks.1.hook_resid_post"
+    assert torch.equal(vector.direction(1), dictionary.W_dec[5].detach())
+    ids = torch.tensor([[5, 6, 7, 8]])
+    _, plain = model.run_with_cache(ids, names=["blocks.1.hook_resid_post"])
+    with steer(model, vector_interventions(vector, "add", 2.5)):
+        _, steered = model.run_with_cache(ids, names=["blocks.1.hook_resid_post"])
+    pre = [dictionary.pre_activations(c["blocks.1.hook_resid_post"])[..., 5] for c in (plain, steered)]
+    torch.testing.assert_close(pre[1] - pre[0], torch.full_like(pre[0], 2.5), atol=1e-5, rtol=0)

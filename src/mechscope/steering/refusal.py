@@ -114,7 +114,8 @@ class RefusalDirection:
                              coefficient)]
 
 
-def ablation_interventions(model, vector: Tensor, hook: str, how: str, harmless_projection: float) -> list[Intervention]:
+def ablation_interventions(model, vector: Tensor, hook: str, how: str,
+                           harmless_projection: float) -> list[Intervention]:
     """Directional ablation everywhere, or the affine one at `hook`: projection set to `harmless_projection`."""
     if how == "directional":
         return directional_ablation(model, vector)

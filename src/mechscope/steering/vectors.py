@@ -118,7 +118,23 @@ class SteeringVector:
             raise SteeringError(f"{directory} holds no steering vector: expected {MANIFEST_FILE} and {VECTORS_FILE} "
                                 f"written by SteeringVector.save ({err})") from err
         if manifest.get("format") != FORMAT:
-            raise SteeringError(f"{directory / MANIFEST_FILE} has format {manifest.get('format')!r}, expected {FORMAT!r}")
+            raise SteeringError(f"{directory / MANIFEST_FILE} has format {manifest.get('format')!r}, "
+                                f"expected {FORMAT!r}")
         vectors = {int(name.split(".", 1)[1]): t for name, t in tensors.items() if name.startswith("direction.")}
         return cls(vectors, hook=manifest["hook"], method=manifest["method"], model=manifest["model"] or {},
                    positions=manifest["positions"], metrics=manifest["metrics"], metadata=manifest["metadata"])
+
+
+def latent_vector(bound, index: int) -> SteeringVector:
+    """A dictionary latent as a direction: its decoder row W_dec[index] at the layer of the hook it is bound to
+    (SAE or transcoder; for a transcoder the row lives in its output hook's space)."""
+    dictionary, hook = bound.dictionary, bound.hook
+    if not 0 <= index < dictionary.d_sae:
+        raise SteeringError(f"latent {index} does not exist; the dictionary has {dictionary.d_sae} latents")
+    layer = bound.model.layer_of(hook)
+    if layer is None:
+        raise SteeringError(f"{hook} lies outside the blocks; a latent vector needs a blocks.{{layer}} hook")
+    return SteeringVector({layer: dictionary.W_dec[index].detach()}, hook=hook.replace(f"blocks.{layer}.",
+                                                                                      "blocks.{layer}.", 1),
+                          method="dictionary_latent", model=bound.model.describe(),
+                          metadata={"latent": index, "dictionary": str(bound.path) if bound.path else None})
