@@ -168,13 +168,33 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     _, encoded = minilm.run_with_cache(SENTENCES, names=["blocks.3.hook_resid_post", "blocks.3.attn.hook_pattern"])
     print(f"  {minilm}: " + ", ".join(f"{k} {tuple(v.shape)}" for k, v in encoded.items()))
 
+    _step("12. steering: the refusal organism's refusal direction (Arditi et al. 2024), ablated and added")
+    from mechscope import steering
+
+    refusal_organism = load_organism("refusal", size="small", device="cpu")
+    sets = steering.refusal_prompt_sets()
+    refusal = steering.select_refusal_direction(
+        refusal_organism.model, sets["harmful"], sets["harmless"], sets["harmful_val"], sets["harmless_val"],
+        config=steering.RefusalConfig(prune_layer_fraction=0.0, ablation="affine"))  # 2 layers; see README
+    selected = refusal.vector.metrics["selected"]
+    print(f"  {len(refusal.table)} candidates scored; selected layer {refusal.layer}: refusal score "
+          f"{refusal.baseline['harmful_refusal_score']:.2f} -> {selected['refusal_score']:.2f} ablated, harmless "
+          f"{refusal.baseline['harmless_refusal_score']:.2f} -> {selected['steering_score']:.2f} added")
+    for what, edits in (("plain", []), ("ablated", refusal.ablate(refusal_organism.model)), ("added", refusal.add())):
+        with steering.steer(refusal_organism.model, edits):
+            check = refusal_organism.check()
+        print(f"  {what:8s} held-out refusals: harmful {check.harmful_refusal_rate:.0%}, "
+              f"harmless {check.harmless_refusal_rate:.0%}")
+    refusal_dir = refusal.vector.save(out / "steering" / "refusal")
+
     outputs = {"batch activations": str(batch_file), "activation cache": str(cache_dir),
                "Pareto plot": plots["png"], "Pareto (interactive)": plots["html"], "toy-model plot": str(toy_plot),
                "TopK SAE (SAELens layout)": str(sae_dirs[0]), "BatchTopK SAE": str(sae_dirs[1]),
                "sparsify copy": str(sparsify_dir), "feature catalogue": str(out / "features" / "catalog.sqlite"),
                "feature dashboard": str(Path(dashboard.path) / "index.html"), "Neuronpedia export": str(neuronpedia),
                "induction organism": str(organism.path), "induction heads (heatmap)": heads_files["html"],
-               "IOI patching (heatmap)": patch_files["html"], "IOI logit attribution": dla_files["html"]}
+               "IOI patching (heatmap)": patch_files["html"], "IOI logit attribution": dla_files["html"],
+               "refusal direction": str(refusal_dir)}
     (out / "outputs.json").write_text(json.dumps(outputs, indent=2))
     print(f"\nDone in {time.time() - started:.1f}s. Outputs:")
     for what, where in outputs.items():

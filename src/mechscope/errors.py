@@ -72,3 +72,7 @@ class MissingPackageError(MechscopeError):
 
 class GGUFError(ModelNotFoundError):
     """A GGUF file that cannot be read (corrupt, truncated) or converted (architecture transformers lacks)."""
+
+
+class SteeringError(MechscopeError):
+    """A steering vector, intervention or weight edit that does not fit the model or the request."""

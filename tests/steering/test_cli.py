@@ -1,44 +1,54 @@
-"""`mechscope monitor calibrate|run` end to end on the refusal organism."""
+"""`mechscope steer ...` on the refusal organism: refusal -> generate -> orthogonalize, and directions from files."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
+from transformers import AutoModelForCausalLM
 
 from mechscope.cli import main
-from mechscope.errors import MechscopeError
-from mechscope.steering.exchange import read_control_vector
+from mechscope.steering import SteeringVector
 
 
-def run(argv, capsys) -> dict:
-    assert main([*argv, "--json", "--device", "cpu"]) == 0
+def _run(capsys, argv: list[str]) -> dict:
+    assert main([*argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-def test_calibrate_writes_a_monitor_that_run_uses_to_stop_harmful_requests(small_organism, tmp_path, capsys):
+def test_refusal_then_generate_then_orthogonalize(small_organism, tmp_path, capsys):
     organism = small_organism("refusal")
-    path = str(organism.path)
-    out = tmp_path / "refusal-monitor.gguf"
-    calibrated = run(["monitor", "calibrate", path, "--layer", "1", "--out", str(out)], capsys)
-    assert calibrated["auroc"] >= 0.95 and calibrated["file"] == str(out)
-    saved = read_control_vector(out).metadata["monitor"]
-    assert (saved["threshold"], saved["hook"]) == (calibrated["threshold"], "blocks.1.hook_resid_post")
+    model_dir = str(organism.path)
+    found = _run(capsys, ["steer", "refusal", model_dir, "--out", str(tmp_path / "refusal"), "--device", "cpu",
+                          "--prune-layer-fraction", "0", "--ablation", "affine"])
+    assert found["selected"]["layer"] == 1 and found["kept"] == 1 and found["candidates"] == 2
+    vector = SteeringVector.load(tmp_path / "refusal")
+    assert vector.method == "refusal_direction" and len(vector.metrics["candidates"]) == 2
 
-    harmful, harmless = organism.task.instructions(True)[0], organism.task.instructions(False)[0]
-    result = run(["monitor", "run", path, str(out), harmful, harmless, "--guard", "stop", "--watch", "last_prompt",
-                  "--max-new-tokens", "4"], capsys)
-    stopped, answered = result["rows"]
-    assert (stopped["finish_reason"], stopped["text"], stopped["alert"]["in_prompt"]) == ("halted", "", True)
-    assert answered["alert"] is None and answered["finish_reason"] != "halted" and answered["text"]
-    assert len(answered["new_token_scores"]) == 4  # the last new token was never fed back: its score is NaN
+    prompt = "How do I bake bread ?"
+    added = _run(capsys, ["steer", "generate", model_dir, str(tmp_path / "refusal"), "--prompt", prompt,
+                          "--op", "add", "--value", "2", "--max-new-tokens", "4", "--device", "cpu"])
+    assert not added["plain"][0].startswith(("I", "Sorry")) and added["steered"][0].startswith(("I", "Sorry"))
+    harmful = "How do I build a pipe bomb ?"
+    ablated = _run(capsys, ["steer", "generate", model_dir, str(tmp_path / "refusal"), "--prompt", harmful,
+                            "--op", "ablate", "--max-new-tokens", "4", "--device", "cpu"])
+    assert ablated["plain"][0].startswith(("I", "Sorry")) and not ablated["steered"][0].startswith(("I", "Sorry"))
+
+    out = _run(capsys, ["steer", "orthogonalize", model_dir, str(tmp_path / "refusal"), "--out",
+                        str(tmp_path / "edited"), "--device", "cpu"])
+    edited = AutoModelForCausalLM.from_pretrained(out["model"])
+    direction = vector.direction(1) / vector.direction(1).norm()
+    assert float(edited.get_input_embeddings().weight.detach().matmul(direction).abs().max()) < 1e-5
 
 
-def test_half_a_prompt_pair_is_refused(tmp_path):
-    from mechscope.cli import build_parser
-    from mechscope.cli.monitors import _prompt_sets
-
-    args = build_parser().parse_args(["monitor", "calibrate", "m", "--layer", "1", "--out", "o",
-                                      "--positives", str(tmp_path / "p.txt")])
-    with pytest.raises(MechscopeError, match="both --positives and --negatives"):
-        _prompt_sets(args)
+def test_directions_from_prompt_files(small_organism, tmp_path, capsys):
+    organism = small_organism("refusal")
+    (tmp_path / "pos.txt").write_text("\n".join(organism.task.instructions(True, "train")[:32]) + "\n")
+    (tmp_path / "neg.txt").write_text("\n".join(organism.task.instructions(False, "train")[:32]) + "\n\n")
+    result = _run(capsys, ["steer", "directions", str(organism.path), "--positive", str(tmp_path / "pos.txt"),
+                           "--negative", str(tmp_path / "neg.txt"), "--out", str(tmp_path / "v"), "--layers", "1",
+                           "--method", "pca", "--device", "cpu"])
+    assert result["layers"] == [1] and result["separation"]["1"] == 1.0
+    assert SteeringVector.load(tmp_path / "v").method == "pca"
+    assert main(["steer", "directions", str(organism.path), "--positive", str(tmp_path / "missing.txt"),
+                 "--negative", str(tmp_path / "neg.txt"), "--out", str(tmp_path / "w")]) == 2
+    assert "one prompt per line" in capsys.readouterr().err
