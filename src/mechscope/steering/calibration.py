@@ -18,6 +18,7 @@ from torch import Tensor
 from mechscope.errors import MechscopeError
 from mechscope.models.chat import chat_inputs
 from mechscope.statistics import auroc
+from mechscope.steering.directions import contrast
 from mechscope.steering.monitors import Monitor, monitored_forward
 
 if TYPE_CHECKING:
@@ -110,16 +111,10 @@ def prompt_scores(model: HookedModel, monitor: Monitor, prompts: list[str] | Ten
 def mean_difference(model: HookedModel, hook: str, positives: list[str], negatives: list[str],
                     config: CalibrationConfig = CalibrationConfig()) -> Tensor:
     """Mean activation [d_model] at the last prompt token of `positives` minus that of `negatives` (float64 sums)."""
-    means = []
-    for prompts in (positives, negatives):
-        total = 0
-        for batch in _batches(model, prompts, config):
-            _, cache = model.run_with_cache(batch, hook, stop_at_layer="auto")
-            mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"]))
-            last = mask.shape[1] - 1 - mask.flip(-1).argmax(-1)  # the last real token, left or right padded
-            total = total + cache[hook][torch.arange(len(last)), last].double().sum(0)
-        means.append(total / len(prompts))
-    return (means[0] - means[1]).float()
+    layer = model.layer_of(hook)
+    pattern = hook.replace(f"blocks.{layer}.", "blocks.{layer}.", 1)
+    found = contrast(model, positives, negatives, [layer], pattern, (-1,), config.batch_size, config.chat)
+    return found.diff_in_means()[0, 0].float()
 
 
 def calibrate_monitor(model: HookedModel, monitor: Monitor, positives: list[str], negatives: list[str],
