@@ -3,6 +3,7 @@
 `train_organism` trains one into a directory (config.json, model.safetensors, tokenizer files and a
 manifest.json of how it was made, check results included); `open_organism` reads one back with its
 task, so `organism.check()` re-runs the behavioural check, with any hooks the caller has attached.
+`FINE_TUNED` organisms (`refusal-smollm2`) are built-in chat models fine-tuned the same way (toy.chat_tuning).
 """
 
 from __future__ import annotations
