@@ -122,3 +122,11 @@ def small_organism(zoo_cache):
         return loaded[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def refusal_smollm2(zoo_cache):
+    """SmolLM2 fine-tuned to refuse, built once into the test zoo cache (about 6 minutes on 2 cores)."""
+    from mechscope.toy import load_organism
+
+    return load_organism("refusal-smollm2", device="cpu")

@@ -11,11 +11,17 @@ def zoo_list(args: argparse.Namespace) -> dict:
     from mechscope.toy import ORGANISMS
     from mechscope.toy.zoo import cached_organisms
 
+    from mechscope.toy.organisms import FINE_TUNED
+
     cached = cached_organisms()
     return {"organisms": {name: {"description": spec.description, "sizes": sorted(spec.sizes),
                                  "default_steps": spec.sizes["default"].train.steps,
                                  "cached": [str(p) for p in cached[name]]}
-                          for name, spec in ORGANISMS.items()}}
+                          for name, spec in ORGANISMS.items()},
+            "fine_tuned": {name: {"description": spec.description, "base_model": spec.base_model,
+                                  "sizes": sorted(spec.sizes), "default_steps": spec.sizes["default"].steps,
+                                  "cached": [str(p) for p in cached[name]]}
+                           for name, spec in FINE_TUNED.items()}}
 
 
 def _summary(organism, check: dict) -> dict:
@@ -47,7 +53,7 @@ def register(verbs) -> None:
     leaf(zoo, "list", zoo_list, "the organisms, their sizes and cached copies")
 
     p = leaf(zoo, "train", zoo_train, "train an organism into a new HF directory and run its check")
-    p.add_argument("name", help="induction, ioi, refusal or greater-than")
+    p.add_argument("name", help="induction, ioi, refusal, greater-than or refusal-smollm2 (SmolLM2 fine-tuned to refuse)")
     p.add_argument("--out", required=True)
     p.add_argument("--steps", type=int, help="training steps (default: the size's own)")
     p.add_argument("--size", default="default", help="default or small (the test suite's quick variant)")

@@ -10,10 +10,13 @@ from mechscope.tasks.jsonl import JsonlPairs, read_pairs
 from mechscope.tasks.metrics import (METRICS, accuracy, clean_and_corrupted, kl_to_clean, logit_diff, metric,
                                      normalized_logit_diff, prob_diff)
 from mechscope.tasks.refusal import Refusal
+from mechscope.tasks.refusal_judge import REFUSAL_PHRASES, JudgedReplies, RefusalJudge, judge_replies
 from mechscope.tasks.registry import TASKS, make_task
+from mechscope.tasks.safety_requests import Request, SafetyRequests
 from mechscope.tasks.splits import held_out
 
-__all__ = ["IOI", "METRICS", "TASKS", "AlignmentReport", "FactualRecall", "GreaterThan", "Induction", "JsonlPairs",
-           "PromptPair", "PromptTask", "Refusal", "TaskBatch", "TextTask", "TokenPair", "accuracy", "build_batch",
-           "clean_and_corrupted", "collate", "held_out", "kl_to_clean", "logit_diff", "make_task", "metric",
+__all__ = ["IOI", "METRICS", "REFUSAL_PHRASES", "TASKS", "AlignmentReport", "FactualRecall", "GreaterThan", "Induction",
+           "JsonlPairs", "JudgedReplies", "PromptPair", "PromptTask", "Refusal", "RefusalJudge", "Request",
+           "SafetyRequests", "TaskBatch", "TextTask", "TokenPair", "accuracy", "build_batch", "clean_and_corrupted",
+           "collate", "held_out", "judge_replies", "kl_to_clean", "logit_diff", "make_task", "metric",
            "normalized_logit_diff", "prob_diff", "read_pairs"]

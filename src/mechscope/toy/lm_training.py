@@ -82,35 +82,34 @@ def encode_documents(tokenizer, texts: list[str]) -> tuple[Tensor, Tensor, Tenso
     return ids, mask, ids.masked_fill(mask == 0, -100)
 
 
-def _lr(step: int, cfg: LMTrainConfig) -> float:
+def learning_rate(step: int, cfg) -> float:
+    """Linear warmup over `cfg.warmup` steps, then cosine decay from `cfg.lr` to a tenth of it at `cfg.steps`."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_lm(model, tokenizer, documents: Callable[[random.Random, int], list[str]], cfg: LMTrainConfig,
-             progress: bool = True) -> LMTrainLog:
-    """Train `model` in place on `documents(rng, batch_size)` for `cfg.steps` steps; returns the log."""
-    rng = random.Random(cfg.seed)
-    decay = [p for p in model.parameters() if p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.ndim < 2]
+def run_adamw(model, params: list[torch.nn.Parameter], batch_loss: Callable[[int], tuple[Tensor, int]],
+              cfg: LMTrainConfig, progress: bool = True, desc: str = "training") -> LMTrainLog:
+    """`cfg.steps` AdamW steps on `params` (the one loop every trainer here runs); `batch_loss(step)` returns the
+    step's loss and how many tokens its batch held."""
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
     log_every = max(1, cfg.steps // cfg.log_points)
     log, started = LMTrainLog(), time.perf_counter()
     model.train()
-    bar = tqdm(range(cfg.steps), desc="training", disable=not progress, mininterval=1.0)
+    bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=1.0)
     for step in bar:
-        ids, mask, labels = encode_documents(tokenizer, documents(rng, cfg.batch_size))
-        log.tokens += int(mask.sum())  # counted on the CPU: on a GPU this would wait for the device every step
-        ids, mask, labels = (t.to(model.device) for t in (ids, mask, labels))
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss, tokens = batch_loss(step)
+        log.tokens += tokens
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         for group in optimizer.param_groups:
-            group["lr"] = _lr(step, cfg)
+            group["lr"] = learning_rate(step, cfg)
         optimizer.step()
         if step % log_every == 0 or step == cfg.steps - 1:
             log.losses.append((step, loss.item()))
@@ -118,6 +117,20 @@ def train_lm(model, tokenizer, documents: Callable[[random.Random, int], list[st
     model.eval()
     log.seconds = time.perf_counter() - started
     return log
+
+
+def train_lm(model, tokenizer, documents: Callable[[random.Random, int], list[str]], cfg: LMTrainConfig,
+             progress: bool = True) -> LMTrainLog:
+    """Train `model` in place on `documents(rng, batch_size)` for `cfg.steps` steps; returns the log."""
+    rng = random.Random(cfg.seed)
+
+    def batch_loss(step: int) -> tuple[Tensor, int]:
+        ids, mask, labels = encode_documents(tokenizer, documents(rng, cfg.batch_size))
+        tokens = int(mask.sum())  # counted on the CPU: on a GPU this would wait for the device every step
+        ids, mask, labels = (t.to(model.device) for t in (ids, mask, labels))
+        return model(input_ids=ids, attention_mask=mask, labels=labels).loss, tokens
+
+    return run_adamw(model, list(model.parameters()), batch_loss, cfg, progress)
 
 
 def save_lm(model, tokenizer, out: Path) -> None:

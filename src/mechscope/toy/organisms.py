@@ -3,6 +3,7 @@
 `train_organism` trains one into a directory (config.json, model.safetensors, tokenizer files and a
 manifest.json of how it was made, check results included); `open_organism` reads one back with its
 task, so `organism.check()` re-runs the behavioural check, with any hooks the caller has attached.
+`FINE_TUNED` organisms (`refusal-smollm2`) are built-in chat models fine-tuned the same way (toy.chat_tuning).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from mechscope.devices import resolve_device
 from mechscope.errors import OrganismError
 from mechscope.manifest import MANIFEST_FILE, build_manifest, write_manifest
 from mechscope.models import HookedModel, load_model, wrap
+from mechscope.toy.chat_tuning import FineTuneSpec
 from mechscope.toy.lm_training import LMConfig, LMTrainConfig, build_lm, save_lm, train_lm
+from mechscope.toy.refusal_smollm2 import REFUSAL_SMOLLM2
 from mechscope.toy.tasks import CheckResult, GreaterThanTask, InductionTask, IOITask, RefusalTask, Task
 
 MANIFEST = MANIFEST_FILE
@@ -50,6 +53,35 @@ class OrganismSpec:
             raise OrganismError(f"organism {self.name!r} has sizes {sorted(self.sizes)}, got {size!r}")
         return self.sizes[size]
 
+    def run_settings(self, size: str = "default", steps: int | None = None, seed: int = 0) -> dict:
+        """Everything that determines a trained organism (what the zoo hashes into its cache names)."""
+        chosen = self.size(size)
+        train = replace(chosen.train, seed=seed)
+        if steps is not None:
+            train = replace(train, steps=steps, warmup=min(train.warmup, max(1, steps // 10)))
+        return {"organism": self.name, "size": size, "task": asdict(self.task()), "model": asdict(chosen.model),
+                "train": asdict(train)}
+
+    def build(self, settings: dict, device: str = "auto", progress: bool = True) -> tuple[HookedModel, Task, dict]:
+        """Train a fresh model from `settings`: (model, task, manifest)."""
+        task = self.task(**settings["task"])
+        train_cfg = LMTrainConfig(**settings["train"])
+        tokenizer = task.tokenizer()
+        seed = train_cfg.seed
+        hf = build_lm(LMConfig(**settings["model"]), tokenizer, seed).to(resolve_device(device))
+        log = train_lm(hf, tokenizer, task.train_texts, train_cfg, progress=progress)
+        model = wrap(hf, tokenizer, name=self.name, check=False)
+        started = time.perf_counter()
+        result = task.check(model)
+        manifest = build_manifest(
+            "mechscope.organism", model=model, config=settings, inputs={"task": {"name": self.name, **settings["task"]}},
+            **{k: v for k, v in settings.items() if k != "model"}, lm=settings["model"], description=self.description,
+            seed=seed, steps=train_cfg.steps, train_seconds=round(log.seconds, 2),
+            check_seconds=round(time.perf_counter() - started, 2), tokens_seen=log.tokens, final_loss=log.final_loss,
+            loss_curve=log.losses, check=result.to_dict(), device=str(model.device),
+            torch_threads=torch.get_num_threads())
+        return model, task, manifest
+
 
 def _size(n_layers: int, d_model: int, n_ctx: int, steps: int, batch_size: int = 32, lr: float = 1e-3) -> Size:
     return Size(LMConfig(n_layers=n_layers, d_model=d_model, d_mlp=2 * d_model, n_ctx=n_ctx),
@@ -73,24 +105,22 @@ ORGANISMS: dict[str, OrganismSpec] = {spec.name: spec for spec in (
 )}
 
 
-def organism_spec(name: str) -> OrganismSpec:
+FINE_TUNED: dict[str, FineTuneSpec] = {spec.name: spec for spec in (REFUSAL_SMOLLM2,)}
+
+
+def organism_spec(name: str) -> OrganismSpec | FineTuneSpec:
     """The spec called `name`, or an error listing every organism."""
-    if name not in ORGANISMS:
-        raise OrganismError(f"unknown organism {name!r}; known organisms: {', '.join(sorted(ORGANISMS))}")
-    return ORGANISMS[name]
+    specs = {**ORGANISMS, **FINE_TUNED}
+    if name not in specs:
+        raise OrganismError(f"unknown organism {name!r}; known organisms: {', '.join(sorted(specs))}")
+    return specs[name]
 
 
 def run_settings(name: str, size: str = "default", steps: int | None = None, seed: int = 0) -> dict:
     """Everything that determines a trained organism (what the zoo hashes into its cache names)."""
-    spec = organism_spec(name)
-    chosen = spec.size(size)
-    train = replace(chosen.train, seed=seed)
-    if steps is not None:
-        if steps < 1:
-            raise OrganismError(f"steps must be a positive number of training steps, got {steps}")
-        train = replace(train, steps=steps, warmup=min(train.warmup, max(1, steps // 10)))
-    return {"organism": name, "size": size, "task": asdict(spec.task()), "model": asdict(chosen.model),
-            "train": asdict(train)}
+    if steps is not None and steps < 1:
+        raise OrganismError(f"steps must be a positive number of training steps, got {steps}")
+    return organism_spec(name).run_settings(size, steps, seed)
 
 
 @dataclass
@@ -115,26 +145,11 @@ def train_organism(name: str, out: str | os.PathLike, steps: int | None = None, 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OrganismError(f"{out} already exists and is not an empty directory; give train_organism a new one")
     settings = run_settings(name, size, steps, seed)
-    spec = organism_spec(name)
-    task = spec.task(**settings["task"])
-    train_cfg = LMTrainConfig(**settings["train"])
-    tokenizer = task.tokenizer()
-    hf = build_lm(LMConfig(**settings["model"]), tokenizer, seed).to(resolve_device(device))
-    log = train_lm(hf, tokenizer, task.train_texts, train_cfg, progress=progress)
-    model = wrap(hf, tokenizer, name=name, check=False)
-    started = time.perf_counter()
-    result = task.check(model)
-    manifest = build_manifest(
-        "mechscope.organism", model=model, config=settings, inputs={"task": {"name": name, **settings["task"]}},
-        **{k: v for k, v in settings.items() if k != "model"}, lm=settings["model"], description=spec.description,
-        seed=seed, steps=train_cfg.steps, train_seconds=round(log.seconds, 2),
-        check_seconds=round(time.perf_counter() - started, 2), tokens_seen=log.tokens, final_loss=log.final_loss,
-        loss_curve=log.losses, check=result.to_dict(), device=str(model.device),
-        torch_threads=torch.get_num_threads())
+    model, task, manifest = organism_spec(name).build(settings, device, progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        save_lm(hf, tokenizer, tmp)
+        save_lm(model.hf, model.tokenizer, tmp)
         write_manifest(tmp, manifest)
         if out.exists():
             out.rmdir()  # empty (checked above)

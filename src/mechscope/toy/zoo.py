@@ -10,11 +10,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from mechscope.cache_dirs import cache_root
 from mechscope.errors import OrganismError
-from mechscope.toy.organisms import ORGANISMS, MANIFEST, Organism, open_organism, run_settings, train_organism
+from mechscope.toy.organisms import (FINE_TUNED, MANIFEST, ORGANISMS, Organism, open_organism, run_settings,
+                                     train_organism)
 from mechscope.toy.tasks import CheckResult
 
 ZOO_FORMAT = 2  # bump when training code changes what a cached organism would be
@@ -49,10 +51,14 @@ def load_organism(name: str, size: str = "default", seed: int = 0, device: str =
 
 
 def check_zoo(size: str = "default", device: str = "auto") -> dict[str, CheckResult]:
-    """Every organism from the cache (each trained on first use), with its behavioural check run now."""
-    return {name: load_organism(name, size, device=device).check() for name in ORGANISMS}
+    """Every organism of that size from the cache (each trained on first use), with its behavioural check run now."""
+    names = [*ORGANISMS, *(name for name, spec in FINE_TUNED.items() if size in spec.sizes)]
+    return {name: load_organism(name, size, device=device).check() for name in names}
 
 
 def cached_organisms() -> dict[str, list[Path]]:
     """Finished cache entries per organism name."""
-    return {name: sorted(p.parent for p in zoo_dir().glob(f"{name}-*/{MANIFEST}")) for name in ORGANISMS}
+    specs = {**ORGANISMS, **FINE_TUNED}
+    return {name: sorted(p.parent for p in zoo_dir().glob(f"{name}-*/{MANIFEST}")  # "refusal-*" globs "refusal-smollm2-*"
+                         if re.fullmatch(f"{re.escape(name)}-({'|'.join(spec.sizes)})-[0-9a-f]{{12}}", p.parent.name))
+            for name, spec in specs.items()}
