@@ -163,6 +163,15 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     print(f"  direct logit attribution (sums to {dla.info['total']:.2f} within {dla.info['max_sum_error']:.1e}): " +
           ", ".join(f"{name.split('=')[1]} {value:+.2f}" for name, value in dla.top(4)))
 
+    from mechscope.circuits import EdgeCircuitConfig, faithfulness_curve, find_circuit
+
+    edges = find_circuit(model, ioi.select(range(16)), EdgeCircuitConfig(method="eap", edges=200), curve=False)
+    graph, scores = edges.graph, edges.graph.scores_matrix(edges.scores)
+    at_200 = faithfulness_curve(model, ioi.select(range(16)), graph, scores, [200])["points"][0]
+    edge_files = edges.save(out / "circuits" / "ioi_edges", model=model)
+    print(f"  EAP over {graph.n_edges} edges (2 forward + 1 backward pass): the top 200 edges, pruned to "
+          f"{at_200['edges_after_pruning']}, keep {at_200['faithfulness']:.2f} of the logit difference")
+
     _step("11. an encoder too: the embedded all-MiniLM-L6-v2 (BERT) through the same hooks")
     minilm = load_model("minilm", device="cpu")
     _, encoded = minilm.run_with_cache(SENTENCES, names=["blocks.3.hook_resid_post", "blocks.3.attn.hook_pattern"])
@@ -194,7 +203,7 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
                "feature dashboard": str(Path(dashboard.path) / "index.html"), "Neuronpedia export": str(neuronpedia),
                "induction organism": str(organism.path), "induction heads (heatmap)": heads_files["html"],
                "IOI patching (heatmap)": patch_files["html"], "IOI logit attribution": dla_files["html"],
-               "refusal direction": str(refusal_dir)}
+               "IOI edge circuit (EAP)": edge_files["circuit"], "refusal direction": str(refusal_dir)}
     (out / "outputs.json").write_text(json.dumps(outputs, indent=2))
     print(f"\nDone in {time.time() - started:.1f}s. Outputs:")
     for what, where in outputs.items():

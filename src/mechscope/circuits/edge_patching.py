@@ -34,14 +34,22 @@ def source_values(model: HookedModel, graph: EdgeGraph, inputs: dict) -> tuple[T
     return logits, {hook: as_nodes(act) for hook, act in cache.items()}
 
 
-def _delta(mask: Tensor, group: HookGroup, sources: list[HookGroup], diffs: SourceValues) -> Tensor:
-    """sum over upstream sources of mask * diff for one destination hook: [copies, batch, pos, size, d_model]."""
+def _flat(diff: Tensor) -> Tensor:
+    """[copies, batch, pos, n_nodes, d_model] -> [copies, n_nodes, batch * pos * d_model], the layout in which a
+    destination's sum is one matrix product that autograd saves without copying."""
+    return diff.permute(0, 3, 1, 2, 4).reshape(diff.shape[0], diff.shape[3], -1)
+
+
+def _delta(mask: Tensor, group: HookGroup, sources: list[HookGroup], diffs: dict[str, Tensor]) -> Tensor:
+    """sum over upstream sources of mask * diff for one destination hook: [copies, size, batch * pos * d_model].
+
+    Accumulated in place, one allocation per destination: many short-lived tensors of one size fragment glibc's
+    heap until the process holds gigabytes it no longer uses."""
     total = None
     for source in sources:
-        diff = diffs[source.hook]
-        part = torch.einsum("csd,cbpsm->cbpdm", mask[:, source.start:source.stop, group.start:group.stop]
-                            .to(diff.dtype), diff.expand(len(mask), *diff.shape[1:]))
-        total = part if total is None else total + part
+        diff = diffs[source.hook].expand(len(mask), -1, -1)
+        weights = mask[:, source.start:source.stop, group.start:group.stop].transpose(1, 2).to(diff.dtype)
+        total = torch.bmm(weights, diff) if total is None else total.baddbmm_(weights, diff)
     return total
 
 
@@ -55,21 +63,21 @@ def edge_hooks(graph: EdgeGraph, mask: Tensor, replacement: SourceValues | None 
     mask = mask if mask.ndim == 3 else mask[None]
     copies = len(mask)
     fixed = diffs if diffs is not None else known or {}
-    found: SourceValues = {hook: diff[None] for hook, diff in fixed.items()}
+    found: SourceValues = {hook: _flat(diff[None]) for hook, diff in fixed.items()}
     hooks: list[tuple[str, object]] = []
     if diffs is None:
         def read(act: Tensor, name: str) -> None:
             value = as_nodes(act).unflatten(0, (copies, -1))
-            found[name] = replacement[name][None].to(value.dtype) - value
+            found[name] = _flat(replacement[name][None].to(value.dtype) - value)
         hooks += [(group.hook, read) for group in graph.source_groups if group.hook not in fixed]
 
     for group in graph.destination_groups:
         sources = [source for source in graph.source_groups if source.stop <= group.upstream]
 
         def write(act: Tensor, _name: str, group=group, sources=sources) -> Tensor:
-            nodes = as_nodes(act)
-            patched = nodes.unflatten(0, (copies, -1)) + _delta(mask, group, sources, found).to(act.dtype)
-            return patched.flatten(0, 1).reshape(act.shape)
+            nodes = as_nodes(act).unflatten(0, (copies, -1))  # [copies, batch, pos, size, d_model]
+            delta = _delta(mask, group, sources, found).unflatten(-1, (*nodes.shape[1:3], nodes.shape[-1]))
+            return (nodes + delta.permute(0, 2, 3, 1, 4).to(act.dtype)).flatten(0, 1).reshape(act.shape)
         hooks.append((group.hook, write))
     return hooks
 
