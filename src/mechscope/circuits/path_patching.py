@@ -29,7 +29,6 @@ from mechscope.models import HookedModel
 class Receiver:
     """One receiving input: a hook and the head it covers there (None: the whole tensor)."""
 
-    name: str  # MIB name: "a1.h2<k>", "m0" or "logits"
     hook: str
     head: int | None
 
@@ -45,12 +44,11 @@ def receivers_of(model: HookedModel, name: str) -> list[Receiver]:
         raise MechscopeError(f"receiver {name!r} is not an input of this {model.n_layers}-layer, "
                              f"{model.info.n_heads}-head model; expected a{{l}}.h{{h}}<q|k|v>, m{{l}} or logits")
     if kind == "logits":
-        return [Receiver(name, f"blocks.{model.n_layers - 1}.hook_resid_post", None)]
+        return [Receiver(f"blocks.{model.n_layers - 1}.hook_resid_post", None)]
     if kind == "mlp":
-        return [Receiver(name, f"blocks.{layer}.hook_mlp_in", None)]
+        return [Receiver(f"blocks.{layer}.hook_mlp_in", None)]
     group = model.info.n_heads // model.info.n_kv_heads
-    return [Receiver(f"a{layer}.h{head}<{p}>", f"blocks.{layer}.attn.hook_{p}_input", head if p == "q" else head // group)
-            for p in (port or "qkv")]
+    return [Receiver(f"blocks.{layer}.attn.hook_{p}_input", head if p == "q" else head // group) for p in (port or "qkv")]
 
 
 def _frozen(clean: Tensor, corrupted: Tensor, rows: list[int | None], batch: int):
