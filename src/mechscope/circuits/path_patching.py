@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mechscope.circuits.mib import node_parts
+from mechscope.circuits.mib import candidate_edges, node_parts
 from mechscope.circuits.patching import (Metric, chunk_starts, mean_metric, metric_per_copy, paired_inputs,
                                          stacked_inputs)
 from mechscope.circuits.results import CircuitResult
@@ -131,3 +131,12 @@ def path_patching(model: HookedModel, clean, corrupted, metric: Metric, receiver
     return CircuitResult(values, ("receiver", "sender"), {"receiver": list(receivers), "sender": senders},
                          "path_patching", info, clean=mean_metric(clean_logits, metric),
                          corrupted=mean_metric(corrupt_logits, metric))
+
+
+def path_edge_scores(result: CircuitResult, model: HookedModel) -> dict[str, float]:
+    """{"sender->receiver": effect} for the pairs of a path-patching result that are edges of MIB's graph."""
+    edges = set(candidate_edges(model.n_layers, model.info.n_heads, model.family.topology == "parallel"))
+    effect = result.effect()
+    scores = {f"{sender}->{receiver}": float(effect[i, j]) for i, receiver in enumerate(result.labels["receiver"])
+              for j, sender in enumerate(result.labels["sender"])}
+    return {edge: value for edge, value in scores.items() if edge in edges}
