@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from mechscope.circuits import CircuitResult
 from mechscope.cli import main

@@ -7,7 +7,8 @@ import torch
 
 import mechscope
 from mechscope.circuits import activation_patching
-from mechscope.circuits.path_patching import path_patching
+from mechscope.circuits.edge_truth import edge_roc_auc
+from mechscope.circuits.path_patching import path_edge_scores, path_patching
 from mechscope.circuits.task_runs import task_metric
 from mechscope.errors import MechscopeError
 from mechscope.tasks import make_task
@@ -51,8 +52,13 @@ def test_direct_path_with_mlps_frozen_is_the_readout_of_the_senders_change():
 
 
 @pytest.fixture(scope="module")
-def induction_run():
-    model = handbuilt_model()
+def handbuilt():
+    return handbuilt_model()
+
+
+@pytest.fixture(scope="module")
+def induction_run(handbuilt):
+    model = handbuilt
     batch = make_task("induction").batch(model.tokenizer, 16)
     receivers = [f"a1.h{h}<{p}>" for h in range(4) for p in "qkv"] + ["logits"]
     return path_patching(model, batch.clean, batch.corrupted, task_metric(model, batch), receivers,
@@ -70,6 +76,12 @@ def test_only_the_planted_edges_carry_effect_on_the_handbuilt_model(induction_ru
     truth = handbuilt_circuit(HandBuiltConfig())
     assert found == {e for e in truth if not e.startswith("input")}  # K-composition and the copy to the logits
     assert max(silent) < 1e-3  # via q or v, from distractors, into distractors: nothing
+
+
+def test_path_effects_as_edge_scores_rank_the_planted_edges_first(induction_run, handbuilt):
+    scores = path_edge_scores(induction_run, handbuilt)
+    assert len(scores) == 4 * 12 + 8  # layer-0 heads into layer-1 q/k/v, every head into the logits
+    assert edge_roc_auc(scores, handbuilt_circuit(HandBuiltConfig()) & set(scores)) == 1.0
 
 
 def test_result_names_its_axes_and_saves(induction_run, tmp_path):

@@ -4,7 +4,6 @@ difference, and patching finds the IOI information moving from the name position
 from __future__ import annotations
 
 import pytest
-import torch
 
 from mechscope import circuits, tasks
 from mechscope.circuits import Patch, run_patches

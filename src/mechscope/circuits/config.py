@@ -39,6 +39,21 @@ class PatchConfig(TaskSelection):
 
 
 @dataclass(frozen=True)
+class PathPatchConfig(TaskSelection):
+    receivers: tuple[str, ...] = ("logits",)  # MIB names: a{l}.h{h}<q|k|v>, a{l}.h{h} (all three), m{l}, logits
+    senders: tuple[str, ...] = ()  # heads a{l}.h{h} whose paths are patched; empty: every head
+    metric: str = "logit_diff"  # logit_diff, prob_diff or kl_to_clean
+    freeze_mlps: bool = False  # direct paths only: MLPs keep their clean outputs too
+    max_rows: int = 64  # prompt copies per forward pass: the memory bound
+
+    def __post_init__(self):
+        if not self.receivers:
+            raise MechscopeError("path patching needs at least one receiver, e.g. logits or a1.h2<k>")
+        if self.max_rows < 1:
+            raise MechscopeError(f"max_rows must be >= 1, got {self.max_rows}")
+
+
+@dataclass(frozen=True)
 class HeadsConfig:
     prompts: int = 8  # sequences of repeated random tokens
     length: int = 25  # random tokens per copy; each prompt is BOS + the segment twice

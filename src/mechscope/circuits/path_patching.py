@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mechscope.circuits.mib import node_parts
+from mechscope.circuits.mib import candidate_edges, node_parts
 from mechscope.circuits.patching import (Metric, chunk_starts, mean_metric, metric_per_copy, paired_inputs,
                                          stacked_inputs)
 from mechscope.circuits.results import CircuitResult
@@ -29,7 +29,6 @@ from mechscope.models import HookedModel
 class Receiver:
     """One receiving input: a hook and the head it covers there (None: the whole tensor)."""
 
-    name: str  # MIB name: "a1.h2<k>", "m0" or "logits"
     hook: str
     head: int | None
 
@@ -45,12 +44,11 @@ def receivers_of(model: HookedModel, name: str) -> list[Receiver]:
         raise MechscopeError(f"receiver {name!r} is not an input of this {model.n_layers}-layer, "
                              f"{model.info.n_heads}-head model; expected a{{l}}.h{{h}}<q|k|v>, m{{l}} or logits")
     if kind == "logits":
-        return [Receiver(name, f"blocks.{model.n_layers - 1}.hook_resid_post", None)]
+        return [Receiver(f"blocks.{model.n_layers - 1}.hook_resid_post", None)]
     if kind == "mlp":
-        return [Receiver(name, f"blocks.{layer}.hook_mlp_in", None)]
+        return [Receiver(f"blocks.{layer}.hook_mlp_in", None)]
     group = model.info.n_heads // model.info.n_kv_heads
-    return [Receiver(f"a{layer}.h{head}<{p}>", f"blocks.{layer}.attn.hook_{p}_input", head if p == "q" else head // group)
-            for p in (port or "qkv")]
+    return [Receiver(f"blocks.{layer}.attn.hook_{p}_input", head if p == "q" else head // group) for p in (port or "qkv")]
 
 
 def _frozen(clean: Tensor, corrupted: Tensor, rows: list[int | None], batch: int):
@@ -133,3 +131,12 @@ def path_patching(model: HookedModel, clean, corrupted, metric: Metric, receiver
     return CircuitResult(values, ("receiver", "sender"), {"receiver": list(receivers), "sender": senders},
                          "path_patching", info, clean=mean_metric(clean_logits, metric),
                          corrupted=mean_metric(corrupt_logits, metric))
+
+
+def path_edge_scores(result: CircuitResult, model: HookedModel) -> dict[str, float]:
+    """{"sender->receiver": effect} for the pairs of a path-patching result that are edges of MIB's graph."""
+    edges = set(candidate_edges(model.n_layers, model.info.n_heads, model.family.topology == "parallel"))
+    effect = result.effect()
+    scores = {f"{sender}->{receiver}": float(effect[i, j]) for i, receiver in enumerate(result.labels["receiver"])
+              for j, sender in enumerate(result.labels["sender"])}
+    return {edge: value for edge, value in scores.items() if edge in edges}

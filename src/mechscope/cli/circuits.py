@@ -1,4 +1,4 @@
-"""CLI verbs for circuits: patch, dla, heads, logit-lens, attention, circuit (edge level)."""
+"""CLI verbs for circuits: patch, path-patch, dla, heads, logit-lens, attention, circuit (edge level)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from mechscope.cli.arguments import leaf
 from mechscope.circuits.faithfulness import MIB_FRACTIONS
 from mechscope.cli.config_flags import add_config_flags, config_options
-from mechscope.circuits.config import EdgeCircuitConfig, HeadsConfig, PatchConfig, TaskSelection
+from mechscope.circuits.config import EdgeCircuitConfig, HeadsConfig, PatchConfig, PathPatchConfig, TaskSelection
 from mechscope.errors import MechscopeError
 
 
@@ -42,6 +42,26 @@ def patch(args: argparse.Namespace) -> dict:
     result.info["config"] = asdict(config)
     title = f"{config.method} patching: {config.component} on {config.task} ({'noising' if config.noising else 'denoising'})"
     return _report(result, args.out, title)
+
+
+def path_patch(args: argparse.Namespace) -> dict:
+    from mechscope.circuits.path_patching import path_patching
+    from mechscope.circuits.task_runs import task_metric
+    from mechscope.models import load_model
+
+    config = PathPatchConfig(**config_options(args, PathPatchConfig))
+    model = load_model(args.model, device=args.device)
+    batch = _task_batch(model, config)
+    result = path_patching(model, batch.clean, batch.corrupted, task_metric(model, batch, config.metric),
+                           config.receivers, config.senders or None, attention_mask=batch.attention_mask,
+                           freeze_mlps=config.freeze_mlps, max_rows=config.max_rows, progress=True)
+    result.info.update(config=asdict(config), metric=config.metric)
+    effect = result.effect()
+    paths = [(f"{s}->{r}", float(effect[i, j])) for i, r in enumerate(result.labels["receiver"])
+             for j, s in enumerate(result.labels["sender"])]
+    summary = _report(result, args.out, f"path patching on {config.task}: metric after each sender -> receiver path")
+    summary["strongest_paths"] = sorted(paths, key=lambda p: -abs(p[1]))[:10]
+    return summary
 
 
 def dla(args: argparse.Namespace) -> dict:
@@ -134,6 +154,10 @@ def register(verbs) -> None:
     p = leaf(verbs, "patch", patch, "activation or attribution patching over a task's clean/corrupted prompts")
     _common(p, "directory for values.safetensors, result.json, heatmap.png, heatmap.html")
     add_config_flags(p, PatchConfig)
+
+    p = leaf(verbs, "path-patch", path_patch, "path patching: each sender head's effect through each receiver's input")
+    _common(p, "directory for values.safetensors, result.json, heatmap.png, heatmap.html")
+    add_config_flags(p, PathPatchConfig)
 
     p = leaf(verbs, "dla", dla, "direct logit attribution of each head, MLP and the embedding on a task")
     _common(p, "directory for the result and its heatmaps")

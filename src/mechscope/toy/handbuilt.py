@@ -163,7 +163,7 @@ def build_handbuilt(cfg: HandBuiltConfig = HandBuiltConfig()):
         first.read("k", bos_head, "pos", torch.cat([_identity(1, dh), torch.zeros(N, dh)]))
 
         second = _Writer(model.transformer.h[1], layout)
-        i, (duplicate, echo, _uniform) = cfg.induction_head, cfg.distractors(1)
+        i, (duplicate, echo, _) = cfg.induction_head, cfg.distractors(1)
         second.read("q", i, "tok", torch.cat([_identity(V, dh, q_gain), torch.zeros(1, dh)]))
         second.bias("q", i, tokenizer.bos_token_id, q_gain / 2)
         second.read("k", i, "prev", torch.cat([_identity(V, dh), torch.zeros(1, dh)]))
