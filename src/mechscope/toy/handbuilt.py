@@ -150,7 +150,7 @@ def build_handbuilt(cfg: HandBuiltConfig = HandBuiltConfig()):
         model.transformer.ln_f.weight.fill_(_norm_gain(layout, base + 8, eps))
 
         first = _Writer(model.transformer.h[0], layout)
-        p, (copy, bos_head, _uniform) = cfg.previous_token_head, cfg.distractors(0)
+        p, (copy, bos_head, _) = cfg.previous_token_head, cfg.distractors(0)
         first.read("q", p, "pos", torch.cat([_identity(N, dh, q_gain, shift=1), torch.zeros(1, dh)]))
         first.read("k", p, "pos", torch.cat([_identity(N, dh), torch.zeros(1, dh)]))
         first.read("v", p, "tok", _identity(V + 1, dh))
