@@ -1,6 +1,7 @@
 """Circuits: activation and attribution patching, direct logit attribution, logit lens, head detectors; edge-level
-circuits (the patch-mask engine, EAP, EAP-IG, faithfulness, CPR/CMD)."""
+circuits (the patch-mask engine, EAP, EAP-IG, ACDC, path patching, faithfulness, CPR/CMD, ground truth)."""
 
+from mechscope.circuits.acdc import ACDCConfig, ACDCResult, acdc, acdc_sweep
 from mechscope.circuits.attribution import agreement, attribution_patching
 from mechscope.circuits.components import COMPONENTS, Component, Patch
 from mechscope.circuits.dla import direct_logit_attribution, logit_lens
@@ -33,3 +34,4 @@ __all__ = ["COMPONENTS", "CircuitResult", "Component", "EDGE_METHODS", "EdgeCirc
 __all__ += ["MIBCircuit", "ScoreAgreement", "candidate_edges", "edge_roc_auc", "edge_stability", "graph_config",
             "path_patching", "read_mib_circuit", "score_agreement", "seed_variance", "top_k_overlap", "top_k_recall",
             "write_graph_view", "write_mib_circuit"]
+__all__ += ["ACDCConfig", "ACDCResult", "acdc", "acdc_sweep"]

@@ -98,9 +98,9 @@ def read_control_vector(path: str | os.PathLike) -> ControlVectorFile:
         reader = gguf.GGUFReader(path)
     except (OSError, ValueError) as err:
         raise VectorFileError(f"{path} is not a readable GGUF file: {err}") from err
-    architecture = _string(reader, "general.architecture")
-    if architecture != ARCHITECTURE:
-        raise VectorFileError(f"{path}: expected general.architecture {ARCHITECTURE!r}, got {architecture!r}")
+    kind = _string(reader, "general.architecture")
+    if kind != ARCHITECTURE:
+        raise VectorFileError(f"{path}: expected general.architecture {ARCHITECTURE!r}, got {kind!r}")
     directions = {}
     for tensor in reader.tensors:
         prefix, _, layer = tensor.name.partition(".")
