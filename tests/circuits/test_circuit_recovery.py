@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mechscope.circuits.config import EdgeCircuitConfig
@@ -42,3 +44,15 @@ def test_acdc_finds_the_organisms_induction_circuit(small_organism):
                                                                            metric="kl_to_clean"))
     assert edge_roc_auc(graph.scores_dict(scores), truth) >= 0.9
     assert {e for e in truth if e.endswith("->logits")} <= graph.edges_in(kept)
+
+
+def test_circuit_verb_runs_acdc_on_a_saved_hand_built_model(tmp_path, capsys):
+    from mechscope.toy.handbuilt import save_handbuilt
+    from tests.circuits.test_cli import run
+
+    path, out = str(save_handbuilt(tmp_path / "handbuilt")), tmp_path / "acdc"
+    found = run(["circuit", path, "--task", "induction", "--prompts", "16", "--method", "acdc", "--tau", "0.01",
+                 "--metric", "kl_to_clean", "--no-curve", "--out", str(out)], capsys)
+    assert found["circuit_edges"] == len(handbuilt_circuit()) and found["info"]["method"] == "acdc"
+    saved = json.loads((out / "circuit.json").read_text())
+    assert set(saved["edges"]) == set(handbuilt_circuit())
