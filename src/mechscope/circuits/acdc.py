@@ -140,7 +140,7 @@ def acdc(model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: Source
         raise MechscopeError(f"max_copies must be >= 1 candidate circuit per pass, got {config.max_copies}")
     evaluate = _Evaluator(model, graph, inputs, replacement, objective, config.max_copies)
     kept = graph.real.clone()
-    current = float(evaluate(~kept[None])[0])
+    current = float(metric_per_copy(evaluate.run.output, objective, evaluate.prompts)[0])  # the recorded clean run
     effects: dict[str, float] = {}
     skipped = 0
     trace = []
