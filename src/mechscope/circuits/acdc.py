@@ -90,8 +90,7 @@ def _reaches_logits(graph: EdgeGraph, kept: Tensor, dst: int) -> bool:
     names = graph.destination_nodes(dst)
     if names == ("logits",):
         return True
-    index = {name: i for i, name in enumerate(graph.sources)}
-    return any(bool(kept[index[name]].any()) for name in names)
+    return any(bool(kept[graph.sources.index(name)].any()) for name in names)
 
 
 def _visit(evaluate: _Evaluator, kept: Tensor, dst: int, layer: int, candidates: list[int], current: float,
