@@ -30,6 +30,46 @@ def _step(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
+def _serve_demo(model, sae_dir: Path, catalog: Path) -> str:
+    """Start `mechscope serve`'s server in this process on a free port, call it as a client would, stop it."""
+    import threading
+    import urllib.request
+
+    from mechscope.dictionaries.binding import bind_dictionary
+    from mechscope.server import Resources, ServerConfig, make_server
+
+    server = make_server(Resources(model, MODEL, dictionaries={"sae": bind_dictionary(model, sae_dir)},
+                                   catalog=catalog), ServerConfig(port=0))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+    def call(path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=300) as response:
+            return json.loads(response.read())
+
+    try:
+        hits = call("/features/search?q=the&limit=3")["data"]
+        latent = hits[0]["latent"] if hits else 0
+        chat = {"model": MODEL, "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 12,
+                "temperature": 0}
+        plain = call("/chat/completions", chat)
+        steered = call("/chat/completions", {**chat, "steering": [{"latent": latent, "op": "clamp", "value": 30.0}],
+                                             "monitors": [{"latent": latent, "name": f"latent {latent}"}]})
+    finally:
+        server.shutdown()
+        server.server_close()
+    scores = [s for s in steered["choices"][0]["monitors"][0]["completion_scores"] if s is not None]
+    print(f"  {url}: search 'the' -> latents {[h['latent'] for h in hits]}; POST /chat/completions")
+    print(f"  plain:                          {plain['choices'][0]['message']['content'].strip()!r}")
+    print(f"  latent {latent} clamped to 30 (monitor max {max(scores, default=0):.1f}): "
+          f"{steered['choices'][0]['message']['content'].strip()!r}")
+    path = catalog.parent / "served_completion.json"
+    path.write_text(json.dumps({"plain": plain, "steered": steered}, indent=2))
+    return str(path)
+
+
 def run_demo(out: str | Path = "mechscope-demo") -> dict:
     """Run the demo pipeline into `out` and return where everything landed."""
     from mechscope.models import chat_inputs, load_model
@@ -196,6 +236,9 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
               f"harmless {check.harmless_refusal_rate:.0%}")
     refusal_dir = refusal.vector.save(out / "steering" / "refusal")
 
+    _step("13. serve SmolLM2 over an OpenAI-compatible API: feature search, and a chat completion steered by a latent")
+    served = _serve_demo(model, sae_dirs[0], out / "features")
+
     outputs = {"batch activations": str(batch_file), "activation cache": str(cache_dir),
                "Pareto plot": plots["png"], "Pareto (interactive)": plots["html"], "toy-model plot": str(toy_plot),
                "TopK SAE (SAELens layout)": str(sae_dirs[0]), "BatchTopK SAE": str(sae_dirs[1]),
@@ -203,7 +246,8 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
                "feature dashboard": str(Path(dashboard.path) / "index.html"), "Neuronpedia export": str(neuronpedia),
                "induction organism": str(organism.path), "induction heads (heatmap)": heads_files["html"],
                "IOI patching (heatmap)": patch_files["html"], "IOI logit attribution": dla_files["html"],
-               "IOI edge circuit (EAP)": edge_files["circuit"], "refusal direction": str(refusal_dir)}
+               "IOI edge circuit (EAP)": edge_files["circuit"], "refusal direction": str(refusal_dir),
+               "served completion (JSON)": served}
     (out / "outputs.json").write_text(json.dumps(outputs, indent=2))
     print(f"\nDone in {time.time() - started:.1f}s. Outputs:")
     for what, where in outputs.items():
