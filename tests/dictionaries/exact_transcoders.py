@@ -49,3 +49,11 @@ def exact_transcoder(model, layer: int) -> Dictionary:
 def exact_set(model) -> TranscoderSet:
     layers = list(range(model.info.n_layers))
     return TranscoderSet([exact_transcoder(model, layer) for layer in layers], layers, model.info.name)
+
+
+def replaced_logit_change(model, replacement, error_term: bool = False) -> float:
+    """Largest |logit difference| between the model with every MLP replaced and the model itself."""
+    ids = model.to_tokens(TEXT[:4])
+    clean = model(ids)
+    with model.hooks(replacement.replacement_hooks(error_term)):
+        return (model(ids) - clean).abs().max().item()

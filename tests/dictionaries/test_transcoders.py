@@ -11,7 +11,7 @@ from mechscope.data import harvest
 from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, TranscoderSet, train
 from mechscope.dictionaries.formats import load_dictionary, saelens
 from mechscope.errors import HookNameError, MechscopeError
-from tests.dictionaries.exact_transcoders import TEXT, exact_set, relu_gpt2
+from tests.dictionaries.exact_transcoders import TEXT, exact_set, relu_gpt2, replaced_logit_change
 
 D_IN, D_MLP, D_OUT = 16, 48, 12
 _g = torch.Generator().manual_seed(0)
@@ -63,6 +63,7 @@ def test_skip_connection_is_trained_and_saved_in_saelens_orientation(trained, tm
 
 
 def test_fold_activation_scale_with_separate_input_and_output_scales():
+    torch.manual_seed(0)
     d = Dictionary(DictionaryConfig(D_IN, 32, "jumprelu", d_out=D_OUT, skip_connection=True))
     with torch.no_grad():
         for p in (d.W_enc, d.W_dec, d.b_dec, d.W_skip):
@@ -71,7 +72,7 @@ def test_fold_activation_scale_with_separate_input_and_output_scales():
     x = torch.randn(64, D_IN)
     scaled_prediction = d(x * 3.0) / 0.5  # trained on 3x, predicting 0.5y
     d.fold_activation_scale(3.0, 0.5)
-    torch.testing.assert_close(d(x), scaled_prediction, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(d(x), scaled_prediction, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("arch,skip,name", [("relu", False, "transcoder"), ("relu", True, "skip_transcoder"),
@@ -133,15 +134,10 @@ def gpt2():
 def test_exact_transcoders_reproduce_every_mlp_and_the_replaced_model_equals_the_original(gpt2):
     tset = exact_set(gpt2)
     tset.check_against(gpt2)
-    ids = gpt2.to_tokens(TEXT[:4])
-    clean = gpt2(ids)
-    with gpt2.hooks(tset.replacement_hooks()):
-        replaced = gpt2(ids)
-    torch.testing.assert_close(replaced, clean, rtol=1e-4, atol=1e-4)
+    assert replaced_logit_change(gpt2, tset) < 1e-4
     with torch.no_grad():  # and a transcoder that is not the MLP does change the output
         tset.dictionaries[1].W_dec.mul_(0.5)
-    with gpt2.hooks(tset.replacement_hooks()):
-        assert (gpt2(ids) - clean).abs().max() > 1e-2
+    assert replaced_logit_change(gpt2, tset) > 1e-2
 
 
 def test_transcoder_set_round_trip(gpt2, tmp_path):

@@ -180,7 +180,7 @@ def load_clt(path: str | Path):
     d_out = dec[0]["W_dec_0"].shape[-1]
     saved = config.get("mechscope") or {}
     cfg = CLTConfig.from_dict({"activation": "jumprelu", **saved, "n_layers": n_layers, "d_in": d_in,
-                               "d_latent": d_latent, "d_out": d_out,
+                               "d_latent": d_latent, "d_out": d_out if d_out != d_in else saved.get("d_out"),
                                "hook_in": "blocks.{layer}." + config.get("feature_input_hook", "hook_resid_mid"),
                                "hook_out": "blocks.{layer}." + config.get("feature_output_hook", "hook_mlp_out")})
     clt = CrossLayerTranscoder(cfg)
