@@ -7,6 +7,7 @@ from mechscope.dictionaries import (CLTConfig, CrossLayerTranscoder, Dictionary,
                                     TranscoderSet, load_transcoders, train, train_clt)
 from mechscope.dictionaries.formats import convert, load_dictionary, save_dictionary
 from mechscope.errors import MechscopeError
+from mechscope.evaluation import evaluate_transcoders
 from mechscope.features import Catalog, mine
 from mechscope.models import HookedModel, load_model
 from mechscope.steering import SteeringVector, select_refusal_direction, steer
@@ -19,4 +20,4 @@ __all__ = ["ActivationCache", "CLTConfig", "Catalog", "CrossLayerTranscoder", "D
            "find_circuit", "harvest", "label_features", "load_dictionary", "load_model", "load_organism", "mine",
            "open_organism", "organism_path", "save_dictionary", "select_refusal_direction", "steer", "stream_batches",
            "text_source", "train", "train_organism"]
-__all__ += ["TranscoderSet", "load_transcoders", "train_clt"]
+__all__ += ["TranscoderSet", "evaluate_transcoders", "load_transcoders", "train_clt"]

@@ -142,3 +142,19 @@ def test_a_topk_transcoder_set_is_refused_by_circuit_tracers_layout(tmp_path):
                                     hook_name_out="blocks.0.hook_mlp_out"))
     with pytest.raises(MechscopeError, match="TopK transcoder has no threshold"):
         circuit_tracer.save_transcoder_set(TranscoderSet([d], [0]), tmp_path)
+
+
+def test_a_gemma_scope_transcoder_set_listed_by_circuit_tracer_is_read(gpt2, tmp_path):
+    """gemmascope-l0-0.yaml's layout: config.yaml listing params.npz files (W_enc [d_model, d_transcoder])."""
+    import numpy as np
+
+    for layer, d in enumerate(exact_set(gpt2).dictionaries):
+        (tmp_path / f"layer_{layer}").mkdir()
+        np.savez(tmp_path / f"layer_{layer}/params.npz", W_enc=d.W_enc.detach().numpy(), W_dec=d.W_dec.detach().numpy(),
+                 b_enc=d.b_enc.detach().numpy(), b_dec=d.b_dec.detach().numpy(), threshold=np.zeros(128, np.float32))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+        "model_name": "tiny", "model_kind": "transcoder_set", "feature_input_hook": "ln2.hook_normalized",
+        "feature_output_hook": "hook_mlp_out", "transcoders": [f"layer_{i}/params.npz" for i in range(3)]}))
+    tset = TranscoderSet.load(tmp_path)
+    assert tset.dictionaries[2].cfg.hook_name_out == "blocks.2.hook_mlp_out" and tset.dictionaries[2].cfg.is_transcoder
+    assert replaced_logit_change(gpt2, tset) < 1e-4

@@ -2,7 +2,7 @@
 
 Both have a config.yaml naming `model_kind`, `feature_input_hook` and `feature_output_hook` (hook names
 without the `blocks.{l}.` prefix, e.g. "ln2.hook_normalized" / "hook_mlp_out").
-- transcoder_set: `transcoders` lists one safetensors file per layer, in layer order, holding W_enc
+- transcoder_set: `transcoders` lists one file per layer, in layer order: Gemma Scope params.npz, or safetensors with W_enc
   [d_transcoder, d_model], W_dec [d_transcoder, d_out], b_enc, b_dec, optionally `activation_function.threshold`
   (JumpReLU; ReLU without it) and W_skip [d_out, d_in] (applied as x @ W_skip.T).
 - cross_layer_transcoder: W_enc_{i}.safetensors with W_enc_{i} [d_transcoder, d_model], b_enc_{i}, b_dec_{i},
@@ -22,6 +22,7 @@ from mechscope.data.atomic import atomic_file
 from mechscope.data.shard_format import write_safetensors
 from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.dictionary import Dictionary
+from mechscope.dictionaries.formats import gemmascope
 from mechscope.dictionaries.formats.saelens import from_state_dict
 from mechscope.errors import MechscopeError
 
@@ -135,8 +136,9 @@ def load_transcoder_set(path: str | Path):
         raise MechscopeError(f"{path / CONFIG_FILE} lists no transcoders")
     if any(str(f).startswith("hf://") for f in files):
         raise MechscopeError(f"{path / CONFIG_FILE} names Hugging Face URIs; download the files and list local paths")
-    dictionaries = [load_layer(path / f, layer, config["feature_input_hook"], config["feature_output_hook"])
-                    for layer, f in enumerate(files)]
+    hooks = config["feature_input_hook"], config["feature_output_hook"]
+    dictionaries = [gemmascope.load(path / f, *(f"blocks.{layer}.{h}" for h in hooks)) if str(f).endswith(".npz")
+                    else load_layer(path / f, layer, *hooks) for layer, f in enumerate(files)]
     return TranscoderSet(dictionaries, list(range(len(files))), config.get("model_name", "") or "")
 
 
