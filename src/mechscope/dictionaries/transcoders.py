@@ -109,6 +109,14 @@ class TranscoderSet:
         return cls(dictionaries, list(record["layers"]), record.get("model_name", "")).to(device)
 
 
+def holds_transcoders(path: str | Path) -> bool:
+    """A transcoder set (mechscope's or circuit-tracer's) or a CLT directory, rather than one dictionary."""
+    from mechscope.dictionaries.formats import circuit_tracer
+
+    path = Path(path)
+    return (path / SET_FILE).exists() or (path / circuit_tracer.CONFIG_FILE).exists() or circuit_tracer.holds_clt(path)
+
+
 def load_transcoders(path: str | Path, device: str = "cpu"):
     """A per-layer TranscoderSet or a CrossLayerTranscoder, whichever the directory holds."""
     from mechscope.dictionaries.clt import CrossLayerTranscoder
