@@ -1,10 +1,13 @@
-"""CLI verbs for sparse dictionaries: train (one, or a sweep of several), convert."""
+"""CLI verbs for sparse dictionaries: train (one, or a sweep of several; transcoders, per layer or cross-layer),
+convert."""
 
 from __future__ import annotations
 
 import argparse
 
-from mechscope.cli.arguments import leaf
+from pathlib import Path
+
+from mechscope.cli.arguments import csv_list, leaf
 from mechscope.cli.config_flags import add_config_flags, check_known, config_options
 from mechscope.dictionaries.training import TrainConfig
 from mechscope.errors import MechscopeError
@@ -38,10 +41,61 @@ def dictionary_configs(extra: list[str], d_in: int) -> list:
         opts = group.parse_args(extra[a:b])
         given = config_options(opts, DictionaryConfig)
         check_known(given, variant_type(opts.arch).hyperparameters, f"--arch {opts.arch}")
-        width = opts.width.lower()
-        d_sae = int(float(width[:-1]) * d_in) if width.endswith("x") else int(width)
-        configs.append(DictionaryConfig(d_in=d_in, d_sae=d_sae, architecture=opts.arch, **given))
+        configs.append(DictionaryConfig(d_in=d_in, d_sae=latents(opts.width, d_in), architecture=opts.arch, **given))
     return configs
+
+
+def latents(width: str, d_in: int) -> int:
+    """"16x" -> 16 * d_in; "4096" -> 4096."""
+    width = width.lower()
+    return int(float(width[:-1]) * d_in) if width.endswith("x") else int(width)
+
+
+CLT_OPTIONS = ("activation", "k", "sparsity_coefficient", "tanh_scale", "jumprelu_bandwidth", "jumprelu_init_threshold")
+
+
+def _train_clt(args: argparse.Namespace, tcfg) -> dict:
+    """`--arch clt [--width 8x] [--activation jumprelu|topk] ...`: one cross-layer transcoder over --layers."""
+    from mechscope.data import ActivationCache
+    from mechscope.dictionaries import CLTConfig, train_clt
+
+    group = argparse.ArgumentParser(prog="mechscope train ... --arch clt", add_help=False)
+    group.add_argument("--arch", required=True)
+    group.add_argument("--width", default="8x", help="latents per layer: 8x (times d_in) or a number")
+    add_config_flags(group, CLTConfig, only=CLT_OPTIONS, suppress=True)
+    opts = group.parse_args(args.extra)
+    layers = args.layers or []
+    if not layers or layers != list(range(layers[0], layers[0] + len(layers))):
+        raise MechscopeError(f"--arch clt needs --layers naming consecutive layers (e.g. 0,1,2); got {layers}")
+    cache = ActivationCache(args.cache)
+    hook_in, hook_out = args.in_hook, args.out_hook
+    d_in, d_out = cache.d(hook_in.format(layer=layers[0])), cache.d(hook_out.format(layer=layers[0]))
+    cfg = CLTConfig(n_layers=len(layers), d_in=d_in, d_latent=latents(opts.width, d_in), d_out=d_out,
+                    hook_in=hook_in, hook_out=hook_out, first_layer=layers[0],
+                    model_name=cache.manifest["model"]["name"], **config_options(opts, CLTConfig))
+    directory = train_clt(cache, cfg, args.out, tcfg)
+    return {"clt": str(directory), "layers": layers}
+
+
+def _train_transcoders(args: argparse.Namespace, tcfg) -> dict:
+    """`--transcoder`: one transcoder per --layers entry ({layer} in the hooks), or one for the hooks as given;
+    with --layers, the per-layer results are also written as a TranscoderSet in OUT/set (one --arch only)."""
+    from mechscope.dictionaries import TranscoderSet, train
+    from mechscope.dictionaries.batches import as_batch_source
+    from mechscope.dictionaries.formats import load_dictionary
+
+    results, trained = {}, []
+    for layer in args.layers or [None]:
+        hook_in, hook_out = (h.format(layer=layer) for h in (args.in_hook, args.out_hook))
+        source = as_batch_source(args.cache, hook_in, tcfg.seed, hook_out)
+        out = Path(args.out) / f"layer_{layer}" if layer is not None else Path(args.out)
+        directories = train(source, dictionary_configs(args.extra, source.d_in), out, tcfg)
+        trained.append(directories[0])
+        results.update({f"{out.name}/{d.name}": str(d) for d in directories})
+    if args.layers and len(results) == len(args.layers):
+        tset = TranscoderSet([load_dictionary(d) for d in trained], list(args.layers))
+        results["set"] = str(tset.save(Path(args.out) / "set"))
+    return {"transcoders": results}
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -50,9 +104,17 @@ def train(args: argparse.Namespace) -> dict:
     from mechscope.dictionaries import TrainConfig, train
     from mechscope.dictionaries.batches import as_batch_source
 
+    tcfg = TrainConfig(**config_options(args, TrainConfig))
+    if args.extra[:2] == ["--arch", "clt"]:
+        return _train_clt(args, tcfg)
+    if args.transcoder or args.out_hook:
+        if not (args.in_hook and args.out_hook):
+            raise MechscopeError("--transcoder needs --in-hook and --out-hook (e.g. blocks.{layer}.ln2.hook_normalized "
+                                 "and blocks.{layer}.hook_mlp_out)")
+        return _train_transcoders(args, tcfg)
     source = as_batch_source(args.cache, args.hook)
     configs = dictionary_configs(args.extra, source.d_in)
-    directories = train(source, configs, args.out, TrainConfig(**config_options(args, TrainConfig)), hook=args.hook)
+    directories = train(source, configs, args.out, tcfg, hook=args.hook)
     results = {}
     for directory in directories:
         log = (directory / "training_log.jsonl").read_text().splitlines()
@@ -71,11 +133,16 @@ def convert(args: argparse.Namespace) -> dict:
 def register(verbs) -> None:
     p = leaf(verbs, "train", train, "train dictionaries (several = a sweep over one pass of the data)",
              description="mechscope train CACHE --out DIR --arch topk --width 16x --k 32 "
-                         "[--arch jumprelu --target-l0 32 ...]")
+                         "[--arch jumprelu --target-l0 32 ...]; transcoders: --transcoder --in-hook H --out-hook H "
+                         "[--layers 0,1,2 with {layer} in the hooks]; a cross-layer transcoder: --arch clt --layers ...")
     p.set_defaults(takes_extra=True)
     p.add_argument("cache", help="activation cache directory")
     p.add_argument("--out", required=True)
     p.add_argument("--hook", help="which cached hook (needed when the cache holds several)")
+    p.add_argument("--transcoder", action="store_true", help="train transcoders from --in-hook to --out-hook")
+    p.add_argument("--in-hook", help="transcoder input, e.g. blocks.{layer}.ln2.hook_normalized")
+    p.add_argument("--out-hook", help="transcoder target, e.g. blocks.{layer}.hook_mlp_out")
+    p.add_argument("--layers", type=lambda text: csv_list(text, int), help="layers for {layer} in the hooks: 0,1,2")
     add_config_flags(p, TrainConfig, aliases={"wandb_project": ["--wandb"]})
 
     p = leaf(verbs, "convert", convert, "convert a dictionary between file formats")

@@ -17,8 +17,14 @@ def eval_dictionary(args: argparse.Namespace) -> dict:
     from mechscope.models import load_model
 
     model = load_model(args.model, device=args.device)
-    result = evaluate(model, args.dictionary, text_source(args.source, column=args.column),
-                      EvalConfig(**config_options(args, EvalConfig)), hook=args.hook)
+    source, cfg = text_source(args.source, column=args.column), EvalConfig(**config_options(args, EvalConfig))
+    from mechscope.dictionaries.transcoders import holds_transcoders
+
+    if holds_transcoders(args.dictionary):
+        from mechscope.evaluation import evaluate_transcoders
+
+        return evaluate_transcoders(model, args.dictionary, source, cfg).to_dict()
+    result = evaluate(model, args.dictionary, source, cfg, hook=args.hook)
     return result.to_dict()
 
 
@@ -83,7 +89,7 @@ def toy_superposition(args: argparse.Namespace) -> dict:
 def register(verbs) -> None:
     p = leaf(verbs, "eval", eval_dictionary, "reconstruction and downstream (CE/KL or embedding) metrics")
     p.add_argument("model")
-    p.add_argument("dictionary", help="dictionary directory or file (any supported format)")
+    p.add_argument("dictionary", help="dictionary directory or file (any supported format), a transcoder set or a CLT")
     p.add_argument("--source", default="pydocs")
     p.add_argument("--column", default="text")
     add_config_flags(p, EvalConfig)

@@ -1,7 +1,12 @@
-"""Sparse dictionaries: one Dictionary class, variants, one trainer, interoperable file formats."""
+"""Sparse dictionaries: one Dictionary class, variants, one trainer, interoperable file formats; per-layer
+transcoder sets and cross-layer transcoders."""
 
+from mechscope.dictionaries.clt import CLTConfig, CrossLayerTranscoder
+from mechscope.dictionaries.clt_training import train_clt
 from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.dictionary import Dictionary
 from mechscope.dictionaries.training import TrainConfig, TrainingError, train
+from mechscope.dictionaries.transcoders import TranscoderSet, load_transcoders
 
-__all__ = ["Dictionary", "DictionaryConfig", "TrainConfig", "TrainingError", "train"]
+__all__ = ["CLTConfig", "CrossLayerTranscoder", "Dictionary", "DictionaryConfig", "TrainConfig", "TrainingError",
+           "TranscoderSet", "load_transcoders", "train", "train_clt"]

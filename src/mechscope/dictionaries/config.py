@@ -17,6 +17,11 @@ class DictionaryConfig:
     d_in: int
     d_sae: int
     architecture: str = "topk"
+    # transcoders read one hook and write another: d_out (None = d_in), the output hook, an optional
+    # linear skip connection W_skip [d_in, d_out]; their b_dec is an output bias, never subtracted from x
+    d_out: int | None = None
+    hook_name_out: str = ""
+    skip_connection: bool = False
     # TopK family (Gao et al. 2024; Bussmann et al. 2024)
     k: int = 32
     aux_k: int | None = None  # AuxK latents; None = d_in // 2 (Gao et al. appendix B.1)
@@ -44,12 +49,24 @@ class DictionaryConfig:
     def __post_init__(self):
         from mechscope.dictionaries.variants import variant_type
 
-        if self.d_in < 1 or self.d_sae < 1:
-            raise MechscopeError(f"d_in and d_sae must be positive, got {self.d_in}, {self.d_sae}")
+        if self.d_in < 1 or self.d_sae < 1 or self.d_output < 1:
+            raise MechscopeError(f"d_in, d_sae and d_out must be positive, got {self.d_in}, {self.d_sae}, {self.d_out}")
+        if self.is_transcoder:
+            self.apply_b_dec_to_input = False  # b_dec lives in the output space (SAELens's transcoders do the same)
         variant = variant_type(self.architecture)
         for name, value in variant.config_defaults(self).items():
             setattr(self, name, value)
         variant.validate_config(self)
+
+    @property
+    def d_output(self) -> int:
+        """Width of the reconstruction: d_out for a transcoder, d_in for an autoencoder."""
+        return self.d_in if self.d_out is None else self.d_out
+
+    @property
+    def is_transcoder(self) -> bool:
+        """Reads one activation and predicts another (an output hook, a width of its own or a skip connection)."""
+        return self.d_out is not None or bool(self.hook_name_out) or self.skip_connection
 
     @property
     def k_aux(self) -> int:

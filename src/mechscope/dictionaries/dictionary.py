@@ -12,8 +12,10 @@ from mechscope.errors import MechscopeError
 class Dictionary(nn.Module):
     """x -> codes = variant(pre), pre = (x - b_dec) @ W_enc + b_enc; x_hat = codes @ W_dec + b_dec.
 
-    Tensor names and shapes are SAELens's: W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc, b_dec,
-    plus the variant's own (threshold for JumpReLU-style inference, r_mag / b_mag for Gated).
+    Tensor names and shapes are SAELens's: W_enc [d_in, d_sae], W_dec [d_sae, d_out], b_enc, b_dec [d_out],
+    plus the variant's own (threshold for JumpReLU-style inference, r_mag / b_mag for Gated). A transcoder
+    (d_out, hook_name_out) predicts another activation: y_hat = codes @ W_dec + b_dec + x @ W_skip, with the
+    optional skip connection W_skip [d_in, d_out] and no b_dec subtracted from x.
     """
 
     def __init__(self, cfg: DictionaryConfig, device: str | torch.device = "cpu"):
@@ -21,11 +23,12 @@ class Dictionary(nn.Module):
         from mechscope.dictionaries.variants import make_variant
 
         self.cfg = cfg
-        d_in, d_sae = cfg.d_in, cfg.d_sae
+        d_in, d_sae, d_out = cfg.d_in, cfg.d_sae, cfg.d_output
         self.W_enc = nn.Parameter(torch.empty(d_in, d_sae, device=device))
         self.b_enc = nn.Parameter(torch.zeros(d_sae, device=device))
-        self.W_dec = nn.Parameter(torch.empty(d_sae, d_in, device=device))
-        self.b_dec = nn.Parameter(torch.zeros(d_in, device=device))
+        self.W_dec = nn.Parameter(torch.empty(d_sae, d_out, device=device))
+        self.b_dec = nn.Parameter(torch.zeros(d_out, device=device))
+        self.W_skip = nn.Parameter(torch.zeros(d_in, d_out, device=device)) if cfg.skip_connection else None
         self.variant = make_variant(cfg)
         self.variant.add_parameters(self)
         self.sparse_kernels = True  # False: the plain dense-autograd reference path
@@ -39,16 +42,26 @@ class Dictionary(nn.Module):
     def d_sae(self) -> int:
         return self.cfg.d_sae
 
+    @property
+    def d_out(self) -> int:
+        return self.cfg.d_output
+
     @torch.no_grad()
     def reset_parameters(self, seed: int | None = None) -> None:
-        """Random unit decoder rows, encoder tied to their transpose; then the variant's own initialisation."""
+        """Random unit decoder rows, encoder tied to their transpose (a transcoder's encoder has unit columns of
+        its own, W_skip starts at zero); then the variant's own initialisation."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        w = torch.randn(self.d_sae, self.d_in, generator=generator).to(self.W_dec.device)
+        w = torch.randn(self.d_sae, self.d_out, generator=generator).to(self.W_dec.device)
         w /= w.norm(dim=1, keepdim=True)
         self.W_dec.copy_(w)
+        if self.cfg.is_transcoder:
+            w = torch.randn(self.d_sae, self.d_in, generator=generator).to(self.W_dec.device)
+            w /= w.norm(dim=1, keepdim=True)
         self.W_enc.copy_(w.T)
         self.b_enc.zero_()
         self.b_dec.zero_()
+        if self.W_skip is not None:
+            self.W_skip.zero_()
         self.variant.init_parameters(self)
 
     # ----- inference ---------------------------------------------------------------------------
@@ -63,6 +76,14 @@ class Dictionary(nn.Module):
         """Apply the input normalisation the dictionary was trained with."""
         norm = self.input_norm(x)
         return x if norm is None else (x - norm[0]) / (norm[1] + 1e-5)
+
+    def input_centre(self) -> Tensor:
+        """What the encoder subtracts from its input: b_dec when apply_b_dec_to_input, else zeros."""
+        return self.b_dec if self.cfg.apply_b_dec_to_input else self.b_enc.new_zeros(self.d_in)
+
+    def offset(self, x_in: Tensor) -> Tensor:
+        """The output before any latent fires: b_dec, plus x_in @ W_skip with a skip connection."""
+        return self.b_dec if self.W_skip is None else self.b_dec + x_in @ self.W_skip
 
     def pre_activations(self, x_in: Tensor) -> Tensor:
         centred = x_in - self.b_dec if self.cfg.apply_b_dec_to_input else x_in
@@ -84,9 +105,14 @@ class Dictionary(nn.Module):
             x_hat = x_hat * std + mu
         return x_hat
 
+    def output(self, codes: Tensor, x: Tensor) -> Tensor:
+        """The reconstruction (a transcoder's prediction, skip connection included) from x's codes."""
+        out = self.decode(codes, self.input_norm(x))
+        return out if self.W_skip is None else out + x @ self.W_skip
+
     def forward(self, x: Tensor) -> Tensor:
-        """Reconstruction of x (in x's own scale)."""
-        return self.decode(self.encode(x), self.input_norm(x))
+        """Reconstruction of x (in x's own scale); a transcoder's prediction of its output activation."""
+        return self.output(self.encode(x), x)
 
     def _check_input(self, x: Tensor) -> None:
         if x.shape[-1] != self.d_in:
@@ -107,8 +133,12 @@ class Dictionary(nn.Module):
         self.W_dec.grad -= (self.W_dec.grad * unit).sum(1, keepdim=True) * unit
 
     @torch.no_grad()
-    def fold_activation_scale(self, scale: float) -> None:
-        """Make a dictionary trained on `scale * x` work on raw x (codes unchanged)."""
+    def fold_activation_scale(self, scale: float, out_scale: float | None = None) -> None:
+        """Make a dictionary trained on `scale * x` (predicting `out_scale * y`; default: scale) work on raw
+        x and y (codes unchanged)."""
+        out_scale = scale if out_scale is None else out_scale
         self.W_enc *= scale
-        self.b_dec /= scale
-        self.W_dec /= scale
+        self.b_dec /= out_scale
+        self.W_dec /= out_scale
+        if self.W_skip is not None:
+            self.W_skip *= scale / out_scale

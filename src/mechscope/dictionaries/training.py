@@ -96,29 +96,49 @@ def _lr_at(step: int, cfg: TrainConfig, base: float) -> float:
     return base * warm * decay
 
 
-def _init_statistics(sample: torch.Tensor, cfg: TrainConfig) -> dict:
-    """Normalisation scale, fixed loss variance and the b_dec initialisation from the first tokens."""
-    scale = math.sqrt(sample.shape[1]) / sample.norm(dim=1).mean().item() if cfg.normalize_activations else 1.0
-    scaled = sample * scale
-    variance = (scaled - scaled.mean(0)).pow(2).sum(1).mean().item()
-    init = {"geometric_median": lambda: geometric_median(scaled[:8192]), "mean": lambda: scaled.mean(0),
-            "zeros": lambda: torch.zeros(scaled.shape[1])}
+def _norm_scale(sample: torch.Tensor, cfg: TrainConfig) -> float:
+    """The factor that makes E||x|| = sqrt(d) (1 without normalisation)."""
+    return math.sqrt(sample.shape[1]) / sample.norm(dim=1).mean().item() if cfg.normalize_activations else 1.0
+
+
+def _init_statistics(sample: torch.Tensor | tuple[torch.Tensor, torch.Tensor], cfg: TrainConfig) -> dict:
+    """Normalisation scales, fixed loss variance and the b_dec initialisation from the first tokens.
+
+    A paired sample (a transcoder's inputs and targets) gets one scale per side; variance and b_dec come
+    from the targets, the side that b_dec and the loss live in."""
+    inputs, targets = sample if isinstance(sample, tuple) else (sample, None)
+    scale = _norm_scale(inputs, cfg)
+    out_scale = scale if targets is None else _norm_scale(targets, cfg)
+    scaled = inputs * scale
+    scaled_out = scaled if targets is None else targets * out_scale
+    variance = (scaled_out - scaled_out.mean(0)).pow(2).sum(1).mean().item()
+    init = {"geometric_median": lambda: geometric_median(scaled_out[:8192]), "mean": lambda: scaled_out.mean(0),
+            "zeros": lambda: torch.zeros(scaled_out.shape[1])}
     if cfg.b_dec_init not in init:
         raise MechscopeError(f"b_dec_init must be one of {sorted(init)}, got {cfg.b_dec_init!r}")
-    return {"scale": scale, "variance": variance, "b_dec": init[cfg.b_dec_init](), "sample": scaled[:4096]}
+    return {"scale": scale, "out_scale": out_scale, "variance": variance, "b_dec": init[cfg.b_dec_init](),
+            "sample": scaled[:4096], "target": None if targets is None else scaled_out[:4096]}
 
 
 def _prepare(cfg: DictionaryConfig, src: BatchSource) -> DictionaryConfig:
     if cfg.d_in != src.d_in:
         raise MechscopeError(f"dictionary {run_name(cfg)} has d_in={cfg.d_in} but {src.name} gives "
                              f"activations of d_in={src.d_in}")
+    if cfg.is_transcoder and not src.paired:
+        raise MechscopeError(f"transcoder {run_name(cfg)} needs (input, target) pairs; {src.name} gives single "
+                             "activations (name the output hook: hook_out=... / --out-hook)")
+    if src.paired:
+        if cfg.d_out not in (None, src.d_out):
+            raise MechscopeError(f"transcoder {run_name(cfg)} has d_out={cfg.d_out} but {src.name} gives targets "
+                                 f"of width {src.d_out}")
+        cfg = replace(cfg, d_out=src.d_out, hook_name_out=cfg.hook_name_out or src.hook_name_out)
     return replace(cfg, hook_name=cfg.hook_name or src.hook_name, model_name=cfg.model_name or src.model_name)
 
 
 def _make_run(cfg: DictionaryConfig, name: str, out: Path, tcfg: TrainConfig, stats: dict, device) -> _Run:
     d = Dictionary(cfg, device=device)
     d.reset_parameters(seed=tcfg.seed)
-    d.variant.init_from_data(d, stats["b_dec"], stats["sample"])
+    d.variant.init_from_data(d, stats["b_dec"], stats["sample"], stats["target"])
     lr = tcfg.lr or 2e-4 * math.sqrt(2**14 / cfg.d_sae)
     optimizer = _adam(d, lr, tcfg.adam_betas)
     module = distributed.wrap(TrainingStep(d))
@@ -149,15 +169,16 @@ def _train_dict(tcfg: TrainConfig) -> dict:
 
 
 def train(source, dictionaries: DictionaryConfig | list[DictionaryConfig], out: str | Path,
-          config: TrainConfig | None = None, hook: str | None = None) -> list[Path]:
+          config: TrainConfig | None = None, hook: str | None = None, hook_out: str | None = None) -> list[Path]:
     """Train one or more dictionaries from one pass over `source`; resumes from checkpoints in `out`.
 
     `source`: an ActivationCache or its directory, SyntheticFeatures, or an iterator of [n, d_in]
-    tensors (e.g. `stream_batches`; not resumable). Returns the SAELens-layout directories written.
+    tensors (e.g. `stream_batches`; not resumable). Transcoders train from (hook, hook_out) pairs of a
+    cache, or an iterator of (x, y) pairs. Returns the SAELens-layout directories written.
     """
     tcfg = config or TrainConfig()
     cfgs = [dictionaries] if isinstance(dictionaries, DictionaryConfig) else list(dictionaries)
-    src = as_batch_source(source, hook, tcfg.seed)
+    src = as_batch_source(source, hook, tcfg.seed, hook_out)
     cfgs = [_prepare(c, src) for c in cfgs]
     names = [run_name(c) for c in cfgs]
     if len(set(names)) != len(names):
@@ -173,7 +194,8 @@ def train(source, dictionaries: DictionaryConfig | list[DictionaryConfig], out: 
         sample = src.sample(tcfg.init_tokens, tcfg.batch_size)
     else:
         first = next(batches)
-        sample, batches = first.float(), chain([first], batches)
+        sample = tuple(t.float() for t in first) if src.paired else first.float()
+        batches = chain([first], batches)
     stats = _init_statistics(sample, tcfg)
     runs = [_make_run(c, n, out, tcfg, stats, device) for c, n in zip(cfgs, names)]
     active = [r for r in runs if not r.done]
@@ -204,14 +226,15 @@ def _loop(runs: list[_Run], batches, start: int, tcfg: TrainConfig, stats: dict,
             batch = next(batches, None)
             if batch is None:
                 raise TrainingError(f"{src.name} ran out at step {step} of {tcfg.steps}")
-            x = batch.to(device, torch.float32) * stats["scale"]
-            if not bool(torch.isfinite(x).all()):
+            x, y = _scaled(batch, stats, device)
+            if not bool(torch.isfinite(x).all()) or (y is not None and not bool(torch.isfinite(y).all())):
                 raise TrainingError(f"step {step}: batch {step} from {src.name} holds NaN or Inf activations; "
                                     "the last checkpoint is intact")
             for run in runs:
                 if step < run.start_step:
                     continue
-                terms = _step(run, x[local], step, tcfg, stats, dead_after, resample_steps)
+                terms = _step(run, x[local], None if y is None else y[local], step, tcfg, stats, dead_after,
+                              resample_steps)
                 if step % tcfg.log_every == 0 or step == tcfg.steps - 1:
                     _log(logs[run.name], run, step, terms, tcfg, dead_after, started)
                 if rank == 0 and (step + 1) % tcfg.checkpoint_every == 0 and step + 1 < tcfg.steps:
@@ -223,15 +246,23 @@ def _loop(runs: list[_Run], batches, start: int, tcfg: TrainConfig, stats: dict,
                 log.close()
 
 
-def _step(run: _Run, x: torch.Tensor, step: int, tcfg: TrainConfig, stats: dict, dead_after: int,
-          resample_steps: set[int]) -> dict:
+def _scaled(batch, stats: dict, device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(inputs, targets or None) of one batch, on the device and in the training scale."""
+    if isinstance(batch, tuple):
+        return (batch[0].to(device, torch.float32) * stats["scale"],
+                batch[1].to(device, torch.float32) * stats["out_scale"])
+    return batch.to(device, torch.float32) * stats["scale"], None
+
+
+def _step(run: _Run, x: torch.Tensor, y: torch.Tensor | None, step: int, tcfg: TrainConfig, stats: dict,
+          dead_after: int, resample_steps: set[int]) -> dict:
     d = run.dictionary
     lr = _lr_at(step, tcfg, run.lr)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     warm = tcfg.sparsity_warmup_fraction * tcfg.steps
     dead = run.tokens_since_fired >= dead_after
-    ctx = StepContext(stats["variance"], min(1.0, (step + 1) / warm) if warm >= 1 else 1.0, dead)
+    ctx = StepContext(stats["variance"], min(1.0, (step + 1) / warm) if warm >= 1 else 1.0, dead, y)
     terms = run.step_module(x, ctx)
     if not bool(torch.isfinite(terms["total"])):
         raise TrainingError(f"step {step}: {run.name}'s loss is {terms['total'].item()}; the last checkpoint "
@@ -274,7 +305,7 @@ def _checkpoint(run: _Run, step: int, tcfg: TrainConfig) -> None:
 def _finish(run: _Run, stats: dict, tcfg: TrainConfig, src: BatchSource) -> None:
     """Fold the normalisation into the weights and write the SAELens-layout files and a manifest."""
     d = run.dictionary
-    d.fold_activation_scale(stats["scale"])
+    d.fold_activation_scale(stats["scale"], stats["out_scale"])
     saelens.save(d, run.directory)
     log = [json.loads(line) for line in (run.directory / "training_log.jsonl").read_text().splitlines()]
     provenance = src.provenance or {}
@@ -282,5 +313,6 @@ def _finish(run: _Run, stats: dict, tcfg: TrainConfig, src: BatchSource) -> None
     write_manifest(run.directory, build_manifest(
         "mechscope.dictionary", model=provenance.get("model"), config=d.cfg, inputs=inputs, name=run.name,
         train=_train_dict(tcfg), source=src.name, provenance=provenance, activation_scale=stats["scale"],
+        output_scale=stats["out_scale"],
         final=log[-1] if log else None, files=file_checksums(run.directory, [saelens.CFG_FILE, saelens.WEIGHTS_FILE])))
     shutil.rmtree(run.directory / "checkpoint", ignore_errors=True)

@@ -2,5 +2,7 @@
 
 from mechscope.evaluation.evaluate import EvalConfig, EvalResult, evaluate
 from mechscope.evaluation.reconstruction import ReconstructionStats, fraction_of_variance_unexplained
+from mechscope.evaluation.transcoders import TranscoderEvalResult, evaluate_transcoders
 
-__all__ = ["EvalConfig", "EvalResult", "ReconstructionStats", "evaluate", "fraction_of_variance_unexplained"]
+__all__ = ["EvalConfig", "EvalResult", "ReconstructionStats", "TranscoderEvalResult", "evaluate",
+           "evaluate_transcoders", "fraction_of_variance_unexplained"]

@@ -76,20 +76,11 @@ def evaluate(model, dictionary, source="pydocs", config: EvalConfig | None = Non
     also written there as eval.json.
     """
     cfg = config or EvalConfig(**options)
-    tokens, context, batch_size = int(cfg.tokens), cfg.context, cfg.batch_size
+    context = cfg.context
     bound = bind_dictionary(model, dictionary, hook)
     sae, directory, hook = bound.dictionary, bound.path, bound.hook
     src = text_source(source)
-    harvest_cfg = HarvestConfig(hooks=[hook], tokens=tokens, context=context, batch_size=batch_size, seed=cfg.seed)
-    special = torch.tensor(sorted(set(model.tokenizer.all_special_ids)))
-    batches, kept = [], 0
-    for ids in _batched(windows(model, src, harvest_cfg), batch_size):
-        batches.append(ids)
-        kept += int((~torch.isin(ids, special)).sum())
-        if kept >= tokens:
-            break
-    if not batches:
-        raise MechscopeError(f"source {src.name!r} gave no windows of {context} tokens")
+    batches, special = held_out_batches(model, src, cfg, hook)
 
     recon = ReconstructionStats(sae.d_sae)
     mean = torch.zeros(sae.d_in, dtype=torch.float64, device=model.device)
@@ -131,6 +122,22 @@ def _downstream(model, bound: BoundDictionary, batches, special, mean) -> dict:
         else:
             stats.update(torch.ones(ids.shape, device=model.device), outputs)
     return stats.result()
+
+
+def held_out_batches(model, src, cfg: EvalConfig, hook: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Batches of windows [batch_size, context] holding at least cfg.tokens non-special tokens, and the special ids."""
+    harvest_cfg = HarvestConfig(hooks=[hook], tokens=int(cfg.tokens), context=cfg.context, batch_size=cfg.batch_size,
+                                seed=cfg.seed)
+    special = torch.tensor(sorted(set(model.tokenizer.all_special_ids)))
+    batches, kept = [], 0
+    for ids in _batched(windows(model, src, harvest_cfg), cfg.batch_size):
+        batches.append(ids)
+        kept += int((~torch.isin(ids, special)).sum())
+        if kept >= cfg.tokens:
+            break
+    if not batches:
+        raise MechscopeError(f"source {src.name!r} gave no windows of {cfg.context} tokens")
+    return batches, special
 
 
 def _batched(rows, size: int):

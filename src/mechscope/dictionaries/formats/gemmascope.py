@@ -1,5 +1,6 @@
 """Gemma Scope: params.npz with W_enc [d_in, d_sae], W_dec, b_enc, b_dec, threshold (JumpReLU, no b_dec
-subtraction before the encoder)."""
+subtraction before the encoder). Its transcoders (gemma-scope-2b-pt-transcoders) use the same arrays: name
+their hooks (MLP input and output) to read one as a transcoder."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def _file(path: Path) -> Path:
     return path if path.suffix == ".npz" else path / "params.npz"
 
 
-def load(path: str | Path) -> Dictionary:
+def load(path: str | Path, hook_name: str = "", hook_name_out: str = "") -> Dictionary:
+    """A Gemma Scope SAE, or with `hook_name_out` a Gemma Scope transcoder reading `hook_name`."""
     file = _file(Path(path))
     try:
         with np.load(file, allow_pickle=False) as params:
@@ -29,7 +31,9 @@ def load(path: str | Path) -> Dictionary:
     except KeyError as err:
         raise MechscopeError(f"{file} lacks Gemma Scope array {err}; expected {NAMES}") from err
     d_in, d_sae = tensors["W_enc"].shape
-    cfg = DictionaryConfig(d_in=d_in, d_sae=d_sae, architecture="jumprelu", apply_b_dec_to_input=False)
+    cfg = DictionaryConfig(d_in=d_in, d_sae=d_sae, architecture="jumprelu", apply_b_dec_to_input=False,
+                           d_out=tensors["W_dec"].shape[1] if hook_name_out else None, hook_name=hook_name,
+                           hook_name_out=hook_name_out)
     return from_state_dict(cfg, tensors, str(file))
 
 

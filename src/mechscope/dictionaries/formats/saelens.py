@@ -2,6 +2,9 @@
 
 BatchTopK and Matryoshka dictionaries are written as SAELens "jumprelu" with their learned threshold
 (what SAELens does for its own BatchTopK SAEs); mechscope's full config rides along under "mechscope".
+Transcoders use SAELens's transcoder classes ("transcoder", "skip_transcoder", "jumprelu_transcoder",
+"jumprelu_skip_transcoder": d_out, hook_name_out, W_skip [d_out, d_in]); a TopK transcoder, which SAELens
+has no class for, is written as "topk_transcoder".
 """
 
 from __future__ import annotations
@@ -22,7 +25,18 @@ CFG_FILE, WEIGHTS_FILE = "cfg.json", "sae_weights.safetensors"
 _SAELENS_ARCH = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "matryoshka": "jumprelu",
                  "jumprelu": "jumprelu", "gated": "gated"}
 _FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu", "gated": "gated",
-                 "batchtopk": "batchtopk", "matryoshka_batchtopk": "matryoshka"}
+                 "batchtopk": "batchtopk", "matryoshka_batchtopk": "matryoshka", "transcoder": "relu",
+                 "skip_transcoder": "relu", "jumprelu_transcoder": "jumprelu", "jumprelu_skip_transcoder": "jumprelu",
+                 "topk_transcoder": "topk", "topk_skip_transcoder": "topk"}
+
+
+def _saelens_architecture(cfg: DictionaryConfig) -> str:
+    """SAELens's class name for this dictionary (its transcoder classes: ReLU and JumpReLU, with or without skip)."""
+    arch = _SAELENS_ARCH.get(cfg.architecture, cfg.architecture)
+    if not cfg.is_transcoder:
+        return arch
+    base = {"standard": "", "jumprelu": "jumprelu_"}.get(arch, f"{arch}_")
+    return f"{base}{'skip_' if cfg.skip_connection else ''}transcoder"
 
 
 def state_dict(d: Dictionary) -> dict[str, torch.Tensor]:
@@ -30,6 +44,8 @@ def state_dict(d: Dictionary) -> dict[str, torch.Tensor]:
     tensors = {"W_enc": d.W_enc, "W_dec": d.W_dec, "b_dec": d.b_dec,
                "b_gate" if d.cfg.architecture == "gated" else "b_enc": d.b_enc}
     tensors.update({name: getattr(d, name) for name in d.variant.saved_tensors})
+    if d.W_skip is not None:
+        tensors["W_skip"] = d.W_skip.T  # SAELens and circuit-tracer store it [d_out, d_in]
     return {k: v.detach().contiguous().cpu().float() for k, v in tensors.items()}
 
 
@@ -37,13 +53,16 @@ def save(d: Dictionary, path: str | Path) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = d.cfg
-    config = {"architecture": _SAELENS_ARCH.get(cfg.architecture, cfg.architecture), "d_in": cfg.d_in, "d_sae": cfg.d_sae,
+    config = {"architecture": _saelens_architecture(cfg), "d_in": cfg.d_in, "d_sae": cfg.d_sae,
               "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
               "normalize_activations": cfg.normalize_activations, "reshape_activations": "none",
               "metadata": {"model_name": cfg.model_name, "hook_name": cfg.hook_name, **cfg.metadata},
               "mechscope": cfg.to_dict()}
     if cfg.architecture == "topk":
         config["k"] = cfg.k
+    if cfg.is_transcoder:
+        config.update(d_out=cfg.d_output, hook_name_out=cfg.hook_name_out)
+        config["metadata"]["hook_name_out"] = cfg.hook_name_out
     write_safetensors(path / WEIGHTS_FILE, state_dict(d))
     atomic_write_json(path / CFG_FILE, config)
     return path
@@ -57,9 +76,12 @@ def config_from(raw: dict) -> DictionaryConfig:
     if arch not in _FROM_SAELENS:
         raise MechscopeError(f"cfg.json names architecture {arch!r}; mechscope reads {sorted(_FROM_SAELENS)}")
     metadata = raw.get("metadata") or {}
+    transcoder = arch.endswith("transcoder")
     return DictionaryConfig(
         d_in=raw["d_in"], d_sae=raw["d_sae"], architecture=_FROM_SAELENS[arch], k=int(raw.get("k", 32) or 32),
-        relu_form="classic", apply_b_dec_to_input=raw.get("apply_b_dec_to_input", True),
+        d_out=raw.get("d_out", raw["d_in"]) if transcoder else None, skip_connection="skip" in arch,
+        hook_name_out=metadata.get("hook_name_out", raw.get("hook_name_out", "")) or "",
+        relu_form="anthropic" if transcoder else "classic", apply_b_dec_to_input=raw.get("apply_b_dec_to_input", True),
         normalize_activations=raw.get("normalize_activations", "none") or "none",
         hook_name=metadata.get("hook_name", raw.get("hook_name", "")),
         model_name=metadata.get("model_name", raw.get("model_name", "")))
@@ -78,7 +100,8 @@ def from_state_dict(cfg: DictionaryConfig, tensors: dict[str, torch.Tensor], sou
                                  f"(d_in={cfg.d_in}, d_sae={cfg.d_sae})")
     with torch.no_grad():
         for name in expected:
-            getattr(d, "b_enc" if name == "b_gate" else name).copy_(tensors[name])
+            value = tensors[name].T if name == "W_skip" else tensors[name]
+            getattr(d, "b_enc" if name == "b_gate" else name).copy_(value)
     d.variant.after_load(d)
     return d
 

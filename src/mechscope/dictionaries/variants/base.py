@@ -19,6 +19,11 @@ class StepContext:
     variance: float  # fixed per-token total variance of the (normalised) inputs: E||x - E x||^2
     sparsity_scale: float = 1.0  # warm-up factor on the sparsity coefficient
     dead_mask: Tensor | None = None  # [d_sae] latents that have not fired for too long
+    target: Tensor | None = None  # [batch, d_out] what a transcoder predicts; None: the input itself (an SAE)
+
+    def target_for(self, x_in: Tensor) -> Tensor:
+        """What the reconstruction is scored against: the transcoder's target, else x_in."""
+        return x_in if self.target is None else self.target
 
 
 class Variant:
@@ -65,8 +70,9 @@ class Variant:
         """Initialise them (called after the shared initialisation)."""
 
     @torch.no_grad()
-    def init_from_data(self, d, b_dec: Tensor, sample: Tensor) -> None:
-        """Data-dependent initialisation before training: b_dec from the first tokens."""
+    def init_from_data(self, d, b_dec: Tensor, sample: Tensor, target: Tensor | None = None) -> None:
+        """Data-dependent initialisation before training: b_dec from the first tokens (of the target, for a
+        transcoder whose first inputs are `sample` and outputs `target`)."""
         d.b_dec.copy_(b_dec.to(d.b_dec.device))
 
     def after_load(self, d) -> None:
@@ -99,12 +105,12 @@ def batch_fvu(x: Tensor, x_hat: Tensor) -> Tensor:
     return squared_error(x, x_hat).detach() / (x - x.mean(0)).pow(2).sum().clamp_min(1e-12)
 
 
-def dense_terms(d, x_in: Tensor, codes: Tensor, x_hat: Tensor, sparsity: Tensor, ctx: StepContext,
+def dense_terms(d, target: Tensor, codes: Tensor, x_hat: Tensor, sparsity: Tensor, ctx: StepContext,
                 extra: Tensor | None = None) -> dict[str, Tensor]:
     """Loss terms of the L1-style variants: recon = mean_b ||x - x_hat||^2 (the papers' form)."""
-    recon = squared_error(x_in, x_hat) / x_in.shape[0]
+    recon = squared_error(target, x_hat) / target.shape[0]
     total = recon + ctx.sparsity_scale * sparsity + (extra if extra is not None else 0)
     active = codes > 0
     return {"total": total, "recon": recon.detach(), "sparsity": sparsity.detach(),
             "aux": (extra.detach() if extra is not None else torch.zeros(())),
-            "l0": active.sum(-1).float().mean(), "fvu": batch_fvu(x_in, x_hat), "fired": active.any(0)}
+            "l0": active.sum(-1).float().mean(), "fvu": batch_fvu(target, x_hat), "fired": active.any(0)}

@@ -96,10 +96,10 @@ class JumpReLU(Variant):
         pre = d.pre_activations(x_in)
         theta = d.log_threshold.exp()
         codes = jumprelu(pre, theta, self.cfg.jumprelu_bandwidth)
-        x_hat = codes @ d.W_dec + d.b_dec
+        x_hat = codes @ d.W_dec + d.offset(x_in)
         l0 = step(pre, theta, self.cfg.jumprelu_bandwidth).sum(-1).mean()
         if self.cfg.target_l0:
             sparsity = self.cfg.l0_coefficient * (l0 / self.cfg.target_l0 - 1).pow(2)
         else:
             sparsity = self.cfg.l0_coefficient * l0
-        return dense_terms(d, x_in, codes, x_hat, sparsity, ctx)
+        return dense_terms(d, ctx.target_for(x_in), codes, x_hat, sparsity, ctx)

@@ -44,6 +44,9 @@ class ReLU(L1Variant):
     def validate_config(cls, cfg) -> None:
         if cfg.relu_form not in RELU_FORMS:
             raise MechscopeError(f"relu_form must be one of {RELU_FORMS}, got {cfg.relu_form!r}")
+        if cfg.is_transcoder and cfg.relu_form == "classic":
+            raise MechscopeError("a ReLU transcoder uses relu_form='anthropic' (the classic form resamples dead "
+                                 "latents towards inputs, which live in another space); got 'classic'")
 
     def run_name(self) -> str:
         label = "relu-classic" if self.cfg.relu_form == "classic" else "relu"
@@ -55,10 +58,10 @@ class ReLU(L1Variant):
             d.W_dec.mul_(0.1)
             d.W_enc.mul_(0.1)
 
-    def init_from_data(self, d, b_dec: Tensor, sample: Tensor) -> None:
+    def init_from_data(self, d, b_dec: Tensor, sample: Tensor, target: Tensor | None = None) -> None:
         """The anthropic form never subtracts b_dec from its input, so b_dec starts at zero."""
         if self.cfg.apply_b_dec_to_input:
-            super().init_from_data(d, b_dec, sample)
+            super().init_from_data(d, b_dec, sample, target)
 
     def resample(self, d, optimizer, x: Tensor, dead: Tensor, step: int) -> int:
         """The classic form revives dead latents (Anthropic 2023); the anthropic form does not."""
@@ -69,10 +72,10 @@ class ReLU(L1Variant):
 
     def loss(self, d, x_in: Tensor, ctx: StepContext) -> dict[str, Tensor]:
         codes = d.pre_activations(x_in).relu()
-        x_hat = codes @ d.W_dec + d.b_dec
+        x_hat = codes @ d.W_dec + d.offset(x_in)
         weights = d.W_dec.norm(dim=1) if self.cfg.relu_form == "anthropic" else 1.0
         sparsity = self.cfg.l1_coefficient * (codes * weights).sum(-1).mean()
-        return dense_terms(d, x_in, codes, x_hat, sparsity, ctx)
+        return dense_terms(d, ctx.target_for(x_in), codes, x_hat, sparsity, ctx)
 
 
 class Gated(L1Variant):
@@ -83,6 +86,12 @@ class Gated(L1Variant):
     """
 
     saved_tensors = ("r_mag", "b_mag")
+
+    @classmethod
+    def validate_config(cls, cfg) -> None:
+        if cfg.is_transcoder:
+            raise MechscopeError("Gated dictionaries subtract b_dec from their input, so they cannot be transcoders; "
+                                 "use relu, topk, batchtopk, matryoshka or jumprelu")
 
     def add_parameters(self, d) -> None:
         d.r_mag = nn.Parameter(torch.zeros(d.d_sae, device=d.W_enc.device))

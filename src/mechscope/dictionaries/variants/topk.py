@@ -31,9 +31,10 @@ class TopK(Variant):
     def knob_label(self) -> str:
         return f"k{self.cfg.k}"
 
-    def init_from_data(self, d, b_dec: Tensor, sample: Tensor) -> None:
-        super().init_from_data(d, b_dec, sample)
-        scale_encoder_to_data(d, sample.to(d.W_enc.device))
+    def init_from_data(self, d, b_dec: Tensor, sample: Tensor, target: Tensor | None = None) -> None:
+        super().init_from_data(d, b_dec, sample, target)
+        device = d.W_enc.device
+        scale_encoder_to_data(d, sample.to(device), (sample if target is None else target).to(device))
 
     def select(self, d, pre: Tensor) -> tuple[SparseCodes, Tensor]:
         """The selected pairs and their pre-activations (in the codes' order)."""
@@ -48,32 +49,33 @@ class TopK(Variant):
         with torch.no_grad():
             pre = d.pre_activations(x_in)
         codes, raw = self.select(d, pre)
-        values = encoder_values(raw, x_in, d.b_dec, d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
+        values = encoder_values(raw, x_in, d.input_centre(), d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
         recon_terms, x_hat = self.reconstruction(d, values, codes, x_in, ctx)
         aux = self.auxk(d, x_in, pre, x_hat.detach(), ctx)
         total = recon_terms + self.cfg.aux_coefficient * aux
         fired = torch.zeros(d.d_sae, dtype=torch.bool, device=x_in.device)
         fired[codes.cols[values > 0]] = True
         return {"total": total, "recon": recon_terms.detach(), "aux": aux.detach(), "sparsity": torch.zeros(()),
-                "l0": (values > 0).sum().float() / x_in.shape[0], "fvu": batch_fvu(x_in, x_hat), "fired": fired,
+                "l0": (values > 0).sum().float() / x_in.shape[0], "fvu": batch_fvu(ctx.target_for(x_in), x_hat),
+                "fired": fired,
                 "min_value": values.detach()[values > 0].min() if (values > 0).any() else torch.zeros(())}
 
     def reconstruction(self, d, values, codes, x_in, ctx) -> tuple[Tensor, Tensor]:
-        x_hat = decode(values, d.W_dec, codes, d.sparse_kernels) + d.b_dec
-        return squared_error(x_in, x_hat) / (x_in.shape[0] * ctx.variance), x_hat
+        x_hat = decode(values, d.W_dec, codes, d.sparse_kernels) + d.offset(x_in)
+        return squared_error(ctx.target_for(x_in), x_hat) / (x_in.shape[0] * ctx.variance), x_hat
 
     def auxk(self, d, x_in: Tensor, pre: Tensor, x_hat: Tensor, ctx: StepContext) -> Tensor:
-        """Gao et al.'s AuxK: the top k_aux dead latents reconstruct the residual x - x_hat."""
+        """Gao et al.'s AuxK: the top k_aux dead latents reconstruct the residual target - x_hat."""
         if ctx.dead_mask is None or not bool(ctx.dead_mask.any()):
             return torch.zeros((), device=x_in.device)
         k_aux = min(self.cfg.k_aux, int(ctx.dead_mask.sum()))
         masked = pre.masked_fill(~ctx.dead_mask, float("-inf"))
         top = masked.topk(k_aux, dim=-1, sorted=False)
         codes = SparseCodes.from_topk(top.indices, d.d_sae)
-        values = encoder_values(top.values.reshape(-1), x_in, d.b_dec, d.W_enc, d.b_enc, codes,
+        values = encoder_values(top.values.reshape(-1), x_in, d.input_centre(), d.W_enc, d.b_enc, codes,
                                 d.sparse_kernels).relu()
         e_hat = decode(values, d.W_dec, codes, d.sparse_kernels)
-        return squared_error(x_in - x_hat, e_hat) / (x_in.shape[0] * ctx.variance)
+        return squared_error(ctx.target_for(x_in) - x_hat, e_hat) / (x_in.shape[0] * ctx.variance)
 
 
 class BatchTopK(TopK):
@@ -134,26 +136,29 @@ class Matryoshka(BatchTopK):
     def reconstruction(self, d, values, codes, x_in, ctx) -> tuple[Tensor, Tensor]:
         widths = torch.tensor(self.cfg.matryoshka_widths, device=codes.cols.device)
         group = torch.searchsorted(widths, codes.cols, right=True)
-        x_hat = d.b_dec.expand_as(x_in)
+        target = ctx.target_for(x_in)
+        x_hat = d.offset(x_in).expand_as(target)
         total = torch.zeros((), device=x_in.device)
         for g in range(len(widths)):
             keep = group == g
             if bool(keep.any()):
                 x_hat = x_hat + decode(values[keep], d.W_dec, codes.subset(keep), d.sparse_kernels)
-            total = total + squared_error(x_in, x_hat) / (x_in.shape[0] * ctx.variance)
+            total = total + squared_error(target, x_hat) / (x_in.shape[0] * ctx.variance)
         return total, x_hat
 
 
 @torch.no_grad()
-def scale_encoder_to_data(d, x: Tensor) -> None:
-    """Scale the tied encoder so the initial reconstruction has the least-squares best magnitude.
+def scale_encoder_to_data(d, x: Tensor, y: Tensor) -> None:
+    """Scale the encoder so the initial reconstruction of y (x itself for an SAE) has the least-squares best
+    magnitude.
 
     TopK-style selection does not depend on the encoder's scale, so the codes, and with them the
-    reconstruction's deviation from b_dec, scale linearly: one scalar s = <x - b, r> / ||r||^2.
+    reconstruction's deviation from b_dec, scale linearly: one scalar s = <y - b, r> / ||r||^2.
     Starting at the right magnitude instead of unit-norm columns shortens the early phase of training.
     """
-    residual = d(x) - d.b_dec
-    target = x - d.b_dec
+    offset = d.offset(x)
+    residual = d(x) - offset
+    target = y - offset
     scale = (target * residual).sum() / residual.pow(2).sum().clamp_min(1e-12)
     if bool(scale > 0):
         d.W_enc.mul_(scale)
