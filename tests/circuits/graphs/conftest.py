@@ -75,3 +75,35 @@ def fit_transcoders(model, texts, layers, d_sae: int = 256, k: int = 8, steps: i
             optimiser.step()
         transcoders.append(transcoder.eval().requires_grad_(False))
     return Transcoders(transcoders, layers)
+
+
+def frozen_values(model, transcoders, prompt, deltas: dict[str, torch.Tensor], copies: int, zero_sources: bool = False):
+    """Each copy's transcoder pre-activations per layer and demeaned logits at the last position, in the model with
+    patterns, norm scales and every MLP output frozen at the clean run's, plus `deltas` [copies, pos, d] added at
+    hook points (hook_embed, blocks.{l}.hook_mlp_out). zero_sources: embeddings zero and MLP outputs b_dec only."""
+    names = [n for n in model.hook_names() if model.point(n).kind in ("pattern", "norm_scale")]
+    names += [f"blocks.{l}.hook_mlp_out" for l in range(model.n_layers)]
+    _, clean = model.run_with_cache(prompt[None], names)
+    inputs = {}
+
+    def frozen(act, name):
+        value = clean[name].expand_as(act).clone()
+        if zero_sources and name.endswith("hook_mlp_out"):
+            value[:] = dict(zip(transcoders.layers, transcoders.dictionaries))[int(name.split(".")[1])].b_dec
+        return value + deltas[name] if name in deltas else value
+
+    def embed(act, name):
+        value = torch.zeros_like(act) if zero_sources else act
+        return value + deltas[name] if name in deltas else value
+
+    def keep(act, name):
+        inputs[int(name.split(".")[1])] = act
+        return act
+
+    hooks = [(n, frozen) for n in names] + [("hook_embed", embed)]
+    hooks += [(transcoders.input_hook.format(layer=l), keep) for l in transcoders.layers]
+    with torch.no_grad(), model.hooks(hooks):
+        logits = model(prompt[None].expand(copies, -1))[:, -1]
+    with torch.no_grad():
+        pre = {l: tc.pre_activations(inputs[l].float()) for l, tc in zip(transcoders.layers, transcoders.dictionaries)}
+    return pre, logits - logits.mean(-1, keepdim=True)

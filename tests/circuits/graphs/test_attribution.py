@@ -9,40 +9,9 @@ import torch
 from mechscope.circuits.graphs import AttributionGraph, GraphConfig, attribute, graph_scores
 from mechscope.circuits.graphs.replacement import GraphError, Transcoders
 
-from tests.circuits.graphs.conftest import EXACT_INPUT
+from tests.circuits.graphs.conftest import frozen_values
 
 PROMPT = torch.tensor([3, 17, 8, 42, 17, 8, 5, 11])
-
-
-def _frozen_values(model, transcoders, deltas: dict[str, torch.Tensor], copies: int, zero_sources: bool = False):
-    """Each copy's transcoder pre-activations per layer and demeaned logits at the last position, in the model with
-    patterns, norm scales and every MLP output frozen at the clean run's, plus `deltas` [copies, pos, d] added at
-    hook points (hook_embed, blocks.{l}.hook_mlp_out). zero_sources: embeddings zero and MLP outputs b_dec only."""
-    names = [n for n in model.hook_names() if model.point(n).kind in ("pattern", "norm_scale")]
-    names += [f"blocks.{l}.hook_mlp_out" for l in range(model.n_layers)]
-    _, clean = model.run_with_cache(PROMPT[None], names)
-    inputs = {}
-
-    def frozen(act, name):
-        value = clean[name].expand_as(act).clone()
-        if zero_sources and name.endswith("hook_mlp_out"):
-            value[:] = transcoders.dictionaries[int(name.split(".")[1])].b_dec
-        return value + deltas[name] if name in deltas else value
-
-    def embed(act, name):
-        value = torch.zeros_like(act) if zero_sources else act
-        return value + deltas[name] if name in deltas else value
-
-    def keep(act, name):
-        inputs[int(name.split(".")[1])] = act
-        return act
-
-    hooks = [(n, frozen) for n in names] + [("hook_embed", embed)]
-    hooks += [(EXACT_INPUT.format(layer=l), keep) for l in transcoders.layers]
-    with torch.no_grad(), model.hooks(hooks):
-        logits = model(PROMPT[None].expand(copies, -1))[:, -1]
-    pre = {l: tc.pre_activations(inputs[l].float()) for l, tc in zip(transcoders.layers, transcoders.dictionaries)}
-    return pre, logits - logits.mean(-1, keepdim=True)
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +40,8 @@ def test_edges_equal_finite_difference_direct_effects(relu_gpt2, exact_transcode
             deltas[f"blocks.{node.layer}.hook_mlp_out"][row, node.pos] = -graph.activations[index] * direction
         else:
             deltas["hook_embed"][row, node.pos] = -model.hf.transformer.wte.weight[int(PROMPT[node.pos])].detach()
-    clean_pre, clean_logits = _frozen_values(model, exact_transcoders, {}, 1)
-    pre, logits = _frozen_values(model, exact_transcoders, deltas, len(sources))
+    clean_pre, clean_logits = frozen_values(model, exact_transcoders, PROMPT, {}, 1)
+    pre, logits = frozen_values(model, exact_transcoders, PROMPT, deltas, len(sources))
     dense = graph.dense()
     layer1 = (graph.features[:, 0] == 1).nonzero().squeeze(1)
     expected_feature = clean_pre[1][0, graph.features[layer1, 1], graph.features[layer1, 2]] - \
@@ -89,8 +58,8 @@ def test_edges_equal_finite_difference_direct_effects(relu_gpt2, exact_transcode
 def test_logit_inputs_plus_bias_terms_sum_to_its_value(relu_gpt2, exact_transcoders, exact_graph):
     """Bias terms: positional embeddings, attention and norm biases, b_dec: the value with every node zeroed."""
     graph = exact_graph
-    _, bias = _frozen_values(relu_gpt2, exact_transcoders, {}, 1, zero_sources=True)
-    _, clean = _frozen_values(relu_gpt2, exact_transcoders, {}, 1)
+    _, bias = frozen_values(relu_gpt2, exact_transcoders, PROMPT, {}, 1, zero_sources=True)
+    _, clean = frozen_values(relu_gpt2, exact_transcoders, PROMPT, {}, 1)
     for i, token in enumerate(graph.logit_tokens.tolist()):
         _, weights = graph.inputs(graph.logit_index(i))
         assert float(graph.logit_values[i]) == pytest.approx(float(clean[0, token]), abs=1e-4)
