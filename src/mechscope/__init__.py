@@ -2,6 +2,7 @@
 
 from mechscope.autointerp import LabelConfig, label_features
 from mechscope.circuits import EdgeCircuit, find_circuit
+from mechscope.circuits.graphs import AttributionGraph, GraphConfig, Transcoders, attribute
 from mechscope.data import ActivationCache, harvest, stream_batches, text_source
 from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import convert, load_dictionary, save_dictionary
@@ -13,8 +14,8 @@ from mechscope.toy import Organism, load_organism, open_organism, organism_path,
 
 from mechscope.version import __version__  # noqa: E402  (re-exported)
 
-__all__ = ["ActivationCache", "Catalog", "Dictionary", "DictionaryConfig", "EdgeCircuit", "HookedModel",
-           "LabelConfig", "MechscopeError", "Organism", "SteeringVector", "TrainConfig", "__version__", "convert",
+__all__ = ["ActivationCache", "AttributionGraph", "Catalog", "Dictionary", "DictionaryConfig", "EdgeCircuit", "GraphConfig", "HookedModel",
+           "LabelConfig", "MechscopeError", "Organism", "SteeringVector", "TrainConfig", "Transcoders", "__version__", "attribute", "convert",
            "find_circuit", "harvest", "label_features", "load_dictionary", "load_model", "load_organism", "mine",
            "open_organism", "organism_path", "save_dictionary", "select_refusal_direction", "steer", "stream_batches",
            "text_source", "train", "train_organism"]

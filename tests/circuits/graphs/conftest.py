@@ -3,6 +3,8 @@ transcoders fitted quickly to a model's MLPs."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
@@ -107,3 +109,18 @@ def frozen_values(model, transcoders, prompt, deltas: dict[str, torch.Tensor], c
     with torch.no_grad():
         pre = {l: tc.pre_activations(inputs[l].float()) for l, tc in zip(transcoders.layers, transcoders.dictionaries)}
     return pre, logits - logits.mean(-1, keepdim=True)
+
+
+@pytest.fixture(scope="session")
+def induction():
+    """(organism, transcoders fitted to both its MLPs, a repeated-segment prompt, the position the last token
+    first occurred at)."""
+    from mechscope.toy import load_organism
+
+    organism = load_organism("induction", size="small", device="cpu")
+    model, task = organism.model, organism.task
+    texts = task.train_texts(random.Random(0), 40)
+    transcoders = fit_transcoders(model, texts, [0, 1], d_sae=256, k=8, steps=200)
+    first = 6
+    prompt = task.repeated_tokens(model.tokenizer, n=1)[0][:1 + task.check_segment + first]
+    return organism, transcoders, prompt, first

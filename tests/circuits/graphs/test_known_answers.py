@@ -4,8 +4,6 @@ the graph routes the prediction from the token after the first occurrence."""
 
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
 
@@ -70,21 +68,9 @@ def test_pruning_keeps_the_planted_path_and_drops_weak_nodes():
     assert pruned.edge_mask.tolist() == [True, False, True, False]
 
 
-@pytest.fixture(scope="module")
-def induction():
-    from mechscope.toy import load_organism
-
-    organism = load_organism("induction", size="small", device="cpu")
-    model, task = organism.model, organism.task
-    texts = task.train_texts(random.Random(0), 96)
-    transcoders = fit_transcoders(model, texts, [0, 1], d_sae=256, k=8, steps=300)
-    first = 6
-    prompt = task.repeated_tokens(model.tokenizer, n=1)[0][:1 + task.check_segment + first]
-    return model, transcoders, prompt, first
-
-
 def test_induction_graph_routes_the_prediction_from_the_token_after_the_first_occurrence(induction):
-    model, transcoders, prompt, first = induction
+    organism, transcoders, prompt, first = induction
+    model = organism.model
     # the last token repeats the one at position `first`; the model should copy what followed it
     assert int(prompt[-1]) == int(prompt[first])
     graph = attribute(model, transcoders, prompt, GraphConfig(max_logits=1))

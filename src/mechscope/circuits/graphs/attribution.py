@@ -183,5 +183,5 @@ def attribute(model, transcoders: Transcoders, prompt, config: GraphConfig | Non
         targets=edge_targets, sources=sources, weights=weights,
         info={"model": model.info.name, "prompt": model.to_string(tokens) if model.tokenizer is not None else None,
               "transcoder_layers": list(transcoders.layers), "input_hook": transcoders.input_hook,
-              "output_hook": transcoders.output_hook, "config": asdict(config), "memory_estimate": asdict(estimate),
+              "output_hook": transcoders.output_hook, "config": asdict(config), "memory_estimate": {**asdict(estimate), "total_bytes": estimate.total_bytes},
               "seconds": round(time.perf_counter() - started, 3)})

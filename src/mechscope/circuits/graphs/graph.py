@@ -20,6 +20,8 @@ from mechscope.data.atomic import atomic_write_json
 from mechscope.errors import MechscopeError
 
 TENSORS = "graph.safetensors"
+LABELS = {"feature": "L{layer} #{latent} @{pos}", "error": "error L{layer} @{pos}", "token": "{text!r} @{pos}",
+          "logit": "logit {text!r}"}
 META = "graph.json"
 
 
@@ -104,13 +106,9 @@ class AttributionGraph:
 
     def label(self, index: int) -> str:
         node = self.node(index)
-        if node.kind == "feature":
-            return f"L{node.layer} #{node.latent} @{node.pos}"
-        if node.kind == "error":
-            return f"error L{node.layer} @{node.pos}"
-        if node.kind == "token":
-            return f"{self.token_labels[node.pos]!r} @{node.pos}"
-        return f"logit {self.logit_labels[index - self.logit_start]!r}"
+        text = {"token": lambda: self.token_labels[node.pos],
+                "logit": lambda: self.logit_labels[index - self.logit_start]}.get(node.kind, str)()
+        return LABELS[node.kind].format(layer=node.layer, pos=node.pos, latent=node.latent, text=text)
 
     # ----- edges ---------------------------------------------------------------------------------
     def dense(self) -> Tensor:
