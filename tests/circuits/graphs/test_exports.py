@@ -89,6 +89,9 @@ def test_graph_verb_on_the_induction_organism(tmp_path, induction, capsys):
     assert logit["feature"] == answer
     ids = {n["node_id"] for n in data["nodes"]}
     assert f"E_{answer}_{first + 1}" in ids and all(l["source"] in ids and l["target"] in ids for l in data["links"])
-    assert {"graph.safetensors", "graph.json", "graph.html", "manifest.json", "graph-metadata.json"} <= {
+    assert summary["qk_heads"][0] == f"L1.h{int(summary['qk_heads'][0][4])} {len(prompt) - 1}->{first + 1}"
+    qk = json.loads((tmp_path / "g" / "qk.json").read_text())
+    assert qk[0]["key_pos"] == first + 1 and len(qk[0]["top_terms"]) == 10
+    assert {"graph.safetensors", "graph.json", "graph.html", "qk.json", "manifest.json", "graph-metadata.json"} <= {
         p.name for p in (tmp_path / "g").iterdir()}
     assert AttributionGraph.load(tmp_path / "g").n_features == summary["active_features"]

@@ -9,11 +9,13 @@ from mechscope.circuits.graphs.graph import AttributionGraph, Node
 from mechscope.circuits.graphs.grouping import auto_supernodes
 from mechscope.circuits.graphs.influence import GraphScores, PrunedGraph, graph_scores, node_influence, prune
 from mechscope.circuits.graphs.neuronpedia import neuronpedia_graph, node_id, write_neuronpedia_graph
+from mechscope.circuits.graphs.qk import QKAttribution, main_path_heads, qk_attribution
 from mechscope.circuits.graphs.replacement import GraphError, Transcoders
 from mechscope.circuits.graphs.targets import LogitTargets, direction_target, salient_logits
 from mechscope.circuits.graphs.viewer import write_graph_viewer
 
 __all__ = ["AttributionGraph", "GraphConfig", "GraphError", "GraphScores", "LogitTargets", "MemoryEstimate", "Node",
-           "PrunedGraph", "Transcoders", "attribute", "auto_supernodes", "direction_target",
-           "graph_scores", "load_transcoder_directory", "memory_estimate", "neuronpedia_graph", "node_id",
-           "node_influence", "prune", "salient_logits", "trace", "write_graph_viewer", "write_neuronpedia_graph"]
+           "PrunedGraph", "QKAttribution", "Transcoders", "attribute", "auto_supernodes", "direction_target",
+           "graph_scores", "load_transcoder_directory", "main_path_heads", "memory_estimate", "neuronpedia_graph",
+           "node_id", "node_influence", "prune", "qk_attribution", "salient_logits", "trace", "write_graph_viewer",
+           "write_neuronpedia_graph"]

@@ -20,6 +20,7 @@ class GraphConfig:
     zero_bos: bool = True  # no features or error at a leading special token (as circuit-tracer)
     node_threshold: float = 0.8  # pruning keeps the nodes holding this fraction of logit influence
     edge_threshold: float = 0.98  # and the edges holding this fraction of the kept graph's influence
+    qk_heads: int = 3  # QK attribution for the heads behind this many strongest cross-position kept edges
 
     def __post_init__(self):
         for name in ("logit_probability", "node_threshold", "edge_threshold"):
