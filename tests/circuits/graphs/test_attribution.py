@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mechscope.circuits.graphs import AttributionGraph, GraphConfig, attribute, graph_scores
+from mechscope.circuits.graphs import AttributionGraph, GraphConfig, attribute, direction_target, graph_scores
 from mechscope.circuits.graphs.replacement import GraphError, Transcoders
 
 from tests.circuits.graphs.conftest import frozen_values
@@ -91,3 +91,20 @@ def test_transcoder_of_the_wrong_width_is_refused(relu_gpt2, exact_transcoders):
     wrong = Transcoders([Dictionary(DictionaryConfig(d_in=16, d_sae=8, k=4))], [0])
     with pytest.raises(GraphError, match="d_model=32"):
         attribute(relu_gpt2, wrong, PROMPT)
+
+
+def test_capped_feature_rows_are_the_full_graphs_rows(relu_gpt2, exact_transcoders, exact_graph):
+    capped = attribute(relu_gpt2, exact_transcoders, PROMPT, GraphConfig(batch_size=8, max_feature_nodes=20))
+    rows = capped.targets[capped.targets < capped.n_features].unique()
+    assert len(rows) == 20
+    torch.testing.assert_close(capped.dense()[rows], exact_graph.dense()[rows])
+
+
+def test_a_direction_target_equal_to_a_demeaned_unembedding_gives_that_logits_row(relu_gpt2, exact_transcoders,
+                                                                                   exact_graph):
+    w_u = relu_gpt2.hf.get_output_embeddings().weight.detach()
+    token = int(exact_graph.logit_tokens[0])
+    graph = attribute(relu_gpt2, exact_transcoders, PROMPT, targets=direction_target(w_u[token] - w_u.mean(0)))
+    sources = slice(0, graph.logit_start)  # the graphs differ only in their number of logit nodes
+    torch.testing.assert_close(graph.dense()[graph.logit_start, sources], exact_graph.dense()[graph.logit_start, sources])
+    assert float(graph.logit_values[0]) == pytest.approx(float(exact_graph.logit_values[0]), abs=1e-5)

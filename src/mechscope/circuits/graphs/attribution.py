@@ -95,24 +95,28 @@ class _RowWriter:
                 sources = sources[row[sources] != 0]
             else:
                 sources = row.nonzero().squeeze(1)
-            self.edges.append((torch.full_like(sources, node), sources, row[sources]))
+            self.edges.append((torch.full_like(sources, node).cpu(), sources.cpu(), row[sources].cpu()))
+
+    def _zeros(self) -> Tensor:
+        return torch.zeros(self.run.copies, *self.state.embeddings.shape, device=self.state.embeddings.device)
 
     def logits(self, nodes: Tensor, vectors: Tensor) -> None:
-        injection = torch.zeros(self.run.copies, len(self.state.tokens), vectors.shape[1])
-        injection[torch.arange(len(nodes)), -1] = vectors
+        injection = self._zeros()
+        injection[torch.arange(len(nodes)), -1] = vectors.to(injection.device)
         embed_grad, grads = self.run.gradients({"final": injection})
         self._store(nodes, self._sources(embed_grad, grads)[:len(nodes)])
 
     def features(self, chosen: Tensor) -> None:
         injections = {}
+        chosen = chosen.to(self.state.features.device)
         feats = self.state.features[chosen]
         for layer in feats[:, 0].unique().tolist():
             rows = (feats[:, 0] == layer).nonzero().squeeze(1)
-            injection = torch.zeros(self.run.copies, len(self.state.tokens), self.encoders.shape[1])
+            injection = self._zeros()
             injection[rows, feats[rows, 1]] = self.encoders[chosen[rows]]
             injections[layer] = injection
         embed_grad, grads = self.run.gradients(injections)
-        self._store(chosen, self._sources(embed_grad, grads)[:len(chosen)])
+        self._store(chosen.cpu(), self._sources(embed_grad, grads)[:len(chosen)])
 
     def tensors(self) -> tuple[Tensor, Tensor, Tensor]:
         if not self.edges:
@@ -136,7 +140,7 @@ def _feature_order(writer: _RowWriter, n_features: int, n_nodes: int, config: Gr
         return
     visited = torch.zeros(n_features, dtype=torch.bool)
     start = torch.zeros(n_nodes)
-    start[logit_start:] = logit_probs
+    start[logit_start:] = logit_probs.cpu()
     while int(visited.sum()) < limit:
         targets, sources, weights = writer.tensors()
         ranked = influence(targets, sources, normalized_weights(targets, weights, n_nodes), start)[:n_features]
@@ -178,8 +182,8 @@ def attribute(model, transcoders: Transcoders, prompt, config: GraphConfig | Non
     return AttributionGraph(
         tokens=tokens.cpu(), token_labels=model.to_str_tokens(tokens) if model.tokenizer is not None else
         [str(t) for t in tokens.tolist()], features=state.features.cpu(), activations=state.activations.cpu(),
-        n_layers=model.n_layers, logit_tokens=targets.tokens, logit_labels=targets.labels,
-        logit_probabilities=targets.probabilities, logit_values=targets.vectors @ state.final_residual[-1],
+        n_layers=model.n_layers, logit_tokens=targets.tokens.cpu(), logit_labels=targets.labels,
+        logit_probabilities=targets.probabilities.cpu(), logit_values=(targets.vectors @ state.final_residual[-1]).cpu(),
         targets=edge_targets, sources=sources, weights=weights,
         info={"model": model.info.name, "prompt": model.to_string(tokens) if model.tokenizer is not None else None,
               "transcoder_layers": list(transcoders.layers), "input_hook": transcoders.input_hook,
