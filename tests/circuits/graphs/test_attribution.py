@@ -106,5 +106,6 @@ def test_a_direction_target_equal_to_a_demeaned_unembedding_gives_that_logits_ro
     token = int(exact_graph.logit_tokens[0])
     graph = attribute(relu_gpt2, exact_transcoders, PROMPT, targets=direction_target(w_u[token] - w_u.mean(0)))
     sources = slice(0, graph.logit_start)  # the graphs differ only in their number of logit nodes
-    torch.testing.assert_close(graph.dense()[graph.logit_start, sources], exact_graph.dense()[graph.logit_start, sources])
+    expected = exact_graph.dense()[graph.logit_start, sources]
+    torch.testing.assert_close(graph.dense()[graph.logit_start, sources], expected)
     assert float(graph.logit_values[0]) == pytest.approx(float(exact_graph.logit_values[0]), abs=1e-5)

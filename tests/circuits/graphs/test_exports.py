@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 import torch
 
 from mechscope.circuits.graphs import (AttributionGraph, auto_supernodes, neuronpedia_graph, prune,

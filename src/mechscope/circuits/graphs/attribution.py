@@ -179,13 +179,15 @@ def attribute(model, transcoders: Transcoders, prompt, config: GraphConfig | Non
         bar.update(len(chunk))
     bar.close()
     edge_targets, sources, weights = writer.tensors()
+    named = model.tokenizer is not None
+    info = {"model": model.info.name, "prompt": model.to_string(tokens) if named else None,
+            "transcoder_layers": list(transcoders.layers), "input_hook": transcoders.input_hook,
+            "output_hook": transcoders.output_hook, "config": asdict(config),
+            "memory_estimate": {**asdict(estimate), "total_bytes": estimate.total_bytes},
+            "seconds": round(time.perf_counter() - started, 3)}
     return AttributionGraph(
-        tokens=tokens.cpu(), token_labels=model.to_str_tokens(tokens) if model.tokenizer is not None else
-        [str(t) for t in tokens.tolist()], features=state.features.cpu(), activations=state.activations.cpu(),
-        n_layers=model.n_layers, logit_tokens=targets.tokens.cpu(), logit_labels=targets.labels,
-        logit_probabilities=targets.probabilities.cpu(), logit_values=(targets.vectors @ state.final_residual[-1]).cpu(),
-        targets=edge_targets, sources=sources, weights=weights,
-        info={"model": model.info.name, "prompt": model.to_string(tokens) if model.tokenizer is not None else None,
-              "transcoder_layers": list(transcoders.layers), "input_hook": transcoders.input_hook,
-              "output_hook": transcoders.output_hook, "config": asdict(config), "memory_estimate": {**asdict(estimate), "total_bytes": estimate.total_bytes},
-              "seconds": round(time.perf_counter() - started, 3)})
+        tokens=tokens.cpu(), token_labels=model.to_str_tokens(tokens) if named else [str(t) for t in tokens.tolist()],
+        features=state.features.cpu(), activations=state.activations.cpu(), n_layers=model.n_layers,
+        logit_tokens=targets.tokens.cpu(), logit_labels=targets.labels, logit_probabilities=targets.probabilities.cpu(),
+        logit_values=(targets.vectors @ state.final_residual[-1]).cpu(), targets=edge_targets, sources=sources,
+        weights=weights, info=info)
