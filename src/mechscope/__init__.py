@@ -2,6 +2,7 @@
 
 from mechscope.autointerp import LabelConfig, label_features
 from mechscope.circuits import EdgeCircuit, find_circuit
+from mechscope.circuits.graphs import AttributionGraph, GraphConfig, Transcoders, attribute
 from mechscope.data import ActivationCache, harvest, stream_batches, text_source
 from mechscope.dictionaries import (CLTConfig, CrossLayerTranscoder, Dictionary, DictionaryConfig, TrainConfig,
                                     TranscoderSet, load_transcoders, train, train_clt)
@@ -16,10 +17,11 @@ from mechscope.toy import Organism, load_organism, open_organism, organism_path,
 
 from mechscope.version import __version__  # noqa: E402  (re-exported)
 
-__all__ = ["ActivationCache", "CLTConfig", "Catalog", "CrossLayerTranscoder", "Dictionary",
-           "DictionaryConfig", "EdgeCircuit", "HookedModel", "LabelConfig", "MechscopeError", "Organism",
-           "ServerConfig", "SteeringVector", "TrainConfig", "TranscoderSet", "__version__", "convert",
-           "evaluate_transcoders", "find_circuit", "harvest", "label_features", "load_dictionary",
-           "load_model", "load_organism", "load_transcoders", "make_server", "mine", "open_organism",
-           "organism_path", "save_dictionary", "select_refusal_direction", "steer", "stream_batches",
-           "text_source", "train", "train_clt", "train_organism"]
+__all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "CrossLayerTranscoder",
+           "Dictionary", "DictionaryConfig", "EdgeCircuit", "GraphConfig", "HookedModel", "LabelConfig",
+           "MechscopeError", "Organism", "ServerConfig", "SteeringVector", "TrainConfig", "TranscoderSet",
+           "Transcoders", "__version__", "attribute", "convert", "evaluate_transcoders", "find_circuit",
+           "harvest", "label_features", "load_dictionary", "load_model", "load_organism",
+           "load_transcoders", "make_server", "mine", "open_organism", "organism_path", "save_dictionary",
+           "select_refusal_direction", "steer", "stream_batches", "text_source", "train", "train_clt",
+           "train_organism"]

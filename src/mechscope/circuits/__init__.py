@@ -1,5 +1,6 @@
 """Circuits: activation and attribution patching, direct logit attribution, logit lens, head detectors; edge-level
-circuits (the patch-mask engine, EAP, EAP-IG, ACDC, path patching, faithfulness, CPR/CMD, ground truth)."""
+circuits (the patch-mask engine, EAP, EAP-IG, ACDC, path patching, faithfulness, CPR/CMD, ground truth); attribution
+graphs over transcoders (circuits.graphs)."""
 
 from mechscope.circuits.acdc import ACDCConfig, ACDCResult, acdc, acdc_sweep
 from mechscope.circuits.attribution import agreement, attribution_patching
@@ -23,6 +24,7 @@ from mechscope.circuits.edge_runs import attribute_edges, evaluate_circuits, fai
 from mechscope.circuits.edge_selection import greedy, prune, select, top_n
 from mechscope.circuits.faithfulness import MIB_FRACTIONS, cpr_cmd
 from mechscope.circuits.graph import EdgeGraph
+from mechscope.circuits.graphs import AttributionGraph, GraphConfig, Transcoders, attribute, prune as prune_graph, trace
 
 __all__ = ["COMPONENTS", "CircuitResult", "Component", "EDGE_METHODS", "EdgeCircuit", "EdgeCircuitConfig", "EdgeGraph",
            "HEAD_KINDS", "HeadsConfig", "MIB_FRACTIONS", "Patch", "PatchConfig", "TaskSelection", "activation_patching",
@@ -35,3 +37,4 @@ __all__ += ["MIBCircuit", "ScoreAgreement", "candidate_edges", "edge_roc_auc", "
             "path_patching", "read_mib_circuit", "score_agreement", "seed_variance", "top_k_overlap", "top_k_recall",
             "write_graph_view", "write_mib_circuit"]
 __all__ += ["ACDCConfig", "ACDCResult", "acdc", "acdc_sweep"]
+__all__ += ["AttributionGraph", "GraphConfig", "Transcoders", "attribute", "prune_graph", "trace"]

@@ -11,6 +11,7 @@ import os
 import sys
 
 from mechscope.cli import (activations, autointerp, circuits, dictionaries, evaluation, features, monitors, server,
+from mechscope.cli import (activations, autointerp, circuits, dictionaries, evaluation, features, graphs, monitors,
                            steering, zoo)
 from mechscope.errors import MechscopeError
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
     for module in (activations, autointerp, circuits, dictionaries, evaluation, features, monitors, server, steering,
+    for module in (activations, autointerp, circuits, dictionaries, evaluation, features, graphs, monitors, steering,
                    zoo):
         module.register(verbs)
     return parser

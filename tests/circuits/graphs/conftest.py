@@ -1,0 +1,126 @@
+"""Tiny models and transcoders for attribution-graph tests: an exact transcoder (a ReLU MLP's own weights) and
+transcoders fitted quickly to a model's MLPs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from mechscope.circuits.graphs import Transcoders
+from mechscope.dictionaries import Dictionary, DictionaryConfig
+from mechscope.models import wrap
+
+EXACT_INPUT = "blocks.{layer}.ln2.hook_normalized"
+
+
+@pytest.fixture(scope="module")
+def relu_gpt2():
+    """A 2-layer GPT-2 with ReLU MLPs, weights scaled up and random (non-trivial) norm weights and biases."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_embd=32, n_layer=2, n_head=4, n_positions=16,
+                                    activation_function="relu")).eval()
+    with torch.no_grad():
+        for name, param in hf.named_parameters():
+            if "ln" in name:
+                param.add_(0.2 * torch.randn_like(param))
+            elif name.endswith("bias"):
+                param.copy_(0.1 * torch.randn_like(param))
+            else:  # GPT-2's 0.02 init leaves logits nearly flat
+                param.mul_(8)
+    return wrap(hf, name="relu-gpt2")
+
+
+def exact_transcoder(model, layer: int) -> Dictionary:
+    """The MLP of `layer` as a transcoder reading ln_2's normalised input: W_enc = diag(ln weight) W_fc, b_enc =
+    b_fc + ln bias @ W_fc, W_dec = W_proj, b_dec = b_proj, ReLU; it reproduces the MLP exactly."""
+    block = model.hf.transformer.h[layer]
+    fc, proj, ln = block.mlp.c_fc, block.mlp.c_proj, block.ln_2
+    d_model, d_mlp = fc.weight.shape
+    transcoder = Dictionary(DictionaryConfig(d_in=d_model, d_sae=d_mlp, architecture="relu",
+                                             apply_b_dec_to_input=False))
+    with torch.no_grad():
+        transcoder.W_enc.copy_(ln.weight[:, None] * fc.weight)
+        transcoder.b_enc.copy_(fc.bias + ln.bias @ fc.weight)
+        transcoder.W_dec.copy_(proj.weight)
+        transcoder.b_dec.copy_(proj.bias)
+    return transcoder.requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def exact_transcoders(relu_gpt2):
+    return Transcoders([exact_transcoder(relu_gpt2, layer) for layer in range(2)], [0, 1], input_hook=EXACT_INPUT)
+
+
+def fit_transcoders(model, texts, layers, d_sae: int = 256, k: int = 8, steps: int = 400, seed: int = 0) -> Transcoders:
+    """TopK transcoders from each layer's hook_mlp_in to hook_mlp_out, fitted with Adam on `texts`' tokens."""
+    names = [f"blocks.{layer}.hook_{kind}" for layer in layers for kind in ("mlp_in", "mlp_out")]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(texts, names)
+    torch.manual_seed(seed)
+    transcoders = []
+    for layer in layers:
+        x = cache[f"blocks.{layer}.hook_mlp_in"].reshape(-1, model.info.d_model)
+        y = cache[f"blocks.{layer}.hook_mlp_out"].reshape(-1, model.info.d_model)
+        transcoder = Dictionary(DictionaryConfig(d_in=model.info.d_model, d_sae=d_sae, architecture="topk", k=k,
+                                                 apply_b_dec_to_input=False))
+        with torch.no_grad():
+            transcoder.b_dec.copy_(y.mean(0))
+        optimiser = torch.optim.Adam(transcoder.parameters(), lr=3e-3)
+        for _ in range(steps):
+            loss = (transcoder.decode(transcoder.encode(x)) - y).pow(2).sum(-1).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        transcoders.append(transcoder.eval().requires_grad_(False))
+    return Transcoders(transcoders, layers)
+
+
+def frozen_values(model, transcoders, prompt, deltas: dict[str, torch.Tensor], copies: int, zero_sources: bool = False):
+    """Each copy's transcoder pre-activations per layer and demeaned logits at the last position, in the model with
+    patterns, norm scales and every MLP output frozen at the clean run's, plus `deltas` [copies, pos, d] added at
+    hook points (hook_embed, blocks.{l}.hook_mlp_out). zero_sources: embeddings zero and MLP outputs b_dec only."""
+    names = [n for n in model.hook_names() if model.point(n).kind in ("pattern", "norm_scale")]
+    names += [f"blocks.{l}.hook_mlp_out" for l in range(model.n_layers)]
+    _, clean = model.run_with_cache(prompt[None], names)
+    inputs = {}
+
+    def frozen(act, name):
+        value = clean[name].expand_as(act).clone()
+        if zero_sources and name.endswith("hook_mlp_out"):
+            value[:] = dict(zip(transcoders.layers, transcoders.dictionaries))[int(name.split(".")[1])].b_dec
+        return value + deltas[name] if name in deltas else value
+
+    def embed(act, name):
+        value = torch.zeros_like(act) if zero_sources else act
+        return value + deltas[name] if name in deltas else value
+
+    def keep(act, name):
+        inputs[int(name.split(".")[1])] = act
+        return act
+
+    hooks = [(n, frozen) for n in names] + [("hook_embed", embed)]
+    hooks += [(transcoders.input_hook.format(layer=l), keep) for l in transcoders.layers]
+    with torch.no_grad(), model.hooks(hooks):
+        logits = model(prompt[None].expand(copies, -1))[:, -1]
+    with torch.no_grad():
+        pre = {l: tc.pre_activations(inputs[l].float()) for l, tc in zip(transcoders.layers, transcoders.dictionaries)}
+    return pre, logits - logits.mean(-1, keepdim=True)
+
+
+@pytest.fixture(scope="session")
+def induction():
+    """(organism, transcoders fitted to both its MLPs, a repeated-segment prompt, the position the last token
+    first occurred at)."""
+    from mechscope.toy import load_organism
+
+    organism = load_organism("induction", size="small", device="cpu")
+    model, task = organism.model, organism.task
+    texts = task.train_texts(random.Random(0), 40)
+    transcoders = fit_transcoders(model, texts, [0, 1], d_sae=256, k=8, steps=200)
+    first = 6
+    prompt = task.repeated_tokens(model.tokenizer, n=1)[0][:1 + task.check_segment + first]
+    return organism, transcoders, prompt, first
