@@ -30,6 +30,10 @@ def state_dict(d: Dictionary) -> dict[str, torch.Tensor]:
     tensors = {"W_enc": d.W_enc, "W_dec": d.W_dec, "b_dec": d.b_dec,
                "b_gate" if d.cfg.architecture == "gated" else "b_enc": d.b_enc}
     tensors.update({name: getattr(d, name) for name in d.variant.saved_tensors})
+    if d.cfg.n_sources > 1:  # crosscoders: files carry the source axis (W_enc[n, d_in, d_sae], W_dec[d_sae, n, d_in])
+        n = d.cfg.n_sources
+        tensors.update(W_enc=d.W_enc.reshape(n, -1, d.d_sae), W_dec=d.W_dec.reshape(d.d_sae, n, -1),
+                       b_dec=d.b_dec.reshape(n, -1))
     return {k: v.detach().contiguous().cpu().float() for k, v in tensors.items()}
 
 
@@ -37,13 +41,16 @@ def save(d: Dictionary, path: str | Path) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = d.cfg
-    config = {"architecture": _SAELENS_ARCH.get(cfg.architecture, cfg.architecture), "d_in": cfg.d_in, "d_sae": cfg.d_sae,
+    config = {"architecture": _SAELENS_ARCH.get(cfg.architecture, cfg.architecture),
+              "d_in": cfg.d_in // cfg.n_sources, "d_sae": cfg.d_sae,
               "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
               "normalize_activations": cfg.normalize_activations, "reshape_activations": "none",
               "metadata": {"model_name": cfg.model_name, "hook_name": cfg.hook_name, **cfg.metadata},
               "mechscope": cfg.to_dict()}
     if cfg.architecture == "topk":
         config["k"] = cfg.k
+    if cfg.n_sources > 1:
+        config["n_sources"] = cfg.n_sources
     write_safetensors(path / WEIGHTS_FILE, state_dict(d))
     atomic_write_json(path / CFG_FILE, config)
     return path
@@ -78,7 +85,8 @@ def from_state_dict(cfg: DictionaryConfig, tensors: dict[str, torch.Tensor], sou
                                  f"(d_in={cfg.d_in}, d_sae={cfg.d_sae})")
     with torch.no_grad():
         for name in expected:
-            getattr(d, "b_enc" if name == "b_gate" else name).copy_(tensors[name])
+            target = getattr(d, "b_enc" if name == "b_gate" else name)
+            target.copy_(tensors[name].reshape(target.shape))
     d.variant.after_load(d)
     return d
 
