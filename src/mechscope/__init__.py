@@ -2,9 +2,10 @@
 
 from mechscope.autointerp import LabelConfig, label_features
 from mechscope.circuits import EdgeCircuit, find_circuit
-from mechscope.data import ActivationCache, harvest, stream_batches, text_source
+from mechscope.data import ActivationCache, harvest, harvest_pair, stream_batches, text_source
 from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import convert, load_dictionary, save_dictionary
+from mechscope.diffing import classify_latents, diff_models, latent_scaling, match_features
 from mechscope.errors import MechscopeError
 from mechscope.features import Catalog, mine
 from mechscope.models import HookedModel, load_model
@@ -14,7 +15,8 @@ from mechscope.toy import Organism, load_organism, open_organism, organism_path,
 from mechscope.version import __version__  # noqa: E402  (re-exported)
 
 __all__ = ["ActivationCache", "Catalog", "Dictionary", "DictionaryConfig", "EdgeCircuit", "HookedModel",
-           "LabelConfig", "MechscopeError", "Organism", "SteeringVector", "TrainConfig", "__version__", "convert",
-           "find_circuit", "harvest", "label_features", "load_dictionary", "load_model", "load_organism", "mine",
+           "LabelConfig", "MechscopeError", "Organism", "SteeringVector", "TrainConfig", "__version__", "classify_latents",
+           "convert", "diff_models", "find_circuit", "harvest", "harvest_pair", "label_features", "latent_scaling",
+           "match_features", "load_dictionary", "load_model", "load_organism", "mine",
            "open_organism", "organism_path", "save_dictionary", "select_refusal_direction", "steer", "stream_batches",
            "text_source", "train", "train_organism"]

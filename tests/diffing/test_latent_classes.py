@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
-from mechscope.dictionaries.crosscoder import source_decoder
 from mechscope.dictionaries.formats import load_dictionary
 from mechscope.diffing import CLASSES, classify_latents, latent_scaling, plot_crosscoder_latents
 from mechscope.errors import MechscopeError
@@ -23,9 +22,10 @@ def crosscoder(tmp_path_factory):
     return load_dictionary(path)
 
 
-def _best_latent(d, direction: torch.Tensor, side: int) -> int:
-    dec = source_decoder(d).detach()[:, side]
-    return int(torch.nn.functional.cosine_similarity(dec, direction[None], dim=-1).argmax())
+def _best_latent(d, direction: torch.Tensor, in_a: bool, in_b: bool) -> int:
+    """The latent whose whole decoder [d_A, d_B] best matches the planted feature's [u or 0, u or 0]."""
+    planted = torch.cat([direction * in_a, direction * in_b])
+    return int(torch.nn.functional.cosine_similarity(d.W_dec.detach(), planted[None], dim=-1).argmax())
 
 
 def test_planted_features_land_in_their_class_with_decoder_cosine_near_one(crosscoder):
@@ -33,7 +33,7 @@ def test_planted_features_land_in_their_class_with_decoder_cosine_near_one(cross
     found = {"shared": [], "a_only": [], "b_only": []}
     for i, direction in enumerate(PAIR.directions):
         truth = "shared" if PAIR.in_a[i] and PAIR.in_b[i] else "a_only" if PAIR.in_a[i] else "b_only"
-        j = _best_latent(crosscoder, direction, 0 if PAIR.in_a[i] else 1)
+        j = _best_latent(crosscoder, direction, bool(PAIR.in_a[i]), bool(PAIR.in_b[i]))
         found[truth].append(CLASSES[int(classes.classes[j])])
         if truth == "shared":
             assert classes.cosine[j] > 0.95

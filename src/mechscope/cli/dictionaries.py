@@ -1,10 +1,10 @@
-"""CLI verbs for sparse dictionaries: train (one, or a sweep of several), convert."""
+"""CLI verbs for sparse dictionaries: train (one, a sweep of several, or crosscoders), convert."""
 
 from __future__ import annotations
 
 import argparse
 
-from mechscope.cli.arguments import leaf
+from mechscope.cli.arguments import csv_list, leaf
 from mechscope.cli.config_flags import add_config_flags, check_known, config_options
 from mechscope.dictionaries.training import TrainConfig
 from mechscope.errors import MechscopeError
@@ -23,9 +23,9 @@ def arch_parser() -> argparse.ArgumentParser:
     return group
 
 
-def dictionary_configs(extra: list[str], d_in: int) -> list:
+def dictionary_configs(extra: list[str], d_in: int, n_sources: int = 1) -> list:
     """Split `--arch A [opts] --arch B [opts]` into one DictionaryConfig per --arch; each group may set only
-    its variant's own fields, and what it leaves out takes the config's default."""
+    its variant's own fields, and what it leaves out takes the config's default (n_sources: the source's)."""
     from mechscope.dictionaries import DictionaryConfig
     from mechscope.dictionaries.variants import variant_type
 
@@ -38,6 +38,8 @@ def dictionary_configs(extra: list[str], d_in: int) -> list:
         opts = group.parse_args(extra[a:b])
         given = config_options(opts, DictionaryConfig)
         check_known(given, variant_type(opts.arch).hyperparameters, f"--arch {opts.arch}")
+        if n_sources > 1:
+            given.setdefault("n_sources", n_sources)
         width = opts.width.lower()
         d_sae = int(float(width[:-1]) * d_in) if width.endswith("x") else int(width)
         configs.append(DictionaryConfig(d_in=d_in, d_sae=d_sae, architecture=opts.arch, **given))
@@ -47,11 +49,17 @@ def dictionary_configs(extra: list[str], d_in: int) -> list:
 def train(args: argparse.Namespace) -> dict:
     import json as _json
 
+    from mechscope.data.paired import is_pair
     from mechscope.dictionaries import TrainConfig, train
     from mechscope.dictionaries.batches import as_batch_source
+    from mechscope.dictionaries.crosscoder import crosscoder_source
 
-    source = as_batch_source(args.cache, args.hook)
-    configs = dictionary_configs(args.extra, source.d_in)
+    if args.hooks or is_pair(args.cache):  # crosscoders: several hooks of one cache, or one hook of two models
+        source = crosscoder_source(args.cache, csv_list(args.hooks or args.hook or ""))
+        configs = dictionary_configs(args.extra, source.d_in, len(source.provenance["sources"]))
+    else:
+        source = as_batch_source(args.cache, args.hook)
+        configs = dictionary_configs(args.extra, source.d_in)
     directories = train(source, configs, args.out, TrainConfig(**config_options(args, TrainConfig)), hook=args.hook)
     results = {}
     for directory in directories:
@@ -76,6 +84,8 @@ def register(verbs) -> None:
     p.add_argument("cache", help="activation cache directory")
     p.add_argument("--out", required=True)
     p.add_argument("--hook", help="which cached hook (needed when the cache holds several)")
+    p.add_argument("--hooks", help="a,b,c: train a cross-layer crosscoder over these hooks of the cache "
+                                   "(a paired-harvest CACHE trains a model-diffing crosscoder without it)")
     add_config_flags(p, TrainConfig, aliases={"wandb_project": ["--wandb"]})
 
     p = leaf(verbs, "convert", convert, "convert a dictionary between file formats")

@@ -36,6 +36,15 @@ class SourceAxis:
             raise MechscopeError(f"a crosscoder needs n_sources >= 2 that divides d_in={cfg.d_in}, "
                                  f"got n_sources={cfg.n_sources}")
 
+    @torch.no_grad()
+    def init_parameters(self, d) -> None:
+        """Every source starts from the same decoder and encoder (dictionary_learning's same_init_for_all_layers),
+        so a latent's decoders stay equal wherever the sources carry the same activations."""
+        decoder = d.W_dec.reshape(d.d_sae, self.cfg.n_sources, -1)
+        decoder.copy_(decoder[:, :1].expand_as(decoder).clone())
+        d.W_enc.copy_(d.W_dec.T)
+        super().init_parameters(d)
+
     def decoder_norms(self, d) -> Tensor:
         """[d_sae] sum over sources of each latent's decoder norm in that source."""
         return d.W_dec.reshape(d.d_sae, self.cfg.n_sources, -1).norm(dim=-1).sum(-1)
