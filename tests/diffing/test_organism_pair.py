@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from mechscope.cli import main
+from mechscope.data import harvest
 from mechscope.data.paired import PairedActivations, TokenizerMismatchError, harvest_pair
 from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.crosscoder import crosscoder_source, encode_sources
@@ -117,3 +118,15 @@ def test_cli_trains_classifies_and_reports_the_pair(tiny, tmp_path, capsys):
     assert lens["promoted"][0][0].strip() in COLOURS and lens["promoted"] != lens["suppressed"]
     assert {r["token"].strip() for r in report["kl"]["top_contexts"][:5]} <= set(COLOURS)  # B differs on colours
     assert "-only latents" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_cli_trains_an_acausal_cross_layer_crosscoder_over_several_hooks(tiny, tmp_path, capsys):
+    pair, *_ = tiny
+    hooks = ["blocks.0.hook_resid_pre", HOOK]
+    harvest(pair.b, corpus(), hooks, tokens=4000, out=tmp_path / "acts", **HARVEST)
+    assert main(["train", str(tmp_path / "acts"), "--hooks", ",".join(hooks), "--out", str(tmp_path / "xl"),
+                 "--tokens", "76800", "--batch-size", "256", "--device", "cpu", "--arch", "crosscoder", "--width", "64",
+                 "--k", "4", "--json"]) == 0
+    run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["dictionaries"]["crosscoder_64_k4"]
+    d = load_dictionary(run["dir"])
+    assert (d.cfg.n_sources, d.cfg.hook_name) == (2, ",".join(hooks)) and run["fvu"] < 0.1

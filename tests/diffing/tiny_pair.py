@@ -75,7 +75,8 @@ def build_tiny_pair(steps: int = 120) -> TinyPair:
         embed = models[0].get_input_embeddings().weight
         embed[colours] = embed[tokenizer.unk_token_id].clone()
     tuned = copy.deepcopy(models[0])
-    learn_colours(tuned, tokenizer, colours, LMTrainConfig(steps=steps, batch_size=32, lr=1e-2, warmup=20, weight_decay=0.0, seed=2))
+    learn_colours(tuned, tokenizer, colours,
+                  LMTrainConfig(steps=steps, batch_size=32, lr=1e-2, warmup=20, weight_decay=0.0, seed=2))
     a, a2, b = (wrap(m, tokenizer, name=n, check=False) for m, n in ((models[0], "tiny-A"), (models[1], "tiny-A2"),
                                                                     (tuned, "tiny-B")))
     return TinyPair(a, b, a2, tokenizer)

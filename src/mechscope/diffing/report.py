@@ -118,7 +118,8 @@ def markdown(report: dict) -> str:
     lines = [f"# What changed from {a} to {b}", "", f"## Activation-difference lens at `{report['hook']}`", "",
              f"Mean difference norm {lens['norm']} over the first {report['config']['first_tokens']} tokens.", "",
              "| promoted | logit | suppressed | logit |", "|---|---|---|---|"]
-    lines += [f"| `{p[0]!r}` | {p[1]:.3f} | `{s[0]!r}` | {s[1]:.3f} |" for p, s in zip(lens["promoted"], lens["suppressed"])]
+    lines += [f"| `{up[0]!r}` | {up[1]:.3f} | `{down[0]!r}` | {down[1]:.3f} |"
+              for up, down in zip(lens["promoted"], lens["suppressed"])]
     lines += ["", f"## Per-token KL(P_{b} ‖ P_{a}): mean {report['kl']['mean']} nats", "",
               "| KL | context | next (A) | next (B) |", "|---|---|---|---|"]
     lines += [f"| {r['kl']} | `{r['context']!r}` | `{r['next_a']!r}` | `{r['next_b']!r}` |"
