@@ -19,6 +19,7 @@ ALLOWED = {  # package (or low module) -> the mechscope packages and modules it 
     "tasks": GROUND | LOW | {"tasks"},
     "circuits": GROUND | LOW | {"tasks", "dictionaries", "circuits"},
     "steering": GROUND | LOW | {"tasks", "dictionaries", "steering"},
+    "server": GROUND | LOW | {"dictionaries", "features", "steering", "server"},
 }
 
 

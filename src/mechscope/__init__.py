@@ -9,14 +9,15 @@ from mechscope.diffing import classify_latents, diff_models, latent_scaling, mat
 from mechscope.errors import MechscopeError
 from mechscope.features import Catalog, mine
 from mechscope.models import HookedModel, load_model
+from mechscope.server import ServerConfig, make_server
 from mechscope.steering import SteeringVector, select_refusal_direction, steer
 from mechscope.toy import Organism, load_organism, open_organism, organism_path, train_organism
 
 from mechscope.version import __version__  # noqa: E402  (re-exported)
 
 __all__ = ["ActivationCache", "Catalog", "Dictionary", "DictionaryConfig", "EdgeCircuit", "HookedModel",
-           "LabelConfig", "MechscopeError", "Organism", "SteeringVector", "TrainConfig", "__version__", "classify_latents",
-           "convert", "diff_models", "find_circuit", "harvest", "harvest_pair", "label_features", "latent_scaling",
-           "match_features", "load_dictionary", "load_model", "load_organism", "mine",
-           "open_organism", "organism_path", "save_dictionary", "select_refusal_direction", "steer", "stream_batches",
-           "text_source", "train", "train_organism"]
+           "LabelConfig", "MechscopeError", "Organism", "ServerConfig", "SteeringVector", "TrainConfig",
+           "__version__", "classify_latents", "convert", "diff_models", "find_circuit", "harvest", "harvest_pair",
+           "label_features", "latent_scaling", "load_dictionary", "load_model", "load_organism", "make_server",
+           "match_features", "mine", "open_organism", "organism_path", "save_dictionary", "select_refusal_direction",
+           "steer", "stream_batches", "text_source", "train", "train_organism"]

@@ -9,7 +9,7 @@ at an EOS token, a stop string or a hook's `halt`, and the call returns each row
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields, replace
@@ -168,8 +168,12 @@ def _special_ids(model: HookedModel, config: GenerationConfig) -> tuple[int, tup
 
 
 def generate(model: HookedModel, inputs, hooks: Mapping[str, HookFn] | Iterable[tuple[str, HookFn]] | None = None,
-             config: GenerationConfig = GenerationConfig()) -> Generation:
-    """New tokens for each prompt (text, texts, token ids or an encode() dict), with `hooks` active throughout."""
+             config: GenerationConfig = GenerationConfig(), on_token: Callable[[int, int], None] | None = None,
+             ) -> Generation:
+    """New tokens for each prompt (text, texts, token ids or an encode() dict), with `hooks` active throughout.
+
+    `on_token(row, token)` is called as each new token is chosen (streaming); an exception it raises ends the
+    generation and propagates, with the hooks and the model's lock released."""
     if model.hf.get_output_embeddings() is None:
         raise GenerationError(f"generate needs a language model with an unembedding; {model.info.name} "
                               f"({model.info.model_type}) has none")
@@ -201,6 +205,8 @@ def generate(model: HookedModel, inputs, hooks: Mapping[str, HookFn] | Iterable[
             at_eos = torch.isin(chosen, eos_ids) & running
             for row in running.nonzero()[:, 0].tolist():
                 new[row].append(int(chosen[row]))
+                if on_token is not None:
+                    on_token(row, new[row][-1])
                 if config.output_logits:
                     kept[row].append(logits[row])
                 if at_eos[row]:

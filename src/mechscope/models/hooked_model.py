@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -211,9 +211,10 @@ class HookedModel:
 
     @_serialised
     def generate(self, inputs, hooks: Mapping[str, HookFn] | Iterable[tuple[str, HookFn]] | None = None,
-                 **settings) -> Generation:
-        """New tokens and texts for each prompt with `hooks` active; settings are GenerationConfig fields."""
-        return generation.generate(self, inputs, hooks, GenerationConfig().updated(**settings))
+                 on_token: Callable[[int, int], None] | None = None, **settings) -> Generation:
+        """New tokens and texts for each prompt with `hooks` active; settings are GenerationConfig fields;
+        `on_token(row, token)` sees each new token as it is chosen (streaming)."""
+        return generation.generate(self, inputs, hooks, GenerationConfig().updated(**settings), on_token)
 
     @_serialised
     def record(self, inputs, attention_mask: Tensor | None = None) -> RecordedRun:

@@ -1,0 +1,92 @@
+"""What one server process holds: the model, named vectors and dictionaries, a catalogue and named variants.
+
+Requests refer to these by name only, so no request ever carries a file-system path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mechscope.dictionaries.binding import BoundDictionary, bind_dictionary
+from mechscope.errors import MechscopeError
+from mechscope.features.catalog import Catalog
+from mechscope.steering.exchange import HOOK as CONTROL_VECTOR_HOOK
+from mechscope.steering.exchange import read_control_vector
+from mechscope.steering.vectors import SteeringVector
+
+
+@dataclass
+class Resources:
+    """The loaded model (`model_id` is what /v1/models lists) and everything requests may name."""
+
+    model: object
+    model_id: str
+    vectors: dict[str, SteeringVector] = field(default_factory=dict)
+    dictionaries: dict[str, BoundDictionary] = field(default_factory=dict)
+    catalog: Path | None = None
+    variants: dict[str, list] = field(default_factory=dict)  # name -> steering edits (raw request objects)
+
+    def __post_init__(self):
+        for vector in self.vectors.values():
+            vector.check(self.model)
+        clash = set(self.variants) & {self.model_id}
+        if clash:
+            raise MechscopeError(f"variant names must differ from the model id {self.model_id!r}")
+        if self.catalog is not None:
+            Catalog(self.catalog).close()  # an unreadable catalogue fails at start, not on the first request
+
+    def model_ids(self) -> list[str]:
+        return [self.model_id, *self.variants]
+
+    def open_catalog(self) -> Catalog:
+        """A fresh connection (SQLite connections belong to the thread that opened them)."""
+        from mechscope.server.schema import RequestError
+
+        if self.catalog is None:
+            raise RequestError("this server was started without a feature catalogue (--catalog)", status=404,
+                               code="no_catalog")
+        return Catalog(self.catalog)
+
+
+def load_vectors(directory: str | Path) -> dict[str, SteeringVector]:
+    """Every vector in `directory`: subfolders written by SteeringVector.save and control-vector GGUF files,
+    each named by its folder or file stem."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise MechscopeError(f"--vectors must be a directory of saved vectors, got {directory}")
+    vectors = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_dir() and (path / "manifest.json").exists():
+            vectors[path.name] = SteeringVector.load(path)
+        elif path.suffix == ".gguf":
+            found = read_control_vector(path)
+            vectors[path.stem] = SteeringVector.from_dict(found.directions, hook=CONTROL_VECTOR_HOOK,
+                                                          method="control_vector", metadata=found.metadata)
+    if not vectors:
+        raise MechscopeError(f"{directory} holds no steering vectors (folders from `mechscope steer ...` or "
+                             ".gguf control vectors)")
+    return vectors
+
+
+def load_dictionaries(model, specs: list[str]) -> dict[str, BoundDictionary]:
+    """NAME=PATH or PATH (named by its folder) -> the dictionary bound at the hook it records."""
+    bound = {}
+    for spec in specs:
+        name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
+        if name in bound:
+            raise MechscopeError(f"two dictionaries are named {name!r}; name them NAME=PATH")
+        bound[name] = bind_dictionary(model, path)
+    return bound
+
+
+def load_variants(path: str | Path) -> dict[str, list]:
+    """A JSON object {variant name: steering edits} (each edit as a request's `steering` entry)."""
+    try:
+        variants = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise MechscopeError(f"--variants must be a readable JSON file, {path}: {err}") from err
+    if not isinstance(variants, dict) or not all(isinstance(v, list) for v in variants.values()):
+        raise MechscopeError(f"{path} must hold a JSON object mapping variant names to arrays of steering edits")
+    return variants
