@@ -6,7 +6,10 @@ from mechscope.circuits.graphs import AttributionGraph, GraphConfig, Transcoders
 from mechscope.data import ActivationCache, harvest, stream_batches, text_source
 from mechscope.dictionaries import (CLTConfig, CrossLayerTranscoder, Dictionary, DictionaryConfig, TrainConfig,
                                     TranscoderSet, load_transcoders, train, train_clt)
+from mechscope.data import ActivationCache, harvest, harvest_pair, stream_batches, text_source
+from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import convert, load_dictionary, save_dictionary
+from mechscope.diffing import classify_latents, diff_models, latent_scaling, match_features
 from mechscope.errors import MechscopeError
 from mechscope.evaluation import evaluate_transcoders
 from mechscope.features import Catalog, mine
@@ -20,8 +23,9 @@ from mechscope.version import __version__  # noqa: E402  (re-exported)
 __all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "CrossLayerTranscoder",
            "Dictionary", "DictionaryConfig", "EdgeCircuit", "GraphConfig", "HookedModel", "LabelConfig",
            "MechscopeError", "Organism", "ServerConfig", "SteeringVector", "TrainConfig", "TranscoderSet",
-           "Transcoders", "__version__", "attribute", "convert", "evaluate_transcoders", "find_circuit",
-           "harvest", "label_features", "load_dictionary", "load_model", "load_organism",
-           "load_transcoders", "make_server", "mine", "open_organism", "organism_path", "save_dictionary",
+           "Transcoders", "__version__", "attribute", "classify_latents", "convert", "diff_models",
+           "evaluate_transcoders", "find_circuit", "harvest", "harvest_pair", "label_features",
+           "latent_scaling", "load_dictionary", "load_model", "load_organism", "load_transcoders",
+           "make_server", "match_features", "mine", "open_organism", "organism_path", "save_dictionary",
            "select_refusal_direction", "steer", "stream_batches", "text_source", "train", "train_clt",
            "train_organism"]

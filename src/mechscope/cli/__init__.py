@@ -10,9 +10,8 @@ import json
 import os
 import sys
 
-from mechscope.cli import (activations, autointerp, circuits, dictionaries, evaluation, features, monitors, server,
-from mechscope.cli import (activations, autointerp, circuits, dictionaries, evaluation, features, graphs, monitors,
-                           steering, zoo)
+from mechscope.cli import (activations, autointerp, circuits, dictionaries, diffing, evaluation, features, graphs,
+                           monitors, server, steering, zoo)
 from mechscope.errors import MechscopeError
 
 
@@ -33,9 +32,8 @@ def _emit(result: dict, as_json: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
-    for module in (activations, autointerp, circuits, dictionaries, evaluation, features, monitors, server, steering,
-    for module in (activations, autointerp, circuits, dictionaries, evaluation, features, graphs, monitors, steering,
-                   zoo):
+    for module in (activations, autointerp, circuits, dictionaries, diffing, evaluation, features, graphs, monitors,
+                   server, steering, zoo):
         module.register(verbs)
     return parser
 

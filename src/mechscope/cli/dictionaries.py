@@ -1,5 +1,5 @@
-"""CLI verbs for sparse dictionaries: train (one, or a sweep of several; transcoders, per layer or cross-layer),
-convert."""
+"""CLI verbs for sparse dictionaries: train (one, a sweep of several; transcoders per layer or cross-layer;
+crosscoders), convert."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ def arch_parser() -> argparse.ArgumentParser:
     return group
 
 
-def dictionary_configs(extra: list[str], d_in: int) -> list:
+def dictionary_configs(extra: list[str], d_in: int, n_sources: int = 1) -> list:
     """Split `--arch A [opts] --arch B [opts]` into one DictionaryConfig per --arch; each group may set only
-    its variant's own fields, and what it leaves out takes the config's default."""
+    its variant's own fields, and what it leaves out takes the config's default (n_sources: the source's)."""
     from mechscope.dictionaries import DictionaryConfig
     from mechscope.dictionaries.variants import variant_type
 
@@ -41,6 +41,8 @@ def dictionary_configs(extra: list[str], d_in: int) -> list:
         opts = group.parse_args(extra[a:b])
         given = config_options(opts, DictionaryConfig)
         check_known(given, variant_type(opts.arch).hyperparameters, f"--arch {opts.arch}")
+        if n_sources > 1:
+            given.setdefault("n_sources", n_sources)
         configs.append(DictionaryConfig(d_in=d_in, d_sae=latents(opts.width, d_in), architecture=opts.arch, **given))
     return configs
 
@@ -101,8 +103,10 @@ def _train_transcoders(args: argparse.Namespace, tcfg) -> dict:
 def train(args: argparse.Namespace) -> dict:
     import json as _json
 
+    from mechscope.data.paired import is_pair
     from mechscope.dictionaries import TrainConfig, train
     from mechscope.dictionaries.batches import as_batch_source
+    from mechscope.dictionaries.crosscoder import crosscoder_source
 
     tcfg = TrainConfig(**config_options(args, TrainConfig))
     if args.extra[:2] == ["--arch", "clt"]:
@@ -112,8 +116,12 @@ def train(args: argparse.Namespace) -> dict:
             raise MechscopeError("--transcoder needs --in-hook and --out-hook (e.g. blocks.{layer}.ln2.hook_normalized "
                                  "and blocks.{layer}.hook_mlp_out)")
         return _train_transcoders(args, tcfg)
-    source = as_batch_source(args.cache, args.hook)
-    configs = dictionary_configs(args.extra, source.d_in)
+    if args.hooks or is_pair(args.cache):  # crosscoders: several hooks of one cache, or one hook of two models
+        source = crosscoder_source(args.cache, csv_list(args.hooks or args.hook or ""))
+        configs = dictionary_configs(args.extra, source.d_in, len(source.provenance["sources"]))
+    else:
+        source = as_batch_source(args.cache, args.hook)
+        configs = dictionary_configs(args.extra, source.d_in)
     directories = train(source, configs, args.out, tcfg, hook=args.hook)
     results = {}
     for directory in directories:
@@ -143,6 +151,8 @@ def register(verbs) -> None:
     p.add_argument("--in-hook", help="transcoder input, e.g. blocks.{layer}.ln2.hook_normalized")
     p.add_argument("--out-hook", help="transcoder target, e.g. blocks.{layer}.hook_mlp_out")
     p.add_argument("--layers", type=lambda text: csv_list(text, int), help="layers for {layer} in the hooks: 0,1,2")
+    p.add_argument("--hooks", help="a,b,c: train a cross-layer crosscoder over these hooks of the cache "
+                                   "(a paired-harvest CACHE trains a model-diffing crosscoder without it)")
     add_config_flags(p, TrainConfig, aliases={"wandb_project": ["--wandb"]})
 
     p = leaf(verbs, "convert", convert, "convert a dictionary between file formats")

@@ -4,9 +4,10 @@ transcoder sets and cross-layer transcoders."""
 from mechscope.dictionaries.clt import CLTConfig, CrossLayerTranscoder
 from mechscope.dictionaries.clt_training import train_clt
 from mechscope.dictionaries.config import DictionaryConfig
+from mechscope.dictionaries.crosscoder import crosscoder_source
 from mechscope.dictionaries.dictionary import Dictionary
 from mechscope.dictionaries.training import TrainConfig, TrainingError, train
 from mechscope.dictionaries.transcoders import TranscoderSet, load_transcoders
 
-__all__ = ["CLTConfig", "CrossLayerTranscoder", "Dictionary", "DictionaryConfig", "TrainConfig", "TrainingError",
-           "TranscoderSet", "load_transcoders", "train", "train_clt"]
+__all__ = ["CLTConfig", "CrossLayerTranscoder", "Dictionary", "DictionaryConfig", "TrainConfig",
+           "TrainingError", "TranscoderSet", "crosscoder_source", "load_transcoders", "train", "train_clt"]

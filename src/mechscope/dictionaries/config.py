@@ -37,6 +37,8 @@ class DictionaryConfig:
     target_l0: float | None = None  # if set, penalise (L0 / target - 1)^2 instead of L0
     # Matryoshka: nested prefix widths (the last must equal d_sae)
     matryoshka_widths: list[int] = field(default_factory=list)
+    # crosscoders (Lindsey et al. 2024): d_in is the concatenation of n_sources equal-width sources
+    n_sources: int = 1
     # inference behaviour (also what foreign formats need)
     apply_b_dec_to_input: bool = True
     normalize_activations: str = "none"  # "none" | "layer_norm" (OpenAI TopK SAEs)

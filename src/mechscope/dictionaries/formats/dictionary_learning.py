@@ -13,6 +13,7 @@ import torch
 from mechscope.data.atomic import atomic_write_json
 from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.dictionary import Dictionary
+from mechscope.dictionaries.formats.dictionary_learning_crosscoder import is_crosscoder, read_crosscoder
 from mechscope.dictionaries.formats.saelens import from_state_dict
 from mechscope.errors import MechscopeError
 
@@ -47,6 +48,8 @@ def load(path: str | Path) -> Dictionary:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:
         raise MechscopeError(f"{file} is not a weights-only dictionary_learning checkpoint: {err}") from err
+    if is_crosscoder(state):
+        return read_crosscoder(state, trainer, str(file))
     arch, tensors, apply_b_dec = _read(state, trainer.get("dict_class", ""))
     d_in, d_sae = tensors["W_enc"].shape
     k = int(state["k"]) if "k" in state else int(trainer.get("k", 32) or 32)

@@ -46,6 +46,10 @@ def state_dict(d: Dictionary) -> dict[str, torch.Tensor]:
     tensors.update({name: getattr(d, name) for name in d.variant.saved_tensors})
     if d.W_skip is not None:
         tensors["W_skip"] = d.W_skip.T  # SAELens and circuit-tracer store it [d_out, d_in]
+    if d.cfg.n_sources > 1:  # crosscoders: files carry the source axis (W_enc[n, d_in, d_sae], W_dec[d_sae, n, d_in])
+        n = d.cfg.n_sources
+        tensors.update(W_enc=d.W_enc.reshape(n, -1, d.d_sae), W_dec=d.W_dec.reshape(d.d_sae, n, -1),
+                       b_dec=d.b_dec.reshape(n, -1))
     return {k: v.detach().contiguous().cpu().float() for k, v in tensors.items()}
 
 
@@ -53,7 +57,7 @@ def save(d: Dictionary, path: str | Path) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = d.cfg
-    config = {"architecture": _saelens_architecture(cfg), "d_in": cfg.d_in, "d_sae": cfg.d_sae,
+    config = {"architecture": _saelens_architecture(cfg), "d_in": cfg.d_in // cfg.n_sources, "d_sae": cfg.d_sae,
               "dtype": "float32", "device": "cpu", "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
               "normalize_activations": cfg.normalize_activations, "reshape_activations": "none",
               "metadata": {"model_name": cfg.model_name, "hook_name": cfg.hook_name, **cfg.metadata},
@@ -63,6 +67,8 @@ def save(d: Dictionary, path: str | Path) -> Path:
     if cfg.is_transcoder:
         config.update(d_out=cfg.d_output, hook_name_out=cfg.hook_name_out)
         config["metadata"]["hook_name_out"] = cfg.hook_name_out
+    if cfg.n_sources > 1:
+        config["n_sources"] = cfg.n_sources
     write_safetensors(path / WEIGHTS_FILE, state_dict(d))
     atomic_write_json(path / CFG_FILE, config)
     return path
@@ -100,8 +106,9 @@ def from_state_dict(cfg: DictionaryConfig, tensors: dict[str, torch.Tensor], sou
                                  f"(d_in={cfg.d_in}, d_sae={cfg.d_sae})")
     with torch.no_grad():
         for name in expected:
+            target = getattr(d, "b_enc" if name == "b_gate" else name)
             value = tensors[name].T if name == "W_skip" else tensors[name]
-            getattr(d, "b_enc" if name == "b_gate" else name).copy_(value)
+            target.copy_(value.reshape(target.shape))
     d.variant.after_load(d)
     return d
 

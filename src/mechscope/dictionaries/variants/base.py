@@ -79,6 +79,10 @@ class Variant:
         """Derive training-only state from tensors just loaded from a file."""
 
     # ----- inference and training ---------------------------------------------------------------
+    def decoder_norms(self, d) -> Tensor:
+        """[d_sae] the norm that weights each latent's sparsity penalty: its decoder row's norm."""
+        return d.W_dec.norm(dim=1)
+
     def activate(self, d, x_in: Tensor, pre: Tensor) -> Tensor:
         """Dense inference codes from pre-activations."""
         raise NotImplementedError

@@ -73,7 +73,7 @@ class ReLU(L1Variant):
     def loss(self, d, x_in: Tensor, ctx: StepContext) -> dict[str, Tensor]:
         codes = d.pre_activations(x_in).relu()
         x_hat = codes @ d.W_dec + d.offset(x_in)
-        weights = d.W_dec.norm(dim=1) if self.cfg.relu_form == "anthropic" else 1.0
+        weights = self.decoder_norms(d) if self.cfg.relu_form == "anthropic" else 1.0
         sparsity = self.cfg.l1_coefficient * (codes * weights).sum(-1).mean()
         return dense_terms(d, ctx.target_for(x_in), codes, x_hat, sparsity, ctx)
 
