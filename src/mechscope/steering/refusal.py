@@ -46,6 +46,7 @@ class RefusalConfig:
     prune_layer_fraction: float = 0.2  # drop candidates from the last fraction of layers
     ablation: str = "directional"  # directional (Arditi et al.) or affine (Marshall et al. 2024)
     positions: int | None = None  # post-instruction positions; None: the chat template's tokens after the instruction
+    layers: tuple[int, ...] | None = None  # candidate layers; None: every layer (pruned ones are listed, not scored)
     batch_size: int = 32  # prompts per forward pass
 
     def __post_init__(self):
@@ -85,7 +86,7 @@ def next_token_logits(model, prompts: Sequence[str], interventions: Sequence[Int
     return torch.cat(rows)
 
 
-def _kl(reference: Tensor, logits: Tensor) -> Tensor:
+def kl_divergence(reference: Tensor, logits: Tensor) -> Tensor:
     """KL(reference || logits) per row, float64."""
     log_p, log_q = reference.double().log_softmax(-1), logits.double().log_softmax(-1)
     return (log_p.exp() * (log_p - log_q)).sum(-1)
@@ -126,11 +127,12 @@ def select_refusal_direction(model, harmful_train: Sequence[str], harmless_train
                              harmful_val: Sequence[str], harmless_val: Sequence[str],
                              refusal_ids: Sequence[int] | None = None, config: RefusalConfig = RefusalConfig(),
                              hook: str = DEFAULT_HOOK, progress: bool = False) -> RefusalDirection:
-    """Score every (post-instruction position, layer) candidate and return the selected one with the table."""
+    """Score every (post-instruction position, layer) candidate and return the selected one with the table
+    (candidates in the pruned last layers are listed with the reason, unscored)."""
     refusal_ids = refusal_token_ids(model.tokenizer) if refusal_ids is None else list(refusal_ids)
     n_positions = config.positions or post_instruction_positions(model.tokenizer)
     positions = list(range(-n_positions, 0))
-    read = contrast(model, harmful_train, harmless_train, hook=hook, positions=positions,
+    read = contrast(model, harmful_train, harmless_train, config.layers, hook=hook, positions=positions,
                     batch_size=config.batch_size, progress=progress)
     candidates, harmless_mean = read.diff_in_means(), read.negative_mean  # [n_pos, n_layers, d] float64
 
@@ -146,11 +148,11 @@ def select_refusal_direction(model, harmful_train: Sequence[str], harmless_train
         layer, vector = read.layers[j], candidates[i, j].float()
         row = {"position": positions[i], "layer": layer, "norm": float(vector.norm()), "refusal_score": float("nan"),
                "steering_score": float("nan"), "kl": float("nan")}
-        if row["norm"] > 0:
+        if row["norm"] > 0 and layer < cutoff:  # a pruned candidate is dropped whatever it scores
             unit = vector / vector.norm()
             reference = float(harmless_mean[i, j].float() @ unit)
             ablation = ablation_interventions(model, vector, hook.format(layer=layer), config.ablation, reference)
-            row["kl"] = float(_kl(harmless_logits, run(harmless_val, ablation)).mean())
+            row["kl"] = float(kl_divergence(harmless_logits, run(harmless_val, ablation)).mean())
             row["refusal_score"] = float(refusal_score(run(harmful_val, ablation), refusal_ids).mean())
             addition = [Intervention(hook.format(layer=layer), Direction(vector), "add", 1.0)]
             row["steering_score"] = float(refusal_score(run(harmless_val, addition), refusal_ids).mean())
@@ -175,10 +177,10 @@ def select_refusal_direction(model, harmful_train: Sequence[str], harmless_train
 
 def _dropped(row: dict, layer: int, cutoff: int, config: RefusalConfig) -> str | None:
     """Why a candidate fails the selection criteria, or None when it passes."""
-    if row["norm"] == 0 or any(row[key] != row[key] for key in ("refusal_score", "steering_score", "kl")):
-        return "no contrast at this position and layer"
     if layer >= cutoff:
         return f"in the last {config.prune_layer_fraction:.0%} of layers"
+    if row["norm"] == 0 or any(row[key] != row[key] for key in ("refusal_score", "steering_score", "kl")):
+        return "no contrast at this position and layer"
     if row["kl"] > config.kl_threshold:
         return f"harmless KL above {config.kl_threshold}"
     if row["steering_score"] < config.induce_refusal_threshold:
@@ -195,17 +197,18 @@ def load_refusal_direction(vector: SteeringVector) -> RefusalDirection:
                             vector.metadata["ablation"], vector.metrics["candidates"], vector.metrics["baseline"])
 
 
-def refusal_prompt_sets(n_train: int = 128, n_val: int = 32, seed: int = 0) -> dict[str, list[str]]:
-    """Harmful and harmless instructions of the refusal task's train split, shuffled (seeded) into train and
-    validation sets (Arditi et al. use 128 and 32 per side); the test split stays held out."""
+def refusal_prompt_sets(n_train: int = 128, n_val: int = 32, seed: int = 0, task=None) -> dict[str, list[str]]:
+    """Harmful and harmless instructions of a task's train split (default: the refusal task; any object with
+    `instructions(harmful, split)`, e.g. SafetyRequests), shuffled (seeded) into train and validation sets
+    (Arditi et al. use 128 and 32 per side); the test split stays held out."""
     from mechscope.tasks import Refusal
 
-    task, sets = Refusal(), {}
+    task, sets = task or Refusal(), {}
     for side, harmful in (("harmful", True), ("harmless", False)):
         instructions = task.instructions(harmful, "train")
         random.Random(f"{seed}-{side}").shuffle(instructions)
         if len(instructions) < n_train + n_val:
-            raise SteeringError(f"the refusal task has {len(instructions)} {side} train instructions, fewer than "
+            raise SteeringError(f"the task has {len(instructions)} {side} train instructions, fewer than "
                                 f"n_train + n_val = {n_train + n_val}")
         sets[side], sets[f"{side}_val"] = instructions[:n_train], instructions[n_train:n_train + n_val]
     return sets
