@@ -15,6 +15,7 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,8 +23,9 @@ from transformers import AutoModelForCausalLM
 
 import mechscope
 from mechscope.models import chat_inputs
-from mechscope.steering import RefusalConfig, refusal_prompt_sets, save_orthogonalized, select_refusal_direction, steer
-from mechscope.steering.refusal_effect import refusal_effect, refusal_rates
+from mechscope.steering import RefusalConfig, refusal_prompt_sets, save_orthogonalized, steer
+from mechscope.steering.refusal import NoRefusalCandidate, drop_reason, score_refusal_candidates
+from mechscope.steering.refusal_effect import harmless_kl, refusal_effect, refusal_rates
 from mechscope.toy import load_organism
 
 
@@ -59,9 +61,20 @@ def main() -> None:
     sets = refusal_prompt_sets(args.n_train, args.n_val, args.seed, task=task)
     started = time.perf_counter()
     config = RefusalConfig(layers=tuple(int(x) for x in args.layers.split(",")))
-    refusal = select_refusal_direction(model, sets["harmful"], sets["harmless"], sets["harmful_val"],
-                                       sets["harmless_val"], config=config, progress=True)
+    scored = score_refusal_candidates(model, sets["harmful"], sets["harmless"], sets["harmful_val"],
+                                      sets["harmless_val"], config=config, progress=True)
     selection_s = time.perf_counter() - started
+    (out / "candidates.json").write_text(json.dumps({"baseline": scored.baseline, "table": scored.table}, indent=1))
+    for criteria in (config, replace(config, kl_threshold=float("inf")),
+                     replace(config, kl_threshold=float("inf"), induce_refusal_threshold=float("-inf"))):
+        try:
+            refusal = scored.select(model, criteria)
+            break
+        except NoRefusalCandidate as err:
+            print(f"\nno candidate under kl_threshold={criteria.kl_threshold}, induce_refusal_threshold="
+                  f"{criteria.induce_refusal_threshold}: {str(err).split(';')[0]}")
+    print(f"\nselected under kl_threshold={criteria.kl_threshold}, "
+          f"induce_refusal_threshold={criteria.induce_refusal_threshold}")
     kept = [row for row in refusal.table if row["dropped"] is None]
     print(f"\nselection: {len(refusal.table)} candidates, {len(kept)} kept, {selection_s:.0f} s; baseline "
           f"{refusal.baseline}; selected layer {refusal.layer} position {refusal.position}: "
@@ -70,10 +83,12 @@ def main() -> None:
                            ("steering_score", "+.2f", "harmless refusal score, direction added"),
                            ("kl", ".3f", "harmless KL of the ablation")):
         print(f"\n{what} (x: dropped)\n\n{grid(refusal.table, key, fmt)}")
-    drops = {}
-    for row in refusal.table:
-        drops[row["dropped"] or "kept"] = drops.get(row["dropped"] or "kept", 0) + 1
-    print(f"\nreasons: {drops}")
+    for label, criteria_used in (("paper criteria", config), ("criteria used", criteria)):
+        drops: dict[str, int] = {}
+        for row in scored.table:
+            reason = drop_reason(row, model.n_layers, criteria_used) or "kept"
+            drops[reason] = drops.get(reason, 0) + 1
+        print(f"\n{label}: {drops}")
 
     harmful, harmless = task.instructions(True, "test"), task.instructions(False, "test")
     started = time.perf_counter()
@@ -85,6 +100,19 @@ def main() -> None:
                          ("direction added (x1)", effect.added)):
         print(f"| {label} | {rates.harmful_rate:.1%} | {rates.harmless_rate:.1%} |")
     print(f"\nharmless KL of the ablation: mean {effect.harmless_kl:.4f}, max {max(effect.per_prompt_kl):.4f} nats")
+    after = scored.layers[scored.layers.index(refusal.layer) + 1:][:1]  # the next scanned layer (may be pruned)
+    variants = {f"affine at {refusal.layer}": [refusal.layer], f"affine at {refusal.layer}+{after}": [refusal.layer,
+                                                                                                  *after]}
+    print("\n| ablation (position -1) | harmful refused | harmless refused | harmless KL |\n|---|---|---|---|")
+    print(f"| directional (selected) | {effect.ablated.harmful_rate:.1%} | {effect.ablated.harmless_rate:.1%} | "
+          f"{effect.harmless_kl:.3f} |")
+    affine = {}
+    for name, layers in variants.items():
+        edits = scored.affine_ablation(layers, refusal.position)
+        rates = refusal_rates(model, harmful, harmless, edits, args.max_new_tokens)
+        kl = float(harmless_kl(model, harmless, edits).mean())
+        affine[name] = {**rates.to_dict(), "harmless_kl": kl, "replies": rates.harmful.replies}
+        print(f"| {name} | {rates.harmful_rate:.1%} | {rates.harmless_rate:.1%} | {kl:.3f} |")
 
     direction = refusal.vector.direction(refusal.layer)
     saved = save_orthogonalized(model, direction, out / "orthogonalized")
@@ -103,7 +131,7 @@ def main() -> None:
     refusal.vector.save(out / "refusal-direction")
     (out / "refusal-direction.json").write_text(json.dumps(
         {"selection_seconds": selection_s, "selected": refusal.vector.metrics["selected"], "baseline": refusal.baseline,
-         "table": refusal.table, "effect": effect.to_dict(),
+         "table": refusal.table, "effect": effect.to_dict(), "affine": affine,
          "orthogonalized": {"max_logit_gap": gap, **ortho.to_dict()},
          "replies": {name: rates.harmful.replies + rates.harmless.replies
                      for name, rates in (("plain", effect.plain), ("ablated", effect.ablated),

@@ -19,8 +19,9 @@ from mechscope.steering.interventions import (Condition, Intervention, direction
                                               vector_interventions)
 from mechscope.steering.iti import ITI, HeadShift, ITIConfig, bake_iti, fit_iti, head_activations
 from mechscope.steering.orthogonalize import orthogonalize, save_orthogonalized
-from mechscope.steering.refusal import (RefusalConfig, RefusalDirection, load_refusal_direction, refusal_prompt_sets,
-                                         refusal_score, select_refusal_direction)
+from mechscope.steering.refusal import (NoRefusalCandidate, RefusalCandidates, RefusalConfig, RefusalDirection,
+                                         drop_reason, load_refusal_direction, refusal_prompt_sets, refusal_score,
+                                         score_refusal_candidates, select_refusal_direction)
 from mechscope.steering.refusal_effect import RefusalEffect, RefusalRates, refusal_effect, refusal_rates
 from mechscope.steering.targets import Direction, Latent
 from mechscope.steering.vectors import SteeringVector, latent_vector
@@ -28,13 +29,14 @@ from mechscope.steering.vectors import SteeringVector, latent_vector
 __all__ = ["ABTokens", "Alert", "ApplyConfig", "CAAConfig", "Calibration", "CalibrationConfig", "Condition",
            "ConditionalRefusal", "Contrast", "ControlVectorFile", "Direction", "DirectionConfig", "HeadShift", "ITI",
            "ITIConfig", "Intervention", "Latent", "LatentScore", "LayerSweep", "LinearProbe", "LinearScore", "Monitor",
-           "MonitorRecord", "MonitoredGeneration", "RefusalConfig", "RefusalDirection", "RefusalEffect",
-           "RefusalRates", "SteeringVector", "ThresholdSearch", "ab_tokens", "bake_iti", "behaviour_probability",
-           "caa", "caa_vector", "calibrate", "calibrate_monitor", "condition_scores", "conditional_refusal",
-           "contrast", "directional_ablation", "directions", "fit_iti", "fit_probe", "from_repeng", "head_activations",
-           "hook_pairs", "latent_vector", "layer_sweep", "load_refusal_direction", "monitored_forward",
-           "monitored_generate", "orthogonalize", "pca_of_differences", "probe", "probe_direction", "projection",
-           "prompt_inputs", "prompt_scores", "read_control_vector", "read_positions", "refusal_by_kind",
-           "refusal_effect", "refusal_prompt_sets", "refusal_rates", "refusal_score", "save_orthogonalized",
-           "search_threshold", "select_refusal_direction", "steer", "to_repeng", "token_inputs", "vector_edits",
-           "vector_interventions", "write_control_vector"]
+           "MonitorRecord", "MonitoredGeneration", "NoRefusalCandidate", "RefusalCandidates", "RefusalConfig",
+           "RefusalDirection", "RefusalEffect", "RefusalRates", "SteeringVector", "ThresholdSearch", "ab_tokens",
+           "bake_iti", "behaviour_probability", "caa", "caa_vector", "calibrate", "calibrate_monitor",
+           "condition_scores", "conditional_refusal", "contrast", "directional_ablation", "directions", "drop_reason",
+           "fit_iti", "fit_probe", "from_repeng", "head_activations", "hook_pairs", "latent_vector", "layer_sweep",
+           "load_refusal_direction", "monitored_forward", "monitored_generate", "orthogonalize", "pca_of_differences",
+           "probe", "probe_direction", "projection", "prompt_inputs", "prompt_scores", "read_control_vector",
+           "read_positions", "refusal_by_kind", "refusal_effect", "refusal_prompt_sets", "refusal_rates",
+           "refusal_score", "save_orthogonalized", "score_refusal_candidates", "search_threshold",
+           "select_refusal_direction", "steer", "to_repeng", "token_inputs", "vector_edits", "vector_interventions",
+           "write_control_vector"]

@@ -1,10 +1,11 @@
 """A jailbreak defence that amplifies refusal conditionally, and the attack success rate it is judged by.
 
-The refusal direction is added at its layer only to prompts whose mean projection on it crosses a
-threshold (CAST, Lee et al. 2024), the threshold and comparison chosen by grid search on a calibration
-split (harmful requests, plain and wrapped, to refuse; harmless ones to leave). The attack success rate
-(ASR) of a set of wrapped harmful requests is the share whose greedy reply the phrase judge does not call
-a refusal; the side effect is the refusal rate of harmless requests, plain and wrapped, under the defence.
+The refusal direction is added at its layer only to prompts whose projection on it (at the last prompt token,
+or CAST's mean over the prompt: Lee et al. 2024) crosses a threshold, the threshold and comparison chosen by
+grid search on a calibration split (harmful requests, plain and wrapped, to refuse; harmless ones to leave).
+The attack success rate (ASR) of a set of wrapped harmful requests is the share whose greedy reply the phrase
+judge does not call a refusal; the side effect is the refusal rate of harmless requests, plain and wrapped,
+under the defence.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 
 from mechscope.steering.conditional import ThresholdSearch, search_threshold
 from mechscope.steering.interventions import Intervention, hook_pairs
-from mechscope.steering.refusal import RefusalDirection
 from mechscope.steering.targets import Direction
+from mechscope.steering.vectors import SteeringVector
 from mechscope.tasks.jailbreak import WrappedRequest
 from mechscope.tasks.refusal_judge import judge_replies
 
@@ -32,13 +33,14 @@ class ConditionalRefusal:
         return self.search.threshold
 
 
-def conditional_refusal(model, refusal: RefusalDirection, apply_to: Sequence[str], leave: Sequence[str],
-                        coefficient: float = 1.0, batch_size: int = 32) -> ConditionalRefusal:
-    """Calibrate the condition (projection on the refusal direction at its layer, mean over each prompt) on
-    `apply_to` against `leave` prompts, and add the direction where it fires."""
-    hook = refusal.vector.hook_name(refusal.layer)
-    target = Direction(refusal.vector.direction(refusal.layer))
-    search = search_threshold(model, hook, target, apply_to, leave, batch_size=batch_size)
+def conditional_refusal(model, vector: SteeringVector, apply_to: Sequence[str], leave: Sequence[str],
+                        coefficient: float = 1.0, per: str = "last", batch_size: int = 32) -> ConditionalRefusal:
+    """Calibrate the condition (projection on the vector's first layer's direction there, at each prompt's last
+    token, or its mean over the prompt with per="prompt" as CAST) on `apply_to` against `leave` prompts, and add
+    the direction to the rows where it fires (a refusal direction: `RefusalDirection.vector`)."""
+    layer = vector.check(model).layers[0]
+    hook, target = vector.hook_name(layer), Direction(vector.direction(layer))
+    search = search_threshold(model, hook, target, apply_to, leave, per, batch_size=batch_size)
     return ConditionalRefusal(search, [Intervention(hook, target, "add", coefficient,
                                                     condition=search.condition(hook, target))])
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from torch import Tensor
+
 from mechscope.steering.interventions import Intervention, hook_pairs
 from mechscope.steering.refusal import RefusalDirection, kl_divergence, next_token_logits
 from mechscope.tasks.refusal_judge import JudgedReplies, judge_replies
@@ -68,6 +70,11 @@ def refusal_effect(model, refusal: RefusalDirection, harmful: Sequence[str], har
     ablation = refusal.ablate(model)
     rates = [refusal_rates(model, harmful, harmless, edits, max_new_tokens, batch_size)
              for edits in ((), ablation, refusal.add(coefficient))]
-    kl = kl_divergence(next_token_logits(model, harmless, (), batch_size),
-                       next_token_logits(model, harmless, ablation, batch_size))
+    kl = harmless_kl(model, harmless, ablation, batch_size)
     return RefusalEffect(*rates, harmless_kl=float(kl.mean()), coefficient=coefficient, per_prompt_kl=kl.tolist())
+
+
+def harmless_kl(model, harmless: Sequence[str], edits: Sequence[Intervention], batch_size: int = 32) -> Tensor:
+    """KL(plain || edited) [n_prompts] (float64) of the next-token distributions after each chat prompt."""
+    return kl_divergence(next_token_logits(model, harmless, (), batch_size),
+                         next_token_logits(model, harmless, edits, batch_size))
