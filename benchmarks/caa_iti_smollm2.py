@@ -15,41 +15,15 @@ import argparse
 import random
 import time
 
-import torch
-
 import mechscope
-from mechscope.steering import CAAConfig, ITIConfig, caa, fit_iti, steer
-from mechscope.steering.directions import prompt_inputs
+from mechscope.steering import CAAConfig, ITIConfig, caa, fit_iti, truth_margin
 from mechscope.tasks.ab_choice import refusal_questions
 from mechscope.tasks.uncertainty import statements
 from mechscope.toy import load_organism
 
 
-def truth_margin(model, true: list[str], false: list[str], edits=()) -> float:
-    """Mean log P(true answer's first token) - log P(false answer's first token) after the shared prompt."""
-    prompts, right, wrong = [], [], []
-    for t, f in zip(true, false):
-        stem = t[:t.rindex(" ")]
-        prompts.append(stem)
-        right.append(model.tokenizer(t[len(stem):], add_special_tokens=False)["input_ids"][0])
-        wrong.append(model.tokenizer(f[len(stem):], add_special_tokens=False)["input_ids"][0])
-    with steer(model, edits), torch.no_grad():
-        logp = model(prompt_inputs(model, prompts, chat=False))[:, -1].double().log_softmax(-1)
-    rows = torch.arange(len(prompts))
-    return float((logp[rows, right] - logp[rows, wrong]).mean())
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--n-train", type=int, default=96, help="CAA train questions")
-    parser.add_argument("--layers", default="0,3,6,9,12,15,18,21,24,27")
-    parser.add_argument("--coefficients", default="-1,1")
-    parser.add_argument("--n-test", type=int, default=None, help="held-out questions (default: all 108)")
-    parser.add_argument("--model", default="smollm2", help='"smollm2", or "refusal-smollm2" for the zoo organism')
-    parser.add_argument("--no-iti", action="store_true")
-    args = parser.parse_args()
-    model = (load_organism("refusal-smollm2", device="cpu").model if args.model == "refusal-smollm2"
-             else mechscope.load_model(args.model, device="cpu"))
+def sweep_caa(model, args) -> None:
+    """The CAA table: vectors from train questions, the sweep on held-out ones."""
     train = random.Random(0).sample(refusal_questions("train"), args.n_train)
     test = refusal_questions("test")
     test = random.Random(1).sample(test, args.n_test) if args.n_test else test
@@ -65,9 +39,24 @@ def main() -> None:
         cells = [row for row in sweep.rows if row["layer"] == layer]
         print(f"| {layer} | {vector.norms[layer]:.2f} | " + " | ".join(
             f"{row['p_behaviour']:.3f} ({row['shift']:+.3f}, {row['steered_fraction']:.0%})" for row in cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n-train", type=int, default=96, help="CAA train questions")
+    parser.add_argument("--layers", default="0,3,6,9,12,15,18,21,24,27")
+    parser.add_argument("--coefficients", default="-1,1")
+    parser.add_argument("--n-test", type=int, default=None, help="held-out questions (default: all 108)")
+    parser.add_argument("--model", default="smollm2", help='"smollm2", or "refusal-smollm2" for the zoo organism')
+    parser.add_argument("--no-iti", action="store_true")
+    parser.add_argument("--no-caa", action="store_true")
+    args = parser.parse_args()
+    model = (load_organism("refusal-smollm2", device="cpu").model if args.model == "refusal-smollm2"
+             else mechscope.load_model(args.model, device="cpu"))
+    if not args.no_caa:
+        sweep_caa(model, args)
     if args.no_iti:
         return
-
     true, false = statements("train")
     test_true, test_false = statements("test")
     started = time.perf_counter()

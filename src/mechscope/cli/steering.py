@@ -1,4 +1,4 @@
-"""CLI verbs for steering: steer directions, refusal, caa, iti, generate, orthogonalize."""
+"""CLI verbs for steering: steer directions, refusal, caa, iti, defend, generate, orthogonalize."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from mechscope.cli.config_flags import add_config_flags, config_options
 from mechscope.errors import SteeringError
 from mechscope.steering.apply import ApplyConfig
 from mechscope.steering.caa import CAAConfig
+from mechscope.steering.defence import DefenceConfig
 from mechscope.steering.directions import DirectionConfig
 from mechscope.steering.iti import ITIConfig
 from mechscope.steering.refusal import RefusalConfig
@@ -44,7 +45,10 @@ def refusal_verb(args: argparse.Namespace) -> dict:
 
     config = RefusalConfig(**config_options(args, RefusalConfig))
     model = load_model(args.model, device=args.device)
-    sets = refusal_prompt_sets(args.n_train, args.n_val, args.seed)
+    from mechscope.tasks import SafetyRequests
+
+    sets = refusal_prompt_sets(args.n_train, args.n_val, args.seed,
+                               task=SafetyRequests() if args.requests == "safety" else None)
     if args.harmful is not None:
         sets["harmful"], sets["harmful_val"] = _split(_lines(args.harmful), args.n_val)
     if args.harmless is not None:
@@ -113,6 +117,20 @@ def iti_verb(args: argparse.Namespace) -> dict:
     return result
 
 
+def defend_verb(args: argparse.Namespace) -> dict:
+    from dataclasses import asdict
+
+    from mechscope.models import load_model
+    from mechscope.steering import SteeringVector
+    from mechscope.steering.defence import jailbreak_defence
+    from mechscope.tasks import Refusal, SafetyRequests
+
+    config = DefenceConfig(**config_options(args, DefenceConfig))
+    model = load_model(args.model, device=args.device)
+    requests = SafetyRequests() if args.requests == "safety" else Refusal()
+    return asdict(jailbreak_defence(model, SteeringVector.load(args.vector).check(model), requests, config))
+
+
 def generate_verb(args: argparse.Namespace) -> dict:
     from mechscope.models import load_model
     from mechscope.steering import SteeringVector, steer
@@ -172,6 +190,8 @@ def register(verbs) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--harmful", help="harmful instructions, one per line (default: the refusal task's)")
     p.add_argument("--harmless", help="harmless instructions, one per line (default: the refusal task's)")
+    p.add_argument("--requests", choices=("refusal", "safety"), default="refusal",
+                   help="default prompt sets: the refusal task's acts or the safety request set's train templates")
     p.add_argument("--n-train", type=int, default=128, help="train instructions per side from the refusal task")
     p.add_argument("--n-val", type=int, default=32, help="validation instructions per side")
     p.add_argument("--seed", type=int, default=0)
@@ -188,6 +208,15 @@ def register(verbs) -> None:
     p.add_argument("--true", help="true statements, one per line (default: the factual set's train statements)")
     p.add_argument("--false", help="false statements, one per line")
     p.add_argument("--bake", help="also write a copy with the shifts in its attention output bias (families with one)")
+
+    p = leaf(steer, "defend", defend_verb, "a conditional refusal defence: calibrate where to add a vector on wrapped "
+             "and plain train requests, then refusal rates per jailbreak wrapper with and without it")
+    p.add_argument("model")
+    p.add_argument("vector", help="a directory written by steer refusal (its first layer is used)")
+    p.add_argument("--requests", choices=("safety", "refusal"), default="safety",
+                   help="the safety request set (categories, held-out templates) or the refusal task's acts")
+    p.add_argument("--device", default="auto")
+    add_config_flags(p, DefenceConfig)
 
     p = leaf(steer, "generate", generate_verb, "generate with and without a saved vector applied")
     p.add_argument("model")

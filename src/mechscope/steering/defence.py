@@ -10,14 +10,15 @@ under the defence.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mechscope.steering.conditional import ThresholdSearch, search_threshold
-from mechscope.steering.interventions import Intervention, hook_pairs
+from mechscope.steering.interventions import Intervention, hook_pairs, vector_interventions
 from mechscope.steering.targets import Direction
 from mechscope.steering.vectors import SteeringVector
-from mechscope.tasks.jailbreak import WrappedRequest
+from mechscope.tasks.jailbreak import KINDS, WrappedRequest, wrap_requests
 from mechscope.tasks.refusal_judge import judge_replies
 
 
@@ -55,3 +56,57 @@ def refusal_by_kind(model, wrapped: Sequence[WrappedRequest], edits: Sequence[In
     for request, refused in zip(wrapped, judged.refused):
         rates.setdefault(request.kind, []).append(refused)
     return {kind: sum(refused) / len(refused) for kind, refused in rates.items()}
+
+
+@dataclass(frozen=True)
+class DefenceConfig:
+    """How the jailbreak defence is calibrated and judged on a request set's train and test splits."""
+
+    n_calibration: int = 48  # train requests per side, each under every wrapper, for the threshold search
+    n_harmful: int = 0  # held-out harmful requests (plain and wrapped) attacked; 0: all
+    n_harmless: int = 24  # held-out harmless requests (plain and wrapped) for the side effect; 0: all
+    coefficient: float = 1.0  # multiple of the vector added where the condition fires
+    per: str = "last"  # condition read at the last prompt token, or "prompt" (its mean, as CAST)
+    max_new_tokens: int = 24  # greedy reply length the judge reads
+    seed: int = 0
+
+
+@dataclass
+class DefenceReport:
+    """Refusal rates per wrapper kind of held-out harmful and harmless requests, per run (no defence, conditional
+    add, always add), and the calibrated condition; ASR = 1 - the harmful refusal rate."""
+
+    threshold: float
+    above: bool
+    f1: float
+    runs: dict[str, dict[str, dict[str, float]]]  # run -> "harmful"/"harmless" -> kind -> refusal rate
+
+    def attack_success(self, run: str) -> dict[str, float]:
+        return {kind: 1 - rate for kind, rate in self.runs[run]["harmful"].items()}
+
+
+def _sample(requests, harmful: bool, split: str, n: int, seed: int) -> list[str]:
+    texts = requests.instructions(harmful, split)
+    return random.Random(f"{seed}-{split}-{harmful}").sample(texts, min(n, len(texts)) if n else len(texts))
+
+
+def jailbreak_defence(model, vector: SteeringVector, requests,
+                      config: DefenceConfig = DefenceConfig()) -> DefenceReport:
+    """Calibrate `conditional_refusal` on wrapped and plain train requests of `requests` (anything with
+    `instructions(harmful, split)`, e.g. SafetyRequests), then judge held-out requests under every wrapper kind with
+    no defence, the conditional addition and the unconditional one."""
+    kinds = ("plain", *KINDS)
+    rng = random.Random(f"defence-{config.seed}")
+    apply_to = [w.text for w in wrap_requests(_sample(requests, True, "train", config.n_calibration, config.seed),
+                                              kinds, rng)]
+    leave = [w.text for w in wrap_requests(_sample(requests, False, "train", config.n_calibration, config.seed),
+                                           kinds, rng)]
+    defence = conditional_refusal(model, vector, apply_to, leave, config.coefficient, config.per)
+    harmful = wrap_requests(_sample(requests, True, "test", config.n_harmful, config.seed), kinds, rng)
+    harmless = wrap_requests(_sample(requests, False, "test", config.n_harmless, config.seed), kinds, rng)
+    edits = {"no defence": [], "conditional add": defence.edits,
+             "always add": vector_interventions(vector, "add", config.coefficient, vector.layers[:1])}
+    runs = {name: {side: refusal_by_kind(model, wrapped, run, config.max_new_tokens)
+                   for side, wrapped in (("harmful", harmful), ("harmless", harmless))}
+            for name, run in edits.items()}
+    return DefenceReport(defence.threshold, defence.search.above, defence.search.f1, runs)

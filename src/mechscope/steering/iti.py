@@ -16,6 +16,7 @@ through W_O and adds it. Llama-family models have no o_proj bias: `bake_iti` ref
 from __future__ import annotations
 
 import copy
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,8 +30,8 @@ from mechscope.data.shard_format import write_safetensors
 from mechscope.errors import SteeringError
 from mechscope.manifest import build_manifest, write_manifest
 from mechscope.models.loading import wrap
-from mechscope.steering.directions import fit_probe, read_positions
-from mechscope.steering.interventions import Intervention
+from mechscope.steering.directions import fit_probe, prompt_inputs, read_positions
+from mechscope.steering.interventions import Intervention, steer
 from mechscope.steering.targets import Direction
 from mechscope.steering.vectors import read_artefact
 
@@ -186,3 +187,25 @@ def bake_iti(model, iti: ITI, alpha: float | None = None):
         moved = weight @ shift if isinstance(out_proj, nn.Linear) else shift @ weight  # Conv1D stores [in, out]
         out_proj.bias.data += moved.to(out_proj.bias.dtype)
     return wrap(hf, model.tokenizer, name=f"{model.info.name} (ITI)", check=False)
+
+
+def truth_margin(model, true: Sequence[str], false: Sequence[str], edits: Sequence[Intervention] = (),
+                 batch_size: int = 32) -> float:
+    """Mean log P(true answer's first token) - log P(false answer's first token) after the prompt two paired
+    statements share ("The capital of France is" + " Paris." / " Berlin."), with `edits` active: what ITI should
+    widen."""
+    prompts, right, wrong = [], [], []
+    for statement, other in zip(true, false):
+        shared = os.path.commonprefix([statement, other])
+        stem = shared[:shared.rindex(" ")]  # the answers start after the last space the two share
+        prompts.append(stem)
+        right.append(model.tokenizer(statement[len(stem):], add_special_tokens=False)["input_ids"][0])
+        wrong.append(model.tokenizer(other[len(stem):], add_special_tokens=False)["input_ids"][0])
+    margins = []
+    with steer(model, edits), torch.no_grad():
+        for start in range(0, len(prompts), batch_size):
+            logp = model(prompt_inputs(model, prompts[start:start + batch_size], chat=False))[:, -1]
+            logp = logp.double().log_softmax(-1)
+            rows = torch.arange(len(logp))
+            margins.append(logp[rows, right[start:start + batch_size]] - logp[rows, wrong[start:start + batch_size]])
+    return float(torch.cat(margins).mean())
