@@ -1,7 +1,8 @@
 """Monitors on SmolLM2-135M-Instruct: harmful-request detection (plain and jailbreak-wrapped), a hallucination
-probe labelled by the model's own answers, and the generation speed a monitor costs.
+probe labelled by the model's own answers, and the generation speed a monitor or an active intervention costs.
 
 Run: python benchmarks/monitors_smollm2.py [--model smollm2] [--per-side 200] [--layers 6,9,...] [--new-tokens 48]
+     [--speed-only]  (the overhead table alone: plain generation against a monitor, an add and a conditional add)
 Prints Markdown tables; the recorded figures live in benchmarks/RESULTS.md.
 
 Detection: a difference-in-means direction (harmful minus harmless requests of the refusal task's train split,
@@ -21,7 +22,8 @@ import torch
 
 import mechscope
 from mechscope.statistics import auroc
-from mechscope.steering import CalibrationConfig, Monitor, calibrate, calibrate_monitor, monitored_generate, projection
+from mechscope.steering import (CalibrationConfig, Condition, Direction, Intervention, Monitor, calibrate,
+                                calibrate_monitor, monitored_generate, projection, steer)
 from mechscope.steering.calibration import mean_difference, prompt_scores
 from mechscope.tasks import Refusal
 from mechscope.tasks.jailbreak import KINDS, jailbreak_set
@@ -100,6 +102,11 @@ def speed(model, layer: int, new_tokens: int, batch: int) -> None:
     prompts = mechscope.models.chat_inputs(model, requests(False, "test", batch))
     direction = torch.randn(model.info.d_model, generator=torch.Generator().manual_seed(0))
     hook = f"blocks.{layer}.hook_resid_post"
+    target = Direction(direction)
+
+    def steered(edit: Intervention):
+        with steer(model, edit):
+            return model.generate(prompts, max_new_tokens=new_tokens, eos_token_ids=())
     runs = {"plain generate": lambda: model.generate(prompts, max_new_tokens=new_tokens, eos_token_ids=()),
             "monitor (scores only)": lambda: monitored_generate(model, Monitor(hook, projection(direction)), prompts,
                                                                 max_new_tokens=new_tokens, eos_token_ids=()),
@@ -108,17 +115,24 @@ def speed(model, layer: int, new_tokens: int, batch: int) -> None:
                 eos_token_ids=()),
             "monitor + cap guard": lambda: monitored_generate(
                 model, Monitor(hook, projection(direction), 1e9, guard="cap"), prompts, max_new_tokens=new_tokens,
-                eos_token_ids=())}
-    best = {}
+                eos_token_ids=()),
+            "add intervention": lambda: steered(Intervention(hook, target, "add", 1.0)),
+            "conditional add (always fires)": lambda: steered(Intervention(hook, target, "add", 1.0,
+                                                                           condition=Condition(hook, target, -1e9)))}
+    best, cpu = {}, {}
     for _ in range(3):  # interleaved, best of 3: the machine is shared
         for name, run in runs.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - start)
+            cpu[name] = min(cpu.get(name, float("inf")), time.process_time() - start_cpu)
     print(f"\n{batch} prompts x {new_tokens} new tokens, KV cache, hook {hook}, torch threads "
-          f"{torch.get_num_threads()}\n\n| run | seconds | tokens/s | vs plain |\n|---|---|---|---|")
+          f"{torch.get_num_threads()}; CPU seconds (process time, both threads) are what a busy machine disturbs "
+          f"least\n\n| run | seconds | tokens/s | vs plain | CPU seconds | CPU vs plain |\n|---|---|---|---|---|---|")
     for name, seconds in best.items():
-        print(f"| {name} | {seconds:.2f} | {batch * new_tokens / seconds:.1f} | {seconds / best['plain generate']:.3f}x |")
+        plain, plain_cpu = best["plain generate"], cpu["plain generate"]
+        print(f"| {name} | {seconds:.2f} | {batch * new_tokens / seconds:.1f} | {seconds / plain:.3f}x "
+              f"| {cpu[name]:.2f} | {cpu[name] / plain_cpu:.3f}x |")
 
 
 def main() -> None:
@@ -129,11 +143,13 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=48)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--speed-only", action="store_true")
     args = parser.parse_args()
     model = mechscope.load_model(args.model, device=args.device)
     layers = [int(x) for x in args.layers.split(",")]
-    detection(model, layers, args.per_side)
-    hallucination(model, layers)
+    if not args.speed_only:
+        detection(model, layers, args.per_side)
+        hallucination(model, layers)
     speed(model, layers[len(layers) // 2], args.new_tokens, args.batch)
 
 

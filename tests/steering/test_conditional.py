@@ -28,8 +28,11 @@ def test_a_searched_threshold_on_the_refusal_direction_gates_refusal_to_harmful_
         ungated = organism.check()
     assert ungated.harmless_refusal_rate >= 0.8
     assert gated.harmless_refusal_rate <= 0.05 and gated.harmful_refusal_rate >= 0.95
+    last = Condition(HOOK, target, search.threshold, search.above, per="last")  # decided once, at the last token
+    with steer(model, Intervention(HOOK, target, "add", 3.0, condition=last)):
+        assert organism.check() == gated
 
 
-def test_a_condition_is_decided_per_prompt_or_per_token_only():
-    with pytest.raises(SteeringError, match="per prompt or per token"):
+def test_a_condition_is_decided_per_prompt_last_token_or_token_only():
+    with pytest.raises(SteeringError, match="per one of prompt, last, token"):
         Condition(HOOK, Direction(torch.ones(4)), 0.0, per="row")

@@ -1,4 +1,4 @@
-"""CLI verbs for steering: steer directions, refusal, generate, orthogonalize."""
+"""CLI verbs for steering: steer directions, refusal, caa, iti, defend, generate, orthogonalize."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from mechscope.cli.arguments import leaf
 from mechscope.cli.config_flags import add_config_flags, config_options
 from mechscope.errors import SteeringError
 from mechscope.steering.apply import ApplyConfig
+from mechscope.steering.caa import CAAConfig
+from mechscope.steering.defence import DefenceConfig
 from mechscope.steering.directions import DirectionConfig
+from mechscope.steering.iti import ITIConfig
 from mechscope.steering.refusal import RefusalConfig
 
 
@@ -42,7 +45,10 @@ def refusal_verb(args: argparse.Namespace) -> dict:
 
     config = RefusalConfig(**config_options(args, RefusalConfig))
     model = load_model(args.model, device=args.device)
-    sets = refusal_prompt_sets(args.n_train, args.n_val, args.seed)
+    from mechscope.tasks import SafetyRequests
+
+    sets = refusal_prompt_sets(args.n_train, args.n_val, args.seed,
+                               task=SafetyRequests() if args.requests == "safety" else None)
     if args.harmful is not None:
         sets["harmful"], sets["harmful_val"] = _split(_lines(args.harmful), args.n_val)
     if args.harmless is not None:
@@ -58,6 +64,71 @@ def _split(prompts: list[str], n_val: int) -> tuple[list[str], list[str]]:
     if len(prompts) <= n_val:
         raise SteeringError(f"expected more than --n-val={n_val} prompts in the file, got {len(prompts)}")
     return prompts[:-n_val], prompts[-n_val:]
+
+
+def _questions(path: str):
+    import json
+
+    from mechscope.tasks.ab_choice import ABQuestion
+
+    try:
+        rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        return [ABQuestion(**row) for row in rows]
+    except (OSError, ValueError, TypeError) as err:
+        raise SteeringError(f"expected a JSONL file of A/B questions ({{\"question\", \"behaviour\", \"other\", "
+                            f"\"behaviour_letter\"}} per line) at {path}: {err}") from err
+
+
+def caa_verb(args: argparse.Namespace) -> dict:
+    from mechscope.models import load_model
+    from mechscope.steering.caa import caa
+    from mechscope.tasks.ab_choice import refusal_questions
+
+    config = CAAConfig(**config_options(args, CAAConfig))
+    model = load_model(args.model, device=args.device)
+    if args.questions is None:
+        train, test = refusal_questions("train"), refusal_questions("test")
+    else:
+        questions = _questions(args.questions)
+        train, test = _split(questions, max(1, len(questions) // 5))
+    vector, sweep = caa(model, train, test, config, progress=True)
+    return {"vector": str(vector.save(args.out)), "n_train": len(train), "n_test": len(test),
+            "baseline": sweep.baseline, "best": vector.metrics["best"]}
+
+
+def iti_verb(args: argparse.Namespace) -> dict:
+    from mechscope.models import load_model
+    from mechscope.steering.iti import bake_iti, fit_iti
+    from mechscope.tasks.uncertainty import statements
+
+    config = ITIConfig(**config_options(args, ITIConfig))
+    model = load_model(args.model, device=args.device)
+    true, false = (statements("train") if args.true is None or args.false is None
+                   else (_lines(args.true), _lines(args.false)))
+    iti = fit_iti(model, true, false, config, progress=True)
+    result = {"iti": str(iti.save(args.out)),
+              "heads": [{"layer": h.layer, "head": h.head, "accuracy": h.accuracy, "std": h.std} for h in iti.heads]}
+    if args.bake is not None:
+        baked = bake_iti(model, iti)
+        baked.hf.save_pretrained(args.bake)
+        if model.tokenizer is not None:
+            model.tokenizer.save_pretrained(args.bake)
+        result["baked"] = args.bake
+    return result
+
+
+def defend_verb(args: argparse.Namespace) -> dict:
+    from dataclasses import asdict
+
+    from mechscope.models import load_model
+    from mechscope.steering import SteeringVector
+    from mechscope.steering.defence import jailbreak_defence
+    from mechscope.tasks import Refusal, SafetyRequests
+
+    config = DefenceConfig(**config_options(args, DefenceConfig))
+    model = load_model(args.model, device=args.device)
+    requests = SafetyRequests() if args.requests == "safety" else Refusal()
+    return asdict(jailbreak_defence(model, SteeringVector.load(args.vector).check(model), requests, config))
 
 
 def generate_verb(args: argparse.Namespace) -> dict:
@@ -91,6 +162,16 @@ def orthogonalize_verb(args: argparse.Namespace) -> dict:
     return {"model": str(out), "layer": layer}
 
 
+def _model_verb(steer, name: str, fn, help_text: str, config_type):
+    """A verb over one model that writes to --out, with flags from `config_type`."""
+    p = leaf(steer, name, fn, help_text)
+    p.add_argument("model", help='"smollm2", an organism directory, a local HF directory or a hub id')
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    add_config_flags(p, config_type)
+    return p
+
+
 def register(verbs) -> None:
     steer = verbs.add_parser("steer", help="steering: directions, the refusal direction, steered generation, "
                              "weight orthogonalisation").add_subparsers(dest="action", required=True)
@@ -109,11 +190,33 @@ def register(verbs) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--harmful", help="harmful instructions, one per line (default: the refusal task's)")
     p.add_argument("--harmless", help="harmless instructions, one per line (default: the refusal task's)")
+    p.add_argument("--requests", choices=("refusal", "safety"), default="refusal",
+                   help="default prompt sets: the refusal task's acts or the safety request set's train templates")
     p.add_argument("--n-train", type=int, default=128, help="train instructions per side from the refusal task")
     p.add_argument("--n-val", type=int, default=32, help="validation instructions per side")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     add_config_flags(p, RefusalConfig)
+
+    p = _model_verb(steer, "caa", caa_verb, "contrastive activation addition (Rimsky et al. 2023): A/B vectors per "
+                    "layer and their layer sweep on held-out questions", CAAConfig)
+    p.add_argument("--questions", help="A/B questions, JSONL (question, behaviour, other, behaviour_letter); a fifth "
+                   "held out (default: refusal questions from the safety request set, split by template)")
+
+    p = _model_verb(steer, "iti", iti_verb, "inference-time intervention (Li et al. 2023): probe every head, keep the "
+                    "top K by held-out accuracy; optionally fold the shifts into the attention output bias", ITIConfig)
+    p.add_argument("--true", help="true statements, one per line (default: the factual set's train statements)")
+    p.add_argument("--false", help="false statements, one per line")
+    p.add_argument("--bake", help="also write a copy with the shifts in its attention output bias (families with one)")
+
+    p = leaf(steer, "defend", defend_verb, "a conditional refusal defence: calibrate where to add a vector on wrapped "
+             "and plain train requests, then refusal rates per jailbreak wrapper with and without it")
+    p.add_argument("model")
+    p.add_argument("vector", help="a directory written by steer refusal (its first layer is used)")
+    p.add_argument("--requests", choices=("safety", "refusal"), default="safety",
+                   help="the safety request set (categories, held-out templates) or the refusal task's acts")
+    p.add_argument("--device", default="auto")
+    add_config_flags(p, DefenceConfig)
 
     p = leaf(steer, "generate", generate_verb, "generate with and without a saved vector applied")
     p.add_argument("model")

@@ -20,7 +20,8 @@ from mechscope.steering.targets import Direction, Latent
 def condition_scores(model, hook: str, target: Direction | Latent, prompts: Sequence[str], per: str = "prompt",
                      batch_size: int = 32, chat: bool = True) -> Tensor:
     """Each prompt's score [n_prompts] (float32): its mean coordinate over its tokens (what Condition(per="prompt")
-    tests), or with per="token" the coordinate at its last token, where a chat model decides how to answer."""
+    tests), or with per="last" or "token" the coordinate at its last token, where a chat model decides how to
+    answer."""
     scores = []
 
     def record(act: Tensor, name: str) -> None:

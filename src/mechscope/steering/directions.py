@@ -40,14 +40,24 @@ class DirectionConfig:
             raise SteeringError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
 
 
-def prompt_inputs(model, prompts: Sequence[str], chat: bool = True) -> dict[str, Tensor]:
-    """input_ids, attention_mask and position_ids [batch, pos], left-padded; chat-formatted where the model's
-    tokenizer has a chat template and `chat` is set."""
+def prompt_inputs(model, prompts: Sequence[str] | Sequence[Sequence[int]], chat: bool = True) -> dict[str, Tensor]:
+    """input_ids, attention_mask and position_ids [batch, pos], left-padded; text is chat-formatted where the
+    model's tokenizer has a chat template and `chat` is set; token id lists are used as they are."""
+    if not isinstance(prompts[0], str):
+        return token_inputs(prompts, getattr(model.tokenizer, "pad_token_id", None) or 0)
     if chat and getattr(model.tokenizer, "chat_template", None):
         return chat_inputs(model, list(prompts))
     batch = model.encode(list(prompts))
     ids = batch["input_ids"]
     ids, mask = left_pad(ids, batch.get("attention_mask", torch.ones_like(ids)), model.tokenizer.pad_token_id or 0)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
+
+
+def token_inputs(rows: Sequence[Sequence[int]], pad_id: int = 0) -> dict[str, Tensor]:
+    """Token id lists of any lengths as one left-padded batch (the prompt_inputs dict)."""
+    width = max(map(len, rows))
+    ids = torch.tensor([[pad_id] * (width - len(row)) + list(row) for row in rows])
+    mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
     return {"input_ids": ids, "attention_mask": mask, "position_ids": (mask.cumsum(-1) - 1).clamp(min=0)}
 
 
@@ -119,9 +129,24 @@ def pca_of_differences(positive: Tensor, negative: Tensor) -> Tensor:
     return component * (mean @ component)
 
 
-def probe_direction(positive: Tensor, negative: Tensor, l2: float = 1e-3, steps: int = 100) -> tuple[Tensor, float]:
-    """Weight direction of an L2-regularised logistic regression separating [n, d] positive from negative
-    activations (standardised features, LBFGS, float64), scaled like `pca_of_differences`; with train accuracy."""
+@dataclass
+class LinearProbe:
+    """An L2-regularised logistic regression on raw activations: P(positive) = sigmoid(x @ weight + bias)."""
+
+    weight: Tensor  # [d] float64
+    bias: float
+    train_accuracy: float
+
+    def accuracy(self, positive: Tensor, negative: Tensor) -> float:
+        """Share of [n, d] positive and negative activations it classifies correctly."""
+        scores = torch.cat([positive, negative]).double() @ self.weight + self.bias
+        truth = torch.cat([torch.ones(len(positive)), torch.zeros(len(negative))]).bool()
+        return float(((scores > 0) == truth).double().mean())
+
+
+def fit_probe(positive: Tensor, negative: Tensor, l2: float = 1e-3, steps: int = 100) -> LinearProbe:
+    """Logistic regression separating [n, d] positive from negative activations (standardised features, LBFGS,
+    float64), returned as the same classifier on raw activations."""
     x = torch.cat([positive, negative]).double()
     y = torch.cat([torch.ones(len(positive)), torch.zeros(len(negative))]).double()
     mu, sigma = x.mean(0), x.std(0).clamp(min=1e-8)
@@ -137,11 +162,17 @@ def probe_direction(positive: Tensor, negative: Tensor, l2: float = 1e-3, steps:
         return value
     with torch.enable_grad():
         optimizer.step(loss)
-    weight = (w / sigma).detach()  # the same classifier on raw activations
-    unit = weight / weight.norm()
+    weight = (w / sigma).detach()
     accuracy = float((((z @ w + b) > 0).double() == y).double().mean())
+    return LinearProbe(weight, float(b.detach() - mu @ weight), accuracy)
+
+
+def probe_direction(positive: Tensor, negative: Tensor, l2: float = 1e-3, steps: int = 100) -> tuple[Tensor, float]:
+    """Weight direction of `fit_probe`'s classifier, scaled like `pca_of_differences`; with train accuracy."""
+    probe = fit_probe(positive, negative, l2, steps)
+    unit = probe.weight / probe.weight.norm()
     gap = positive.double().mean(0) - negative.double().mean(0)
-    return unit * (gap @ unit), accuracy
+    return unit * (gap @ unit), probe.train_accuracy
 
 
 def directions(model, positive: Sequence[str], negative: Sequence[str],

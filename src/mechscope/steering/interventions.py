@@ -28,13 +28,14 @@ OPS = {
     "clamp": lambda coordinate, value: torch.full_like(coordinate, value),
     "cap": lambda coordinate, value: coordinate.clamp(max=value),
 }
-PER = ("prompt", "token")
+PER = ("prompt", "last", "token")
 
 
 @dataclass(frozen=True)
 class Condition:
     """Apply only where `target`'s coordinate at `hook` is above (or below) `threshold`: per row from the mean
-    over its prompt tokens (CAST's prompt-level check, kept for every generated token), or per token."""
+    over its prompt tokens (CAST's prompt-level check) or from its last prompt token (where a chat model decides
+    how to answer), either kept for every generated token; or per token."""
 
     hook: str
     target: Direction | Latent
@@ -44,7 +45,7 @@ class Condition:
 
     def __post_init__(self):
         if self.per not in PER:
-            raise SteeringError(f"a condition is decided per {' or per '.join(PER)}, got per={self.per!r}")
+            raise SteeringError(f"a condition is decided per one of {', '.join(PER)}, got per={self.per!r}")
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,9 @@ class _Gate:
             return
         prompt = current().is_prompt.to(coordinate.device)
         if prompt.any():  # a call over the prompt decides; later KV-cache steps keep the decision
-            mean = prompt_mean(coordinate, prompt)
-            self.rows = mean > condition.threshold if condition.above else mean < condition.threshold
+            score = (prompt_mean(coordinate, prompt) if condition.per == "prompt"
+                     else coordinate.gather(1, prompt.long().cumsum(1).argmax(1, keepdim=True))[:, 0])
+            self.rows = score > condition.threshold if condition.above else score < condition.threshold
 
     def mask(self) -> Tensor:
         if self.condition.per == "token":

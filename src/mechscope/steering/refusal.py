@@ -46,6 +46,7 @@ class RefusalConfig:
     prune_layer_fraction: float = 0.2  # drop candidates from the last fraction of layers
     ablation: str = "directional"  # directional (Arditi et al.) or affine (Marshall et al. 2024)
     positions: int | None = None  # post-instruction positions; None: the chat template's tokens after the instruction
+    layers: tuple[int, ...] | None = None  # candidate layers; None: every layer (pruned ones are listed, not scored)
     batch_size: int = 32  # prompts per forward pass
 
     def __post_init__(self):
@@ -85,7 +86,7 @@ def next_token_logits(model, prompts: Sequence[str], interventions: Sequence[Int
     return torch.cat(rows)
 
 
-def _kl(reference: Tensor, logits: Tensor) -> Tensor:
+def kl_divergence(reference: Tensor, logits: Tensor) -> Tensor:
     """KL(reference || logits) per row, float64."""
     log_p, log_q = reference.double().log_softmax(-1), logits.double().log_softmax(-1)
     return (log_p.exp() * (log_p - log_q)).sum(-1)
@@ -122,15 +123,67 @@ def ablation_interventions(model, vector: Tensor, hook: str, how: str,
     return [Intervention(hook, Direction(vector), "clamp", harmless_projection / float(vector.norm()))]
 
 
-def select_refusal_direction(model, harmful_train: Sequence[str], harmless_train: Sequence[str],
+@dataclass
+class RefusalCandidates:
+    """Every (post-instruction position, layer) candidate's difference in means and its scores, before selection."""
+
+    vectors: Tensor = field(repr=False)  # [n_positions, n_layers, d_model] float64
+    harmless_means: Tensor = field(repr=False)  # [n_positions, n_layers, d_model] float64
+    positions: list[int]
+    layers: list[int]
+    table: list[dict] = field(repr=False)  # one row per candidate: position, layer, norm, scores, harmless projection
+    baseline: dict
+    hook: str = DEFAULT_HOOK
+    ablation: str = "directional"
+
+    def affine_ablation(self, layers: Sequence[int], position: int = -1) -> list[Intervention]:
+        """Affine ablation (Marshall et al. 2024) at several layers at once, each along its own candidate at
+        `position`: the projection set to the harmless mean's there. For a refusal written over several late
+        layers, where one direction's ablation leaves some of it."""
+        edits = []
+        for layer in layers:
+            if layer not in self.layers or position not in self.positions:
+                raise SteeringError(f"no candidate at layer {layer}, position {position}; scanned layers "
+                                    f"{self.layers}, positions {self.positions}")
+            i, j = self.positions.index(position), self.layers.index(layer)
+            vector = self.vectors[i, j].float()
+            edits += ablation_interventions(None, vector, self.hook.format(layer=layer), "affine",
+                                            float(self.harmless_means[i, j].float() @ (vector / vector.norm())))
+        return edits
+
+    def select(self, model, config: RefusalConfig = RefusalConfig()) -> RefusalDirection:
+        """The kept candidate with the lowest ablated refusal score under `config`'s criteria (no rescoring); every
+        row carries its drop reason."""
+        table = [{**row, "dropped": drop_reason(row, model.n_layers, config)} for row in self.table]
+        kept = [row for row in table if row["dropped"] is None]
+        if not kept:
+            reasons = sorted({row["dropped"] for row in table})
+            raise NoRefusalCandidate(f"every refusal candidate was dropped ({'; '.join(reasons)}); loosen "
+                                     "RefusalConfig (kl_threshold, induce_refusal_threshold, prune_layer_fraction) or "
+                                     "try ablation='affine'; the scored table is the error's .table", table,
+                                     self.baseline)
+        best = min(kept, key=lambda row: row["refusal_score"])
+        vector = self.vectors[self.positions.index(best["position"]), self.layers.index(best["layer"])]
+        steering = SteeringVector({best["layer"]: vector}, hook=self.hook, method="refusal_direction",
+                                  model=model.describe(), positions=[best["position"]],
+                                  metrics={"selected": best, "baseline": self.baseline, "candidates": table,
+                                           "config": asdict(config)},
+                                  metadata={"harmless_projection": best["harmless_projection"],
+                                            "ablation": self.ablation})
+        return RefusalDirection(steering, best["layer"], best["position"], best["harmless_projection"],
+                                self.ablation, table, self.baseline)
+
+
+def score_refusal_candidates(model, harmful_train: Sequence[str], harmless_train: Sequence[str],
                              harmful_val: Sequence[str], harmless_val: Sequence[str],
                              refusal_ids: Sequence[int] | None = None, config: RefusalConfig = RefusalConfig(),
-                             hook: str = DEFAULT_HOOK, progress: bool = False) -> RefusalDirection:
-    """Score every (post-instruction position, layer) candidate and return the selected one with the table."""
+                             hook: str = DEFAULT_HOOK, progress: bool = False) -> RefusalCandidates:
+    """Score every (post-instruction position, layer) candidate on the validation prompts (candidates in the pruned
+    last layers are listed, unscored)."""
     refusal_ids = refusal_token_ids(model.tokenizer) if refusal_ids is None else list(refusal_ids)
     n_positions = config.positions or post_instruction_positions(model.tokenizer)
     positions = list(range(-n_positions, 0))
-    read = contrast(model, harmful_train, harmless_train, hook=hook, positions=positions,
+    read = contrast(model, harmful_train, harmless_train, config.layers, hook=hook, positions=positions,
                     batch_size=config.batch_size, progress=progress)
     candidates, harmless_mean = read.diff_in_means(), read.negative_mean  # [n_pos, n_layers, d] float64
 
@@ -146,39 +199,44 @@ def select_refusal_direction(model, harmful_train: Sequence[str], harmless_train
         layer, vector = read.layers[j], candidates[i, j].float()
         row = {"position": positions[i], "layer": layer, "norm": float(vector.norm()), "refusal_score": float("nan"),
                "steering_score": float("nan"), "kl": float("nan")}
-        if row["norm"] > 0:
+        if row["norm"] > 0 and layer < cutoff:  # a pruned candidate is dropped whatever it scores
             unit = vector / vector.norm()
             reference = float(harmless_mean[i, j].float() @ unit)
             ablation = ablation_interventions(model, vector, hook.format(layer=layer), config.ablation, reference)
-            row["kl"] = float(_kl(harmless_logits, run(harmless_val, ablation)).mean())
+            row["kl"] = float(kl_divergence(harmless_logits, run(harmless_val, ablation)).mean())
             row["refusal_score"] = float(refusal_score(run(harmful_val, ablation), refusal_ids).mean())
             addition = [Intervention(hook.format(layer=layer), Direction(vector), "add", 1.0)]
             row["steering_score"] = float(refusal_score(run(harmless_val, addition), refusal_ids).mean())
             row["harmless_projection"] = reference
-        row["dropped"] = _dropped(row, layer, cutoff, config)
         table.append(row)
-    kept = [row for row in table if row["dropped"] is None]
-    if not kept:
-        reasons = sorted({row["dropped"] for row in table})
-        raise SteeringError(f"every refusal candidate was dropped ({'; '.join(reasons)}); loosen RefusalConfig "
-                            f"(kl_threshold, induce_refusal_threshold, prune_layer_fraction) or try ablation='affine'")
-    best = min(kept, key=lambda row: row["refusal_score"])
-    i, j = positions.index(best["position"]), read.layers.index(best["layer"])
-    vector = SteeringVector({best["layer"]: candidates[i, j]}, hook=hook, method="refusal_direction",
-                            model=model.describe(), positions=[best["position"]],
-                            metrics={"selected": best, "baseline": baseline, "candidates": table,
-                                     "config": asdict(config)},
-                            metadata={"harmless_projection": best["harmless_projection"], "ablation": config.ablation})
-    return RefusalDirection(vector, best["layer"], best["position"], best["harmless_projection"], config.ablation,
-                            table, baseline)
+    return RefusalCandidates(candidates, harmless_mean, positions, read.layers, table, baseline, hook,
+                             config.ablation)
 
 
-def _dropped(row: dict, layer: int, cutoff: int, config: RefusalConfig) -> str | None:
-    """Why a candidate fails the selection criteria, or None when it passes."""
+def select_refusal_direction(model, harmful_train: Sequence[str], harmless_train: Sequence[str],
+                             harmful_val: Sequence[str], harmless_val: Sequence[str],
+                             refusal_ids: Sequence[int] | None = None, config: RefusalConfig = RefusalConfig(),
+                             hook: str = DEFAULT_HOOK, progress: bool = False) -> RefusalDirection:
+    """Score every (post-instruction position, layer) candidate and return the selected one with the table
+    (candidates in the pruned last layers are listed with the reason, unscored)."""
+    return score_refusal_candidates(model, harmful_train, harmless_train, harmful_val, harmless_val, refusal_ids,
+                                    config, hook, progress).select(model, config)
+
+
+class NoRefusalCandidate(SteeringError):
+    """Every candidate failed the selection criteria; `table` holds them all, scored, with the reasons."""
+
+    def __init__(self, message: str, table: list[dict], baseline: dict):
+        super().__init__(message)
+        self.table, self.baseline = table, baseline
+
+
+def drop_reason(row: dict, n_layers: int, config: RefusalConfig) -> str | None:
+    """Why a scored candidate (a table row) fails `config`'s selection criteria, or None when it passes."""
+    if row["layer"] >= int(n_layers * (1 - config.prune_layer_fraction)):
+        return f"in the last {config.prune_layer_fraction:.0%} of layers"
     if row["norm"] == 0 or any(row[key] != row[key] for key in ("refusal_score", "steering_score", "kl")):
         return "no contrast at this position and layer"
-    if layer >= cutoff:
-        return f"in the last {config.prune_layer_fraction:.0%} of layers"
     if row["kl"] > config.kl_threshold:
         return f"harmless KL above {config.kl_threshold}"
     if row["steering_score"] < config.induce_refusal_threshold:
@@ -195,17 +253,18 @@ def load_refusal_direction(vector: SteeringVector) -> RefusalDirection:
                             vector.metadata["ablation"], vector.metrics["candidates"], vector.metrics["baseline"])
 
 
-def refusal_prompt_sets(n_train: int = 128, n_val: int = 32, seed: int = 0) -> dict[str, list[str]]:
-    """Harmful and harmless instructions of the refusal task's train split, shuffled (seeded) into train and
-    validation sets (Arditi et al. use 128 and 32 per side); the test split stays held out."""
+def refusal_prompt_sets(n_train: int = 128, n_val: int = 32, seed: int = 0, task=None) -> dict[str, list[str]]:
+    """Harmful and harmless instructions of a task's train split (default: the refusal task; any object with
+    `instructions(harmful, split)`, e.g. SafetyRequests), shuffled (seeded) into train and validation sets
+    (Arditi et al. use 128 and 32 per side); the test split stays held out."""
     from mechscope.tasks import Refusal
 
-    task, sets = Refusal(), {}
+    task, sets = task or Refusal(), {}
     for side, harmful in (("harmful", True), ("harmless", False)):
         instructions = task.instructions(harmful, "train")
         random.Random(f"{seed}-{side}").shuffle(instructions)
         if len(instructions) < n_train + n_val:
-            raise SteeringError(f"the refusal task has {len(instructions)} {side} train instructions, fewer than "
+            raise SteeringError(f"the task has {len(instructions)} {side} train instructions, fewer than "
                                 f"n_train + n_val = {n_train + n_val}")
         sets[side], sets[f"{side}_val"] = instructions[:n_train], instructions[n_train:n_train + n_val]
     return sets

@@ -25,6 +25,21 @@ FORMAT = "mechscope.steering_vector"
 DEFAULT_HOOK = "blocks.{layer}.hook_resid_pre"
 
 
+def read_artefact(directory: str | Path, tensors_file: str, kind: str, what: str,
+                  writer: str) -> tuple[dict, dict[str, Tensor]]:
+    """(manifest, tensors) of a steering artefact directory of format `kind`, or an error saying what it lacks."""
+    directory = Path(directory)
+    try:
+        manifest = json.loads((directory / MANIFEST_FILE).read_text())
+        tensors = load_file(str(directory / tensors_file))
+    except (OSError, ValueError) as err:
+        raise SteeringError(f"{directory} holds no {what}: expected {MANIFEST_FILE} and {tensors_file} written by "
+                            f"{writer} ({err})") from err
+    if manifest.get("format") != kind:
+        raise SteeringError(f"{directory / MANIFEST_FILE} has format {manifest.get('format')!r}, expected {kind!r}")
+    return manifest, tensors
+
+
 @dataclass
 class SteeringVector:
     """Per-layer directions [d_model] at `hook` (a pattern with {layer}), the method and model that made them."""
@@ -110,16 +125,7 @@ class SteeringVector:
     @classmethod
     def load(cls, directory: str | Path) -> SteeringVector:
         """A vector written by `save`, or an error saying what the directory lacks."""
-        directory = Path(directory)
-        try:
-            manifest = json.loads((directory / MANIFEST_FILE).read_text())
-            tensors = load_file(str(directory / VECTORS_FILE))
-        except (OSError, ValueError) as err:
-            raise SteeringError(f"{directory} holds no steering vector: expected {MANIFEST_FILE} and {VECTORS_FILE} "
-                                f"written by SteeringVector.save ({err})") from err
-        if manifest.get("format") != FORMAT:
-            raise SteeringError(f"{directory / MANIFEST_FILE} has format {manifest.get('format')!r}, "
-                                f"expected {FORMAT!r}")
+        manifest, tensors = read_artefact(directory, VECTORS_FILE, FORMAT, "steering vector", "SteeringVector.save")
         vectors = {int(name.split(".", 1)[1]): t for name, t in tensors.items() if name.startswith("direction.")}
         return cls(vectors, hook=manifest["hook"], method=manifest["method"], model=manifest["model"] or {},
                    positions=manifest["positions"], metrics=manifest["metrics"], metadata=manifest["metadata"])

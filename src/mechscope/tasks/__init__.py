@@ -1,5 +1,6 @@
 """Prompt tasks with one protocol: clean/corrupted token batches that line up, answers, and metrics; any tokenizer."""
 
+from mechscope.tasks.ab_choice import ABQuestion, refusal_questions
 from mechscope.tasks.base import PromptTask, TextTask
 from mechscope.tasks.batch import AlignmentReport, PromptPair, TaskBatch, TokenPair, build_batch, collate
 from mechscope.tasks.factual import FactualRecall
@@ -15,8 +16,8 @@ from mechscope.tasks.registry import TASKS, make_task
 from mechscope.tasks.safety_requests import Request, SafetyRequests
 from mechscope.tasks.splits import held_out
 
-__all__ = ["IOI", "METRICS", "REFUSAL_PHRASES", "TASKS", "AlignmentReport", "FactualRecall", "GreaterThan", "Induction",
-           "JsonlPairs", "JudgedReplies", "PromptPair", "PromptTask", "Refusal", "RefusalJudge", "Request",
-           "SafetyRequests", "TaskBatch", "TextTask", "TokenPair", "accuracy", "build_batch", "clean_and_corrupted",
-           "collate", "held_out", "judge_replies", "kl_to_clean", "logit_diff", "make_task", "metric",
-           "normalized_logit_diff", "prob_diff", "read_pairs"]
+__all__ = ["ABQuestion", "AlignmentReport", "FactualRecall", "GreaterThan", "IOI", "Induction", "JsonlPairs",
+           "JudgedReplies", "METRICS", "PromptPair", "PromptTask", "REFUSAL_PHRASES", "Refusal", "RefusalJudge",
+           "Request", "SafetyRequests", "TASKS", "TaskBatch", "TextTask", "TokenPair", "accuracy", "build_batch",
+           "clean_and_corrupted", "collate", "held_out", "judge_replies", "kl_to_clean", "logit_diff", "make_task",
+           "metric", "normalized_logit_diff", "prob_diff", "read_pairs", "refusal_questions"]

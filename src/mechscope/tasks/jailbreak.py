@@ -64,6 +64,12 @@ def jailbreak_set(split: str = "test", n: int = 40, kinds: tuple[str, ...] = ("p
     kind in `kinds` with a seeded choice of template: the same requests in every kind, so kinds compare like for like."""
     rng = random.Random(f"jailbreak-{split}-{seed}-{harmful}")
     requests = [attach_punctuation(text) for text in Refusal().instructions(harmful, split)]
-    chosen = rng.sample(requests, min(n, len(requests)))
+    return wrap_requests(rng.sample(requests, min(n, len(requests))), kinds, rng)
+
+
+def wrap_requests(requests: list[str], kinds: tuple[str, ...] = ("plain", *KINDS),
+                  rng: random.Random | int = 0) -> list[WrappedRequest]:
+    """Each request under every kind in `kinds`, kind by kind, with a seeded choice of template per request."""
+    rng = rng if isinstance(rng, random.Random) else random.Random(f"wrap-{rng}")
     return [wrap_request(request, kind, rng.randrange(len(WRAPPERS[kind])) if kind != "plain" else 0)
-            for kind in kinds for request in chosen]
+            for kind in kinds for request in requests]

@@ -7,6 +7,7 @@ true answer, so any answer the model gives to it is a hallucination. Items are s
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from mechscope.tasks.factual import RELATIONS
@@ -64,3 +65,16 @@ def questions(split: str = "test", test_fraction: float = 0.3) -> list[Question]
     invented = [Question(relation, subject, None) for relation, subjects in INVENTED.items() for subject in subjects]
     test = checked_split(split) == "test"
     return [q for q in known + invented if held_out(q.prompt, test_fraction) == test]
+
+
+def statements(split: str = "test", seed: int = 0) -> tuple[list[str], list[str]]:
+    """True and false statements from the known questions of `split` ("The capital of France is Paris." and the same
+    prompt with another answer of its relation, a seeded choice): the labelled set for truth probes such as ITI."""
+    rng = random.Random(f"statements-{split}-{seed}")
+    known = [q for q in questions(split) if not q.invented]
+    answers: dict[str, list[str]] = {}
+    for q in questions("train") + questions("test"):
+        if not q.invented:
+            answers.setdefault(q.relation, []).append(q.answer)
+    false = [f"{q.prompt} {rng.choice([a for a in answers[q.relation] if a != q.answer])}." for q in known]
+    return [f"{q.prompt} {q.answer}." for q in known], false
