@@ -14,7 +14,8 @@ TOKEN_VARIABLE = "MECHSCOPE_API_TOKEN"
 
 def serve_verb(args: argparse.Namespace) -> dict:
     from mechscope.models import load_model
-    from mechscope.server import Resources, load_dictionaries, load_variants, load_vectors, serve
+    from mechscope.server import (Resources, load_dictionaries, load_graphs, load_variants, load_vectors,
+                                  serve)
 
     limits = {f.name: getattr(args, f.name) for f in fields(ServerConfig) if f.name.startswith(("max_", "default_"))}
     config = ServerConfig(host=args.host, port=args.port, token=args.token or os.environ.get(TOKEN_VARIABLE),
@@ -23,7 +24,8 @@ def serve_verb(args: argparse.Namespace) -> dict:
     resources = Resources(model, args.name or args.model,
                           vectors=load_vectors(args.vectors) if args.vectors else {},
                           dictionaries=load_dictionaries(model, args.dictionary or []),
-                          catalog=args.catalog, variants=load_variants(args.variants) if args.variants else {})
+                          catalog=args.catalog, variants=load_variants(args.variants) if args.variants else {},
+                          graphs=load_graphs(args.graphs) if args.graphs else {})
     serve(resources, config)
     return {"served": resources.model_id}
 
@@ -37,6 +39,7 @@ def register(verbs) -> None:
                    "steer and monitor (repeat for several)")
     p.add_argument("--vectors", help="a directory of saved steering vectors (folders or .gguf control vectors)")
     p.add_argument("--variants", help="a JSON file {name: [steering edits]}: server-side variants selected by `model`")
+    p.add_argument("--graphs", help="a directory of attribution graphs from `mechscope graph --out` (or one of them)")
     p.add_argument("--name", help="the model id clients use (default: the model argument)")
     p.add_argument("--host", default=ServerConfig.host)
     p.add_argument("--port", type=int, default=ServerConfig.port)

@@ -13,13 +13,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mechscope.server import completions, features_api
 from mechscope.server.config import ServerConfig
-from mechscope.server.resources import Resources
+from mechscope.server.resources import Resources, graph_files
 from mechscope.server.schema import RequestError, chat_request, completion_request
 
 log = logging.getLogger("mechscope.server")
@@ -213,6 +214,29 @@ def _feature_contrast(handler: Handler, _params: dict, _query: dict) -> None:
         handler._json(200, features_api.contrast(state.resources, body))
 
 
+def _graph_path(handler: Handler, name: str) -> Path:
+    graphs = handler.state.resources.graphs
+    if name not in graphs:
+        raise RequestError(f"no graph named {name!r}; this server has {sorted(graphs)}", status=404, param="id")
+    return graphs[name]
+
+
+def _graphs(handler: Handler, _params: dict, _query: dict) -> None:
+    data = []
+    for name, path in sorted(handler.state.resources.graphs.items()):
+        summary = json.loads(graph_files(path)["manifest"].read_text()).get("summary", {})
+        data.append({"id": name, "object": "graph", "viewer": f"/graphs/{name}", **summary})
+    handler._json(200, {"object": "list", "data": data})
+
+
+def _graph_file(kind: str) -> Callable:
+    def route(handler: Handler, params: dict, _query: dict) -> None:
+        path = graph_files(_graph_path(handler, params["id"]))[kind]
+        content_type = "text/html; charset=utf-8" if kind == "viewer" else "application/json"
+        handler._send(200, path.read_bytes(), content_type)
+    return route
+
+
 def _health(handler: Handler, _params: dict, _query: dict) -> None:
     handler._json(200, {"status": "ok", "model": handler.state.resources.model_id})
 
@@ -225,6 +249,10 @@ ROUTES: list[tuple[str, str, Callable]] = [
     ("GET", "/v1/features/search", _feature_search),
     ("POST", "/v1/features/contrast", _feature_contrast),
     ("GET", "/v1/features/{id}", _feature),
+    ("GET", "/v1/graphs", _graphs),
+    ("GET", "/v1/graphs/{id}", _graph_file("neuronpedia")),
+    ("GET", "/v1/graphs/{id}/qk", _graph_file("qk")),
+    ("GET", "/graphs/{id}", _graph_file("viewer")),
 ]
 
 

@@ -27,6 +27,7 @@ class Resources:
     dictionaries: dict[str, BoundDictionary] = field(default_factory=dict)
     catalog: Path | None = None
     variants: dict[str, list] = field(default_factory=dict)  # name -> steering edits (raw request objects)
+    graphs: dict[str, Path] = field(default_factory=dict)  # name -> a directory written by `mechscope graph`
 
     def __post_init__(self):
         for vector in self.vectors.values():
@@ -79,6 +80,35 @@ def load_dictionaries(model, specs: list[str]) -> dict[str, BoundDictionary]:
             raise MechscopeError(f"two dictionaries are named {name!r}; name them NAME=PATH")
         bound[name] = bind_dictionary(model, path)
     return bound
+
+
+GRAPH_FORMAT = "mechscope.attribution_graph"
+
+
+def load_graphs(directory: str | Path) -> dict[str, Path]:
+    """Every traced graph under `directory` (itself or its subfolders, as `mechscope graph --out` writes them),
+    named by its folder."""
+    directory = Path(directory)
+    candidates = [directory, *sorted(p for p in directory.iterdir() if p.is_dir())] if directory.is_dir() else []
+    graphs = {}
+    for path in candidates:
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if manifest.get("format") == GRAPH_FORMAT:
+            graphs[path.name] = path
+    if not graphs:
+        raise MechscopeError(f"{directory} holds no attribution graphs (folders written by `mechscope graph --out`)")
+    return graphs
+
+
+def graph_files(path: Path) -> dict[str, Path]:
+    """A traced graph's files: its manifest, Neuronpedia JSON (from graph-metadata.json), QK terms and viewer."""
+    index = json.loads((path / "graph-metadata.json").read_text())
+    slug = index["graphs"][-1]["slug"]
+    return {"manifest": path / "manifest.json", "neuronpedia": path / f"{slug}.json", "qk": path / "qk.json",
+            "viewer": path / "graph.html"}
 
 
 def load_variants(path: str | Path) -> dict[str, list]:

@@ -94,3 +94,23 @@ def test_graph_verb_on_the_induction_organism(tmp_path, induction, capsys):
     assert {"graph.safetensors", "graph.json", "graph.html", "qk.json", "manifest.json", "graph-metadata.json"} <= {
         p.name for p in (tmp_path / "g").iterdir()}
     assert AttributionGraph.load(tmp_path / "g").n_features == summary["active_features"]
+
+
+def test_a_saved_transcoder_set_traces_the_same_graph(tmp_path, relu_gpt2, exact_transcoders):
+    from mechscope.circuits.graphs import GraphConfig, attribute, load_transcoder_directory
+    from mechscope.dictionaries import TranscoderSet
+    from tests.circuits.graphs.conftest import EXACT_INPUT, exact_transcoder
+
+    dictionaries = []
+    for layer in (0, 1):
+        transcoder = exact_transcoder(relu_gpt2, layer)
+        transcoder.cfg.hook_name = EXACT_INPUT.format(layer=layer)
+        transcoder.cfg.hook_name_out = f"blocks.{layer}.hook_mlp_out"
+        dictionaries.append(transcoder)
+    loaded = load_transcoder_directory(TranscoderSet(dictionaries, [0, 1]).save(tmp_path / "set"))
+    assert (loaded.input_hook, loaded.output_hook, loaded.layers) == (EXACT_INPUT, "blocks.{layer}.hook_mlp_out",
+                                                                      [0, 1])
+    prompt = torch.tensor([3, 7, 11, 3, 7])
+    expected, got = (attribute(relu_gpt2, t, prompt, GraphConfig(zero_bos=False)) for t in (exact_transcoders, loaded))
+    assert torch.equal(expected.features, got.features) and torch.equal(expected.sources, got.sources)
+    torch.testing.assert_close(got.weights, expected.weights, rtol=1e-5, atol=1e-6)

@@ -14,17 +14,36 @@ from mechscope.circuits.graphs.qk import main_path_heads, qk_attribution
 from mechscope.circuits.graphs.replacement import GraphError, Transcoders
 from mechscope.circuits.graphs.viewer import write_graph_viewer
 from mechscope.data.atomic import atomic_write_json
+from mechscope.dictionaries.transcoders import TranscoderSet, holds_transcoders, load_transcoders
 from mechscope.manifest import build_manifest, write_manifest
 
 _LAYER = re.compile(r"blocks\.(\d+)\.|(\d+)")
 
 
+def from_transcoder_set(tset: TranscoderSet) -> Transcoders:
+    """A TranscoderSet (mechscope's or circuit-tracer's files) as the graph's per-layer transcoders."""
+    patterns = {(d.cfg.hook_name.replace(f"blocks.{layer}.", "blocks.{layer}.", 1),
+                 d.cfg.hook_name_out.replace(f"blocks.{layer}.", "blocks.{layer}.", 1))
+                for layer, d in zip(tset.layers, tset.dictionaries)}
+    if len(patterns) != 1:
+        raise GraphError(f"the transcoder set's hooks do not follow one per-layer pattern: {sorted(patterns)}")
+    (input_hook, output_hook), = patterns
+    dictionaries = [d.requires_grad_(False) for d in tset.dictionaries]
+    return Transcoders(dictionaries, tset.layers, input_hook, output_hook)
+
+
 def load_transcoder_directory(path: str | Path, device: str = "cpu") -> Transcoders:
-    """Per-layer dictionaries saved one subfolder each (SAELens layout); a layer is read from the cfg's hook_name
-    (blocks.{l}.hook_mlp_in), else from the subfolder's name (layer_3, 3, ...)."""
+    """A transcoder set (TranscoderSet.save or circuit-tracer's config.yaml), or per-layer dictionaries saved one
+    subfolder each (SAELens layout) whose layer is read from the cfg's hook_name (blocks.{l}.hook_mlp_in), else
+    from the subfolder's name (layer_3, 3, ...)."""
     from mechscope.dictionaries.formats import load_dictionary
 
     path = Path(path)
+    if holds_transcoders(path):
+        found = load_transcoders(path, device)
+        if not isinstance(found, TranscoderSet):
+            raise GraphError(f"{path} holds a cross-layer transcoder; attribution graphs take per-layer transcoders")
+        return from_transcoder_set(found)
     folders = sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
     if not folders:
         raise GraphError(f"{path} holds no transcoders: expected one subfolder per layer, each a saved dictionary")
