@@ -70,6 +70,50 @@ def _serve_demo(model, sae_dir: Path, catalog: Path) -> str:
     return str(path)
 
 
+def _trace_demo(organism, out: Path) -> dict[str, str]:
+    """Per-layer TopK transcoders for the induction organism's MLPs (one paired harvest, the one trainer), their
+    replacement scores, and the attribution graph of a repeated segment with its Neuronpedia JSON and viewer."""
+    import random
+
+    from mechscope.circuits.graphs import GraphConfig, from_transcoder_set, trace
+    from mechscope.data import harvest
+    from mechscope.dictionaries import DictionaryConfig, TrainConfig, TranscoderSet, train
+    from mechscope.dictionaries.formats import load_dictionary
+    from mechscope.evaluation import evaluate_transcoders
+
+    model, task = organism.model, organism.task
+    layers = list(range(model.n_layers))
+    pairs = [(f"blocks.{layer}.ln2.hook_normalized", f"blocks.{layer}.hook_mlp_out") for layer in layers]
+    texts = task.train_texts(random.Random(0), 1000)
+    shutil.rmtree(out / "transcoders", ignore_errors=True)
+    cache = harvest(model, texts[:900], [hook for pair in pairs for hook in pair], tokens=40_000,
+                    out=out / "transcoders" / "activations", context=64)
+    d_model = model.info.d_model
+    dictionaries = []
+    for layer, (hook_in, hook_out) in zip(layers, pairs):
+        [directory] = train(cache, DictionaryConfig(d_model, 8 * d_model, "topk", k=8), out / "transcoders" / "runs",
+                            TrainConfig(tokens=120_000, batch_size=512, log_every=1000), hook=hook_in,
+                            hook_out=hook_out)
+        dictionaries.append(load_dictionary(directory))
+        shutil.move(str(directory), out / "transcoders" / f"layer_{layer}")
+    tset = TranscoderSet(dictionaries, layers, model_name=model.info.name)
+    set_dir = tset.save(out / "transcoders" / "set")
+    scores = evaluate_transcoders(model, tset, texts[900:], save=False, tokens=4096, context=64)
+    print("  transcoders: FVU of each MLP output " + ", ".join(f"{v:.3f}" for v in scores.fvu) + "; L0 " +
+          ", ".join(f"{v:.1f}" for v in scores.l0) + f"; both MLPs replaced: next-token agreement "
+          f"{scores.downstream.get('next_token_agreement', float('nan')):.3f}")
+    prompt = task.repeated_tokens(model.tokenizer, n=1)[0][:1 + task.check_segment + 6]
+    summary = trace(model, from_transcoder_set(tset), prompt, out / "graphs" / "induction",
+                    GraphConfig(), slug="induction-organism")
+    print(f"  attribution graph of a repeated segment: {summary['active_features']} active features, "
+          f"{summary['edges']} edges, kept {summary['kept_nodes']} nodes / {summary['kept_edges']} edges; "
+          f"replacement score {summary['replacement_score']:.3f}, completeness {summary['completeness_score']:.3f}; "
+          f"QK heads {summary['qk_heads'][:3]}")
+    graph_dir = out / "graphs" / "induction"
+    return {"transcoder set": str(set_dir), "attribution graph (viewer)": str(graph_dir / "graph.html"),
+            "attribution graph (Neuronpedia JSON)": str(graph_dir / "induction-organism.json")}
+
+
 def run_demo(out: str | Path = "mechscope-demo") -> dict:
     """Run the demo pipeline into `out` and return where everything landed."""
     from mechscope.models import chat_inputs, load_model
@@ -239,6 +283,9 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     _step("13. serve SmolLM2 over an OpenAI-compatible API: feature search, and a chat completion steered by a latent")
     served = _serve_demo(model, sae_dirs[0], out / "features")
 
+    _step("14. circuit tracing on the induction organism: per-layer transcoders and an attribution graph")
+    traced = _trace_demo(organism, out)
+
     outputs = {"batch activations": str(batch_file), "activation cache": str(cache_dir),
                "Pareto plot": plots["png"], "Pareto (interactive)": plots["html"], "toy-model plot": str(toy_plot),
                "TopK SAE (SAELens layout)": str(sae_dirs[0]), "BatchTopK SAE": str(sae_dirs[1]),
@@ -247,7 +294,7 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
                "induction organism": str(organism.path), "induction heads (heatmap)": heads_files["html"],
                "IOI patching (heatmap)": patch_files["html"], "IOI logit attribution": dla_files["html"],
                "IOI edge circuit (EAP)": edge_files["circuit"], "refusal direction": str(refusal_dir),
-               "served completion (JSON)": served}
+               "served completion (JSON)": served, **traced}
     (out / "outputs.json").write_text(json.dumps(outputs, indent=2))
     print(f"\nDone in {time.time() - started:.1f}s. Outputs:")
     for what, where in outputs.items():
