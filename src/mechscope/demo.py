@@ -114,6 +114,34 @@ def _trace_demo(organism, out: Path) -> dict[str, str]:
             "attribution graph (Neuronpedia JSON)": str(graph_dir / "induction-organism.json")}
 
 
+def _diff_demo(organism, direction, out: Path) -> dict[str, str]:
+    """Model diffing on a pair whose difference is known: the refusal organism and its copy with the refusal
+    direction orthogonalised out of the weights (activation-difference lens, per-token KL, a crosscoder)."""
+    import random
+
+    from mechscope.data.paired import PairedActivations, harvest_pair
+    from mechscope.diffing import DiffConfig, classify_latents, diff_models
+    from mechscope.dictionaries import DictionaryConfig, TrainConfig, crosscoder_source, train
+    from mechscope.dictionaries.formats import load_dictionary
+    from mechscope.steering import orthogonalize
+
+    base = organism.model
+    edited = orthogonalize(base, direction)
+    hook = f"blocks.{base.n_layers - 1}.hook_resid_post"
+    texts = organism.task.train_texts(random.Random(1), 1200)
+    shutil.rmtree(out / "diffing", ignore_errors=True)
+    pair = harvest_pair(base, edited, texts[:1100], hook, tokens=24_000, out=out / "diffing" / "pair", context=32)
+    [directory] = train(crosscoder_source(pair), DictionaryConfig(2 * base.info.d_model, 16 * base.info.d_model, "crosscoder", k=8),
+                        out / "diffing" / "crosscoder", TrainConfig(tokens=120_000, batch_size=512, log_every=1000))
+    crosscoder = load_dictionary(directory)
+    classes = classify_latents(crosscoder).counts()
+    report = diff_models(base, edited, texts[1100:], out / "diffing", DiffConfig(hook=hook, texts=64),
+                         crosscoder=crosscoder, pair=PairedActivations(pair))
+    print(f"  KL(original || orthogonalised) per token: mean {report['kl']['mean']:.4f}; crosscoder latents: "
+          + ", ".join(f"{k} {v}" for k, v in classes.items()))
+    return {"model diff report": str(out / "diffing" / "report.md")}
+
+
 def run_demo(out: str | Path = "mechscope-demo") -> dict:
     """Run the demo pipeline into `out` and return where everything landed."""
     from mechscope.models import chat_inputs, load_model
@@ -286,6 +314,9 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     _step("14. circuit tracing on the induction organism: per-layer transcoders and an attribution graph")
     traced = _trace_demo(organism, out)
 
+    _step("15. model diffing: the refusal organism against its copy with the refusal direction orthogonalised out")
+    diffed = _diff_demo(refusal_organism, refusal.vector.direction(refusal.layer), out)
+
     outputs = {"batch activations": str(batch_file), "activation cache": str(cache_dir),
                "Pareto plot": plots["png"], "Pareto (interactive)": plots["html"], "toy-model plot": str(toy_plot),
                "TopK SAE (SAELens layout)": str(sae_dirs[0]), "BatchTopK SAE": str(sae_dirs[1]),
@@ -294,7 +325,7 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
                "induction organism": str(organism.path), "induction heads (heatmap)": heads_files["html"],
                "IOI patching (heatmap)": patch_files["html"], "IOI logit attribution": dla_files["html"],
                "IOI edge circuit (EAP)": edge_files["circuit"], "refusal direction": str(refusal_dir),
-               "served completion (JSON)": served, **traced}
+               "served completion (JSON)": served, **traced, **diffed}
     (out / "outputs.json").write_text(json.dumps(outputs, indent=2))
     print(f"\nDone in {time.time() - started:.1f}s. Outputs:")
     for what, where in outputs.items():
