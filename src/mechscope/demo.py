@@ -91,11 +91,11 @@ def _trace_demo(organism, out: Path) -> dict[str, str]:
     d_model = model.info.d_model
     dictionaries = []
     for layer, (hook_in, hook_out) in zip(layers, pairs):
-        [directory] = train(cache, DictionaryConfig(d_model, 8 * d_model, "topk", k=8), out / "transcoders" / "runs",
+        [directory] = train(cache, DictionaryConfig(d_model, 8 * d_model, "topk", k=8),
+                            out / "transcoders" / "runs" / f"layer_{layer}",
                             TrainConfig(tokens=120_000, batch_size=512, log_every=1000), hook=hook_in,
                             hook_out=hook_out)
         dictionaries.append(load_dictionary(directory))
-        shutil.move(str(directory), out / "transcoders" / f"layer_{layer}")
     tset = TranscoderSet(dictionaries, layers, model_name=model.info.name)
     set_dir = tset.save(out / "transcoders" / "set")
     scores = evaluate_transcoders(model, tset, texts[900:], save=False, tokens=4096, context=64)

@@ -13,14 +13,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from mechscope.server import completions, features_api
 from mechscope.server.config import ServerConfig
-from mechscope.server.resources import Resources, graph_files
+from mechscope.server.resources import Resources, SavedGraph
 from mechscope.server.schema import RequestError, chat_request, completion_request
 
 log = logging.getLogger("mechscope.server")
@@ -214,7 +213,7 @@ def _feature_contrast(handler: Handler, _params: dict, _query: dict) -> None:
         handler._json(200, features_api.contrast(state.resources, body))
 
 
-def _graph_path(handler: Handler, name: str) -> Path:
+def _saved_graph(handler: Handler, name: str) -> SavedGraph:
     graphs = handler.state.resources.graphs
     if name not in graphs:
         raise RequestError(f"no graph named {name!r}; this server has {sorted(graphs)}", status=404, param="id")
@@ -222,16 +221,14 @@ def _graph_path(handler: Handler, name: str) -> Path:
 
 
 def _graphs(handler: Handler, _params: dict, _query: dict) -> None:
-    data = []
-    for name, path in sorted(handler.state.resources.graphs.items()):
-        summary = json.loads(graph_files(path)["manifest"].read_text()).get("summary", {})
-        data.append({"id": name, "object": "graph", "viewer": f"/graphs/{name}", **summary})
-    handler._json(200, {"object": "list", "data": data})
+    handler._json(200, {"object": "list", "data": [
+        {"id": name, "object": "graph", "viewer": f"/graphs/{name}", **graph.summary}
+        for name, graph in sorted(handler.state.resources.graphs.items())]})
 
 
 def _graph_file(kind: str) -> Callable:
     def route(handler: Handler, params: dict, _query: dict) -> None:
-        path = graph_files(_graph_path(handler, params["id"]))[kind]
+        path = getattr(_saved_graph(handler, params["id"]), kind)
         content_type = "text/html; charset=utf-8" if kind == "viewer" else "application/json"
         handler._send(200, path.read_bytes(), content_type)
     return route

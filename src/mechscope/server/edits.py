@@ -20,10 +20,6 @@ from mechscope.steering.targets import Direction, Latent
 ACTIONS = ("score", "stop")
 
 
-def _finite(value) -> bool:
-    return math.isfinite(value)
-
-
 def _latent(fields: Fields, resources: Resources) -> tuple[str, Latent]:
     raw = fields.get("latent", (int, dict))
     where = f"{fields.where}.latent"
@@ -68,7 +64,7 @@ def _targets(fields: Fields, resources: Resources, many_layers: bool) -> list[tu
 def _condition(raw, where: str, resources: Resources) -> Condition:
     fields = Fields(raw, where)
     (hook, target), = _targets(fields, resources, many_layers=False)
-    condition = Condition(hook, target, fields.get("threshold", float, ok=_finite, rule="(finite)"),
+    condition = Condition(hook, target, fields.get("threshold", float, ok=math.isfinite, rule="(finite)"),
                           above=fields.get("above", bool, True),
                           per=fields.get("per", str, "prompt", f"one of {PER}", lambda v: v in PER))
     fields.done()
@@ -82,7 +78,7 @@ def interventions(resources: Resources, edits: list, where: str = "steering") ->
         fields = Fields(raw, f"{where}[{number}]")
         targets = _targets(fields, resources, many_layers=True)
         op = fields.get("op", str, "add", f"one of {tuple(OPS)}", lambda v: v in OPS)
-        value = fields.get("value", float, 1.0, "(finite)", _finite)
+        value = fields.get("value", float, 1.0, "(finite)", math.isfinite)
         scope = fields.get("where", str, "all", f"one of {SCOPES}", lambda v: v in SCOPES)
         condition = fields.get("condition", dict, None)
         condition = None if condition is None else _condition(condition, f"{fields.where}.condition", resources)
@@ -100,7 +96,7 @@ def monitors(resources: Resources, entries: list) -> list[tuple[str, Monitor]]:
         score = projection(target.vector) if isinstance(target, Direction) else LatentScore(
             target.dictionary.dictionary, target.index)
         name = fields.get("name", str, f"monitor{number}")
-        threshold = fields.get("threshold", float, None, "(finite)", _finite)
+        threshold = fields.get("threshold", float, None, "(finite)", math.isfinite)
         action = fields.get("action", str, "score", f"one of {ACTIONS}", lambda v: v in ACTIONS)
         if action == "stop" and threshold is None:
             raise RequestError(f"{fields.where}: action 'stop' needs a threshold", param=f"{fields.where}.threshold")

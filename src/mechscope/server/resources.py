@@ -12,6 +12,7 @@ from pathlib import Path
 from mechscope.dictionaries.binding import BoundDictionary, bind_dictionary
 from mechscope.errors import MechscopeError
 from mechscope.features.catalog import Catalog
+from mechscope.server.schema import RequestError
 from mechscope.steering.exchange import HOOK as CONTROL_VECTOR_HOOK
 from mechscope.steering.exchange import read_control_vector
 from mechscope.steering.vectors import SteeringVector
@@ -27,7 +28,7 @@ class Resources:
     dictionaries: dict[str, BoundDictionary] = field(default_factory=dict)
     catalog: Path | None = None
     variants: dict[str, list] = field(default_factory=dict)  # name -> steering edits (raw request objects)
-    graphs: dict[str, Path] = field(default_factory=dict)  # name -> a directory written by `mechscope graph`
+    graphs: dict[str, SavedGraph] = field(default_factory=dict)  # name -> files written by `mechscope graph`
 
     def __post_init__(self):
         for vector in self.vectors.values():
@@ -43,8 +44,6 @@ class Resources:
 
     def open_catalog(self) -> Catalog:
         """A fresh connection (SQLite connections belong to the thread that opened them)."""
-        from mechscope.server.schema import RequestError
-
         if self.catalog is None:
             raise RequestError("this server was started without a feature catalogue (--catalog)", status=404,
                                code="no_catalog")
@@ -85,30 +84,36 @@ def load_dictionaries(model, specs: list[str]) -> dict[str, BoundDictionary]:
 GRAPH_FORMAT = "mechscope.attribution_graph"
 
 
-def load_graphs(directory: str | Path) -> dict[str, Path]:
+@dataclass(frozen=True)
+class SavedGraph:
+    """A traced graph's files (Neuronpedia JSON, QK terms, viewer) and the summary its manifest records."""
+
+    neuronpedia: Path
+    qk: Path
+    viewer: Path
+    summary: dict
+
+
+def _saved_graph(path: Path) -> SavedGraph | None:
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+        slug = json.loads((path / "graph-metadata.json").read_text())["graphs"][-1]["slug"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+    if manifest.get("format") != GRAPH_FORMAT:
+        return None
+    return SavedGraph(path / f"{slug}.json", path / "qk.json", path / "graph.html", manifest.get("summary", {}))
+
+
+def load_graphs(directory: str | Path) -> dict[str, SavedGraph]:
     """Every traced graph under `directory` (itself or its subfolders, as `mechscope graph --out` writes them),
     named by its folder."""
     directory = Path(directory)
     candidates = [directory, *sorted(p for p in directory.iterdir() if p.is_dir())] if directory.is_dir() else []
-    graphs = {}
-    for path in candidates:
-        try:
-            manifest = json.loads((path / "manifest.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if manifest.get("format") == GRAPH_FORMAT:
-            graphs[path.name] = path
+    graphs = {path.name: graph for path in candidates if (graph := _saved_graph(path)) is not None}
     if not graphs:
         raise MechscopeError(f"{directory} holds no attribution graphs (folders written by `mechscope graph --out`)")
     return graphs
-
-
-def graph_files(path: Path) -> dict[str, Path]:
-    """A traced graph's files: its manifest, Neuronpedia JSON (from graph-metadata.json), QK terms and viewer."""
-    index = json.loads((path / "graph-metadata.json").read_text())
-    slug = index["graphs"][-1]["slug"]
-    return {"manifest": path / "manifest.json", "neuronpedia": path / f"{slug}.json", "qk": path / "qk.json",
-            "viewer": path / "graph.html"}
 
 
 def load_variants(path: str | Path) -> dict[str, list]:
