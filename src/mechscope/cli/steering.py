@@ -1,4 +1,4 @@
-"""CLI verbs for steering: steer directions, refusal, caa, iti, defend, generate, orthogonalize."""
+"""CLI verbs for steering: steer directions, refusal, caa, iti, persona, defend, generate, orthogonalize."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from mechscope.steering.caa import CAAConfig
 from mechscope.steering.defence import DefenceConfig
 from mechscope.steering.directions import DirectionConfig
 from mechscope.steering.iti import ITIConfig
+from mechscope.steering.persona import PersonaConfig
 from mechscope.steering.refusal import RefusalConfig
 
 
@@ -131,6 +132,25 @@ def defend_verb(args: argparse.Namespace) -> dict:
     return asdict(jailbreak_defence(model, SteeringVector.load(args.vector).check(model), requests, config))
 
 
+def persona_verb(args: argparse.Namespace) -> dict:
+    from mechscope.autointerp.client import make_client
+    from mechscope.models import load_model
+    from mechscope.steering.persona import EmbeddingJudge, LLMJudge, evaluate_persona, persona_vector
+    from mechscope.steering.traits import TRAITS, load_traits
+
+    config = PersonaConfig(**config_options(args, PersonaConfig))
+    traits = load_traits(args.traits) if args.traits else TRAITS
+    if args.trait not in traits:
+        raise SteeringError(f"unknown trait {args.trait!r}; expected one of {sorted(traits)} or a [trait.NAME] table "
+                            f"in --traits FILE.toml")
+    judge = EmbeddingJudge() if args.judge == "embedding" else LLMJudge(make_client(args.judge))
+    model = load_model(args.model, device=args.device)
+    persona = persona_vector(model, traits[args.trait], judge, config)
+    if args.evaluate:
+        evaluate_persona(model, persona, traits[args.trait], judge, config)
+    return {"vector": str(persona.save(args.out)), **persona.vector.metrics, "evaluation": persona.evaluation}
+
+
 def generate_verb(args: argparse.Namespace) -> dict:
     from mechscope.models import load_model
     from mechscope.steering import SteeringVector, steer
@@ -208,6 +228,17 @@ def register(verbs) -> None:
     p.add_argument("--true", help="true statements, one per line (default: the factual set's train statements)")
     p.add_argument("--false", help="false statements, one per line")
     p.add_argument("--bake", help="also write a copy with the shifts in its attention output bias (families with one)")
+
+    p = _model_verb(steer, "persona", persona_verb, "persona vectors (Chen et al. 2025): the model's own answers under "
+                    "trait-eliciting and -suppressing system prompts, judged, response-token mean difference",
+                    PersonaConfig)
+    p.add_argument("--trait", required=True, help="optimistic, evil, sycophantic or a trait of --traits")
+    p.add_argument("--traits", help="a TOML file of [trait.NAME] tables (description, opposite, positive_system, "
+                   "negative_system, questions) adding to or replacing the built-in traits")
+    p.add_argument("--judge", default="embedding", help="embedding (offline MiniLM) or an LLM: openai:MODEL, "
+                   "anthropic:MODEL, hf:PATH")
+    p.add_argument("--no-evaluate", dest="evaluate", action="store_false",
+                   help="skip the evaluation (projection-score correlation and the steering check)")
 
     p = leaf(steer, "defend", defend_verb, "a conditional refusal defence: calibrate where to add a vector on wrapped "
              "and plain train requests, then refusal rates per jailbreak wrapper with and without it")

@@ -21,6 +21,9 @@ from mechscope.steering.interventions import (Condition, Intervention, direction
 from mechscope.steering.iti import (ITI, HeadShift, ITIConfig, bake_iti, fit_iti, head_activations,
                                    truth_margin)
 from mechscope.steering.orthogonalize import orthogonalize, save_orthogonalized
+from mechscope.steering.persona import (EmbeddingJudge, LLMJudge, PersonaConfig, PersonaVector, evaluate_persona,
+                                        persona_vector)
+from mechscope.steering.traits import TRAITS, Trait, load_traits
 from mechscope.steering.refusal import (NoRefusalCandidate, RefusalCandidates, RefusalConfig, RefusalDirection,
                                          drop_reason, load_refusal_direction, refusal_prompt_sets, refusal_score,
                                          score_refusal_candidates, select_refusal_direction)
@@ -30,12 +33,12 @@ from mechscope.steering.vectors import SteeringVector, latent_vector
 
 __all__ = ["ABTokens", "Alert", "ApplyConfig", "CAAConfig", "Calibration", "CalibrationConfig", "Condition",
            "ConditionalRefusal", "Contrast", "ControlVectorFile", "DefenceConfig", "DefenceReport", "Direction",
-           "DirectionConfig", "HeadShift", "ITI", "ITIConfig", "Intervention", "Latent", "LatentScore", "LayerSweep",
+           "DirectionConfig", "EmbeddingJudge", "LLMJudge", "PersonaConfig", "PersonaVector", "TRAITS", "Trait", "HeadShift", "ITI", "ITIConfig", "Intervention", "Latent", "LatentScore", "LayerSweep",
            "LinearProbe", "LinearScore", "Monitor", "MonitorRecord", "MonitoredGeneration", "NoRefusalCandidate",
            "RefusalCandidates", "RefusalConfig", "RefusalDirection", "RefusalEffect", "RefusalRates", "SteeringVector",
            "ThresholdSearch", "ab_tokens", "bake_iti", "behaviour_probability", "caa", "caa_vector", "calibrate",
            "calibrate_monitor", "condition_scores", "conditional_refusal", "contrast", "directional_ablation",
-           "directions", "drop_reason", "fit_iti", "fit_probe", "from_repeng", "head_activations", "hook_pairs",
+           "directions", "drop_reason", "evaluate_persona", "load_traits", "persona_vector", "fit_iti", "fit_probe", "from_repeng", "head_activations", "hook_pairs",
            "jailbreak_defence", "latent_vector", "layer_sweep", "load_refusal_direction", "monitored_forward",
            "monitored_generate", "orthogonalize", "pca_of_differences", "probe", "probe_direction", "projection",
            "prompt_inputs", "prompt_scores", "read_control_vector", "read_positions", "refusal_by_kind",
