@@ -1,4 +1,4 @@
-"""CLI verbs for steering: steer directions, refusal, caa, iti, persona, defend, generate, orthogonalize."""
+"""CLI verbs for steering: steer directions, refusal, caa, iti, persona, concept, defend, generate, orthogonalize."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from mechscope.cli.config_flags import add_config_flags, config_options
 from mechscope.errors import SteeringError
 from mechscope.steering.apply import ApplyConfig
 from mechscope.steering.caa import CAAConfig
+from mechscope.steering.concept import ConceptConfig
 from mechscope.steering.defence import DefenceConfig
 from mechscope.steering.directions import DirectionConfig
 from mechscope.steering.iti import ITIConfig
@@ -151,6 +152,35 @@ def persona_verb(args: argparse.Namespace) -> dict:
     return {"vector": str(persona.save(args.out)), **persona.vector.metrics, "evaluation": persona.evaluation}
 
 
+def concept_verb(args: argparse.Namespace) -> dict:
+    import json
+
+    from mechscope.dictionaries.binding import bind_dictionary
+    from mechscope.features import Catalog
+    from mechscope.models import load_model
+    from mechscope.steering.concept import concept_steering, latent_concept
+
+    config = ConceptConfig(**config_options(args, ConceptConfig))
+    model = load_model(args.model, device=args.device)
+    bound = bind_dictionary(model, args.dictionary)
+    catalog = Catalog(args.catalog) if args.catalog else None
+    try:
+        target, label, maximum = latent_concept(bound, args.latent, catalog)
+    finally:
+        if catalog is not None:
+            catalog.close()
+    concept, scale = args.concept or label, args.scale or maximum
+    if concept is None or scale is None:
+        raise SteeringError(f"latent {args.latent} needs a concept and a scale: give --catalog (its label and maximum "
+                            f"activation) or --concept TEXT and --scale X")
+    result = concept_steering(model, bound.hook, target, concept, config, scale).to_dict()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    return {"out": args.out, **{k: result[k] for k in ("concept", "scale")},
+            "rows": [{k: r[k] for k in ("setting", "value", "similarity", "gain", "nll", "distinct2")}
+                     for r in result["rows"]]}
+
+
 def generate_verb(args: argparse.Namespace) -> dict:
     from mechscope.models import load_model
     from mechscope.steering import SteeringVector, steer
@@ -239,6 +269,15 @@ def register(verbs) -> None:
                    "anthropic:MODEL, hf:PATH")
     p.add_argument("--no-evaluate", dest="evaluate", action="store_false",
                    help="skip the evaluation (projection-score correlation and the steering check)")
+
+    p = _model_verb(steer, "concept", concept_verb, "steer a dictionary latent toward its concept (Golden Gate style) "
+                    "and measure concept similarity, fluency and a prompting baseline (AxBench-style, offline)",
+                    ConceptConfig)
+    p.add_argument("--dictionary", required=True, help="the dictionary directory (any supported format)")
+    p.add_argument("--latent", type=int, required=True)
+    p.add_argument("--catalog", help="its feature catalogue: the latent's label and maximum activation")
+    p.add_argument("--concept", help="the concept's text (default: the latent's latest label)")
+    p.add_argument("--scale", type=float, help="what a value of 1 means (default: the latent's maximum activation)")
 
     p = leaf(steer, "defend", defend_verb, "a conditional refusal defence: calibrate where to add a vector on wrapped "
              "and plain train requests, then refusal rates per jailbreak wrapper with and without it")

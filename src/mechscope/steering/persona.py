@@ -22,9 +22,10 @@ import torch
 from torch import Tensor
 
 from mechscope.errors import SteeringError
-from mechscope.models.chat import chat_inputs, conversation
+from mechscope.models.chat import conversation
+from mechscope.steering.answers import ChatAnswers, chat_answers
 from mechscope.steering.directions import token_inputs
-from mechscope.steering.interventions import steer, vector_interventions
+from mechscope.steering.interventions import vector_interventions
 from mechscope.steering.traits import Trait
 from mechscope.steering.vectors import DEFAULT_HOOK, SteeringVector
 
@@ -95,32 +96,18 @@ class LLMJudge:
 
 
 @dataclass
-class Answers:
-    """The model's answers to (system prompt, question) conversations, as tokens and text, with trait scores."""
+class Answers(ChatAnswers):
+    """The model's answers to (system prompt, question) rows, with their judged trait scores."""
 
-    rows: list[dict]  # {"question", "system", "side"}: side is positive, negative or none
-    prompt_ids: list[list[int]]
-    answer_ids: list[list[int]]
-    texts: list[str]
+    rows: list[dict] = field(default_factory=list)  # {"question", "system", "side"}: positive, negative or none
     scores: list[float | None] = field(default_factory=list)
 
 
 def answer(model, rows: list[dict], config: PersonaConfig, edits=()) -> Answers:
     """Greedy answers to each row's question under its system prompt (None: the template's default), with `edits`."""
-    prompts, answers, texts = [], [], []
-    eos = getattr(model.tokenizer, "eos_token_id", None)
-    for start in range(0, len(rows), config.batch_size):
-        chunk = rows[start:start + config.batch_size]
-        inputs = chat_inputs(model, [conversation(r["question"], r["system"]) for r in chunk])
-        with steer(model, edits):
-            generated = model.generate({k: inputs[k] for k in ("input_ids", "attention_mask")},
-                                       max_new_tokens=config.max_new_tokens, temperature=0.0)
-        for ids, mask, new, text in zip(inputs["input_ids"], inputs["attention_mask"], generated.tokens,
-                                        generated.texts):
-            prompts.append(ids[mask.bool()].tolist())
-            answers.append(new[:-1] if new and new[-1] == eos else list(new))
-            texts.append(text)
-    return Answers(rows, prompts, answers, texts)
+    generated = chat_answers(model, [conversation(r["question"], r["system"]) for r in rows], config.max_new_tokens,
+                             config.batch_size, edits)
+    return Answers(generated.prompt_ids, generated.answer_ids, generated.texts, rows)
 
 
 def response_means(model, prompt_ids: Sequence[list[int]], answer_ids: Sequence[list[int]], hooks: Sequence[str],
