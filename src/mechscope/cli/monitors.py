@@ -1,5 +1,6 @@
 """CLI verbs for monitors: `mechscope monitor calibrate` (direction + threshold into a control vector GGUF) and
-`mechscope monitor run` (generation with that monitor: per-token scores, alerts, guards)."""
+`mechscope monitor run` (generation with that monitor: per-token scores, alerts, guards), `mechscope monitor
+fingerprint` (the latents that fire on jailbreak wrappers)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mechscope.cli.config_flags import add_config_flags, config_options
 from mechscope.errors import MechscopeError
 from mechscope.models.generation import GenerationConfig
 from mechscope.steering.calibration import CalibrationConfig
+from mechscope.steering.fingerprint import FingerprintConfig
 from mechscope.steering.monitors import Monitor
 
 
@@ -94,6 +96,30 @@ def run(args: argparse.Namespace) -> dict:
     return {"threshold": monitor.threshold, "guard": monitor.guard, "rows": rows}
 
 
+def fingerprint(args: argparse.Namespace) -> dict:
+    import json
+
+    from mechscope.dictionaries.binding import bind_dictionary
+    from mechscope.features import Catalog
+    from mechscope.models import load_model
+    from mechscope.steering.fingerprint import jailbreak_fingerprint
+
+    config = FingerprintConfig(**config_options(args, FingerprintConfig))
+    model = load_model(args.model, device=args.device)
+    bound = bind_dictionary(model, args.dictionary)
+    catalog = Catalog(args.catalog) if args.catalog else None
+    try:
+        result = jailbreak_fingerprint(model, bound, config, catalog)
+    finally:
+        if catalog is not None:
+            catalog.close()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    return {"out": args.out, "hook": result["hook"], "n": result["n"],
+            "kinds": {kind: [(e["latent"], round(e["auroc"], 3), e["label"]) for e in entries[:5]]
+                      for kind, entries in result["kinds"].items()}}
+
+
 def register(verbs) -> None:
     group = verbs.add_parser("monitor", help="per-token monitors: calibrate a direction, run generation with it")
     actions = group.add_subparsers(dest="action", required=True)
@@ -108,6 +134,15 @@ def register(verbs) -> None:
     p.add_argument("--negatives", help="prompts that should score low, one per line (default: harmless requests)")
     p.add_argument("--device", default="auto")
     add_config_flags(p, CalibrationConfig)
+
+    p = leaf(actions, "fingerprint", fingerprint, "the dictionary latents that fire on jailbreak wrappers (role-play, "
+             "hypothetical, suffixes) and not on the same requests asked plainly, per wrapper kind")
+    p.add_argument("model")
+    p.add_argument("--dictionary", required=True, help="the dictionary directory (any supported format)")
+    p.add_argument("--catalog", help="its feature catalogue, for the latents' labels")
+    p.add_argument("--out", required=True, help="the JSON file to write")
+    p.add_argument("--device", default="auto")
+    add_config_flags(p, FingerprintConfig)
 
     p = leaf(actions, "run", run, "generate with a calibrated monitor: per-token scores, alerts and guards")
     p.add_argument("model")

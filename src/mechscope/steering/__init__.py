@@ -19,6 +19,7 @@ from mechscope.steering.directions import (Contrast, DirectionConfig, LinearProb
                                             token_inputs)
 from mechscope.steering.interventions import (Condition, Intervention, directional_ablation, hook_pairs, steer,
                                               vector_interventions)
+from mechscope.steering.fingerprint import FingerprintConfig, jailbreak_fingerprint
 from mechscope.steering.iti import (ITI, HeadShift, ITIConfig, bake_iti, fit_iti, head_activations,
                                    truth_margin)
 from mechscope.steering.orthogonalize import orthogonalize, save_orthogonalized
@@ -34,13 +35,13 @@ from mechscope.steering.vectors import SteeringVector, latent_vector
 
 __all__ = ["ABTokens", "Alert", "ApplyConfig", "CAAConfig", "Calibration", "ConceptConfig", "ConceptSteering", "CalibrationConfig", "Condition",
            "ConditionalRefusal", "Contrast", "ControlVectorFile", "DefenceConfig", "DefenceReport", "Direction",
-           "DirectionConfig", "EmbeddingJudge", "LLMJudge", "PersonaConfig", "PersonaVector", "TRAITS", "Trait", "HeadShift", "ITI", "ITIConfig", "Intervention", "Latent", "LatentScore", "LayerSweep",
+           "DirectionConfig", "FingerprintConfig", "EmbeddingJudge", "LLMJudge", "PersonaConfig", "PersonaVector", "TRAITS", "Trait", "HeadShift", "ITI", "ITIConfig", "Intervention", "Latent", "LatentScore", "LayerSweep",
            "LinearProbe", "LinearScore", "Monitor", "MonitorRecord", "MonitoredGeneration", "NoRefusalCandidate",
            "RefusalCandidates", "RefusalConfig", "RefusalDirection", "RefusalEffect", "RefusalRates", "SteeringVector",
            "ThresholdSearch", "ab_tokens", "bake_iti", "behaviour_probability", "caa", "caa_vector", "calibrate",
            "calibrate_monitor", "concept_steering", "condition_scores", "conditional_refusal", "contrast", "directional_ablation",
            "directions", "drop_reason", "evaluate_persona", "load_traits", "persona_vector", "fit_iti", "fit_probe", "from_repeng", "head_activations", "hook_pairs",
-           "jailbreak_defence", "latent_concept", "latent_vector", "layer_sweep", "load_refusal_direction", "monitored_forward",
+           "jailbreak_defence", "jailbreak_fingerprint", "latent_concept", "latent_vector", "layer_sweep", "load_refusal_direction", "monitored_forward",
            "monitored_generate", "orthogonalize", "pca_of_differences", "probe", "probe_direction", "projection",
            "prompt_inputs", "prompt_scores", "read_control_vector", "read_positions", "refusal_by_kind",
            "refusal_effect", "refusal_prompt_sets", "refusal_rates", "refusal_score", "save_orthogonalized",
