@@ -8,7 +8,7 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from mechscope.cli.arguments import leaf
+from mechscope.cli.arguments import bound_dictionary, leaf, write_json
 from mechscope.cli.config_flags import add_config_flags, config_options
 from mechscope.errors import MechscopeError
 from mechscope.models.generation import GenerationConfig
@@ -97,24 +97,12 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def fingerprint(args: argparse.Namespace) -> dict:
-    import json
-
-    from mechscope.dictionaries.binding import bind_dictionary
-    from mechscope.features import Catalog
-    from mechscope.models import load_model
     from mechscope.steering.fingerprint import jailbreak_fingerprint
 
     config = FingerprintConfig(**config_options(args, FingerprintConfig))
-    model = load_model(args.model, device=args.device)
-    bound = bind_dictionary(model, args.dictionary)
-    catalog = Catalog(args.catalog) if args.catalog else None
-    try:
+    with bound_dictionary(args) as (model, bound, catalog):
         result = jailbreak_fingerprint(model, bound, config, catalog)
-    finally:
-        if catalog is not None:
-            catalog.close()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     return {"out": args.out, "hook": result["hook"], "n": result["n"],
             "kinds": {kind: [(e["latent"], round(e["auroc"], 3), e["label"]) for e in entries[:5]]
                       for kind, entries in result["kinds"].items()}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mechscope.cli.arguments import leaf
+from mechscope.cli.arguments import bound_dictionary, leaf, write_json
 from mechscope.cli.config_flags import add_config_flags, config_options
 from mechscope.errors import SteeringError
 from mechscope.steering.apply import ApplyConfig
@@ -153,29 +153,17 @@ def persona_verb(args: argparse.Namespace) -> dict:
 
 
 def concept_verb(args: argparse.Namespace) -> dict:
-    import json
-
-    from mechscope.dictionaries.binding import bind_dictionary
-    from mechscope.features import Catalog
-    from mechscope.models import load_model
     from mechscope.steering.concept import concept_steering, latent_concept
 
     config = ConceptConfig(**config_options(args, ConceptConfig))
-    model = load_model(args.model, device=args.device)
-    bound = bind_dictionary(model, args.dictionary)
-    catalog = Catalog(args.catalog) if args.catalog else None
-    try:
+    with bound_dictionary(args) as (model, bound, catalog):
         target, label, maximum = latent_concept(bound, args.latent, catalog)
-    finally:
-        if catalog is not None:
-            catalog.close()
-    concept, scale = args.concept or label, args.scale or maximum
-    if concept is None or scale is None:
-        raise SteeringError(f"latent {args.latent} needs a concept and a scale: give --catalog (its label and maximum "
-                            f"activation) or --concept TEXT and --scale X")
-    result = concept_steering(model, bound.hook, target, concept, config, scale).to_dict()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+        concept, scale = args.concept or label, args.scale or maximum
+        if concept is None or scale is None:
+            raise SteeringError(f"latent {args.latent} needs a concept and a scale: give --catalog (its label and "
+                                f"maximum activation) or --concept TEXT and --scale X")
+        result = concept_steering(model, bound.hook, target, concept, config, scale).to_dict()
+    write_json(args.out, result)
     return {"out": args.out, **{k: result[k] for k in ("concept", "scale")},
             "rows": [{k: r[k] for k in ("setting", "value", "similarity", "gain", "nll", "distinct2")}
                      for r in result["rows"]]}
