@@ -1,4 +1,4 @@
-"""Steering and monitoring: directions (incl. CAA and ITI), interventions (add/ablate/clamp/cap, conditional),
+"""Steering and monitoring: directions (incl. CAA and ITI), interventions (add/ablate/clamp/cap/scale, conditional),
 weight edits, vector files (safetensors, GGUF control vectors, repeng), per-token monitors and guards, their
 calibration, and a conditional jailbreak defence."""
 
