@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from mechscope.features.contrast import max_codes, rank_latents
+from mechscope.dictionaries.contrast import max_codes, rank_latents
 from mechscope.server.resources import Resources
 from mechscope.server.schema import Fields, RequestError
 
