@@ -14,6 +14,7 @@ from mechscope.errors import MechscopeError
 from mechscope.evaluation import evaluate_transcoders
 from mechscope.features import Catalog, mine
 from mechscope.models import HookedModel, load_model
+from mechscope.scans import FamilyScanConfig, scan_families
 from mechscope.server import ServerConfig, make_server
 from mechscope.steering import SteeringVector, select_refusal_direction, steer
 from mechscope.steering import SteeringVector, caa, fit_iti, select_refusal_direction, steer
@@ -29,4 +30,5 @@ __all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "Cross
            "latent_scaling", "load_dictionary", "load_model", "load_organism", "load_transcoders",
            "make_server", "match_features", "mine", "open_organism", "organism_path", "save_dictionary",
            "select_refusal_direction", "steer", "stream_batches", "text_source", "train", "train_clt",
-           "train_organism"]
+           "train_organism",
+           "FamilyScanConfig", "scan_families"]
