@@ -9,6 +9,7 @@ from mechscope.dictionaries import (CLTConfig, CrossLayerTranscoder, Dictionary,
 from mechscope.data import ActivationCache, harvest, harvest_pair, stream_batches, text_source
 from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import convert, load_dictionary, save_dictionary
+from mechscope.dictionaries.public import load_release
 from mechscope.diffing import classify_latents, diff_models, latent_scaling, match_features
 from mechscope.errors import MechscopeError
 from mechscope.evaluation import evaluate_transcoders
@@ -31,4 +32,4 @@ __all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "Cross
            "make_server", "match_features", "mine", "open_organism", "organism_path", "save_dictionary",
            "select_refusal_direction", "steer", "stream_batches", "text_source", "train", "train_clt",
            "train_organism",
-           "FamilyScanConfig", "scan_families"]
+           "FamilyScanConfig", "load_release", "scan_families"]
