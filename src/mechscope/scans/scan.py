@@ -133,8 +133,9 @@ def _probe(model, family: ConceptFamily, hook: str, dictionary, matches: list[Fa
         match.auroc = held_out_auroc(test_pos.latent_max[:, match.latent], test_neg.latent_max[:, match.latent])
     truth = np.r_[np.ones(n_pos), np.zeros(len(test) - n_pos)]
     interval = bootstrap_ci(auroc, truth, scores.numpy(), strata=truth, seed=config.seed)
-    return FamilyProbe(hook, model.layer_of(hook), interval.estimate, [interval.low, interval.high], control,
-                       n_pos, len(test) - n_pos, len(train_pos) + len(train_neg), config.method, config.pooling)
+    ci = [round(interval.low, 4), round(interval.high, 4)]
+    return FamilyProbe(hook, model.layer_of(hook), interval.estimate, ci, control, n_pos, len(test) - n_pos,
+                       len(train_pos) + len(train_neg), config.method, config.pooling)
 
 
 def _shuffled_control(train: Tensor, n_train_pos: int, test: Tensor, n_test_pos: int,
