@@ -1,9 +1,7 @@
-"""Probing a concept family: prompt activations at one hook, a linear probe fitted on the train split and scored
-on the held-out split, and each matched latent's held-out AUROC (its maximum over the prompt's tokens)."""
+"""Probing a concept family: prompt activations at one hook, pooled per prompt, and a linear probe fitted on the
+train split and scored on the held-out split."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,35 +10,22 @@ from torch import Tensor
 from mechscope.statistics import auroc
 from mechscope.steering.directions import fit_probe, prompt_inputs
 
-@dataclass
-class PromptReadout:
-    """One prompt set read at a hook: pooled activations and, with a dictionary, each latent's prompt maximum."""
-
-    pooled: Tensor  # [n_prompts, d] float32
-    latent_max: Tensor | None  # [n_prompts, d_sae] float32
-
-
 @torch.no_grad()
-def read_prompts(model, prompts: list[str], hook: str, dictionary=None, pooling: str = "mean",
-                 batch_size: int = 16) -> PromptReadout:
-    """Activations at `hook` over each prompt's own tokens (padding and special tokens excluded), pooled by
-    mean or last token; with `dictionary`, its codes' maximum over the same tokens."""
+def pooled_activations(model, prompts: list[str], hook: str, pooling: str = "mean", batch_size: int = 16) -> Tensor:
+    """Activations [n_prompts, d] at `hook`, each prompt's mean over its own tokens (padding and special tokens
+    excluded) or its last token."""
     special = torch.tensor(sorted(set(model.tokenizer.all_special_ids)), dtype=torch.long)
-    pooled, maxima = [], []
+    pooled = []
     for start in range(0, len(prompts), batch_size):
         inputs = prompt_inputs(model, prompts[start:start + batch_size], chat=False)
         _, cache = model.run_with_cache(inputs, names=[hook], stop_at_layer="auto")
         acts = cache[hook].flatten(2).float()  # [batch, pos, d]
-        keep = inputs["attention_mask"].bool() & ~torch.isin(inputs["input_ids"], special)
-        keep = keep.to(acts.device)
         if pooling == "mean":
+            keep = (inputs["attention_mask"].bool() & ~torch.isin(inputs["input_ids"], special)).to(acts.device)
             pooled.append(((acts * keep[..., None]).sum(1) / keep.sum(1, keepdim=True).clamp(min=1)).cpu())
         else:  # left-padded: the last position is every row's last token
             pooled.append(acts[:, -1].cpu())
-        if dictionary is not None:
-            codes = dictionary.encode(acts.to(dictionary.W_enc.dtype)).float()  # [batch, pos, d_sae]
-            maxima.append(codes.masked_fill(~keep[..., None], float("-inf")).amax(1).cpu())
-    return PromptReadout(torch.cat(pooled), torch.cat(maxima) if dictionary is not None else None)
+    return torch.cat(pooled)
 
 
 def probe_scores(train_positive: Tensor, train_negative: Tensor, test: Tensor, method: str = "logistic") -> Tensor:

@@ -15,11 +15,12 @@ from tqdm.auto import tqdm
 from mechscope.data.atomic import atomic_write_json
 from mechscope.dictionaries.binding import bind_dictionary
 from mechscope.features.catalog import Catalog
+from mechscope.features.contrast import auroc_columns, max_codes
 from mechscope.manifest import build_manifest, input_record, write_manifest
 from mechscope.scans.config import FamilyScanConfig
 from mechscope.scans.families import ConceptFamily, FamilyScanError, load_families
 from mechscope.scans.matching import FamilyMatch, match_family
-from mechscope.scans.probing import held_out_auroc, probe_scores, read_prompts
+from mechscope.scans.probing import held_out_auroc, pooled_activations, probe_scores
 from mechscope.statistics import auroc, bootstrap_ci
 
 FORMAT = "mechscope.family_scan"
@@ -91,7 +92,7 @@ def scan_families(model, catalog_dir: str | Path | None, out: str | Path,
         for family in tqdm(families, desc="family scan", disable=None):
             matches = match_family(catalog, family, labels, embedder if config.embedding else None,
                                    config.min_similarity, config.max_matches, config.examples) if labels else []
-            probe = _probe(model, family, hook, bound.dictionary if bound else None, matches, config)
+            probe = _probe(model, family, hook, bound, matches, config)
             result.families.append(FamilyScan(family.name, family.description, list(family.keywords),
                                               family.sha256(), matches, probe))
     finally:
@@ -116,21 +117,24 @@ def _recorded_dictionary(catalog: Catalog | None, hook: str) -> str | None:
     return next((str(c) for c in candidates if c.exists() and input_record(c)["sha256"] == recorded["sha256"]), None)
 
 
-def _probe(model, family: ConceptFamily, hook: str, dictionary, matches: list[FamilyMatch],
+def _probe(model, family: ConceptFamily, hook: str, bound, matches: list[FamilyMatch],
            config: FamilyScanConfig) -> FamilyProbe:
-    """Fit on the train split, score the held-out split; set each match's held-out AUROC."""
+    """Fit on the train split, score the held-out split; set each match's held-out AUROC (the latent's maximum
+    over each prompt, `features.contrast.max_codes`)."""
     split = family.split(config.test_fraction, config.seed)
-    read = {(part, side): read_prompts(model, prompts, hook, dictionary if part == "test" else None,
-                                       config.pooling, config.batch_size)
-            for part, sets in split.items() for side, prompts in zip(("positive", "negative"), sets)}
-    train_pos, train_neg = read["train", "positive"].pooled, read["train", "negative"].pooled
-    test_pos, test_neg = read["test", "positive"], read["test", "negative"]
-    test = torch.cat([test_pos.pooled, test_neg.pooled])
+    (train_pos, train_neg), (test_pos, test_neg) = (
+        [pooled_activations(model, prompts, hook, config.pooling, config.batch_size) for prompts in split[part]]
+        for part in ("train", "test"))
+    test = torch.cat([test_pos, test_neg])
     scores = probe_scores(train_pos, train_neg, test, config.method)
-    n_pos = len(test_pos.pooled)
+    n_pos = len(test_pos)
     control = _shuffled_control(torch.cat([train_pos, train_neg]), len(train_pos), test, n_pos, config)
-    for match in matches if dictionary is not None else []:
-        match.auroc = held_out_auroc(test_pos.latent_max[:, match.latent], test_neg.latent_max[:, match.latent])
+    if bound is not None and matches:
+        latents = [match.latent for match in matches]
+        positive, negative = (max_codes(model, bound, prompts, config.batch_size)[:, latents]
+                              for prompts in split["test"])
+        for match, value in zip(matches, auroc_columns(positive, negative)):
+            match.auroc = float(value)
     truth = np.r_[np.ones(n_pos), np.zeros(len(test) - n_pos)]
     interval = bootstrap_ci(auroc, truth, scores.numpy(), strata=truth, seed=config.seed)
     ci = [round(interval.low, 4), round(interval.high, 4)]
