@@ -9,11 +9,13 @@ from mechscope.dictionaries import (CLTConfig, CrossLayerTranscoder, Dictionary,
 from mechscope.data import ActivationCache, harvest, harvest_pair, stream_batches, text_source
 from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import convert, load_dictionary, save_dictionary
+from mechscope.dictionaries.public import load_release
 from mechscope.diffing import classify_latents, diff_models, latent_scaling, match_features
 from mechscope.errors import MechscopeError
 from mechscope.evaluation import evaluate_transcoders
 from mechscope.features import Catalog, mine
 from mechscope.models import HookedModel, load_model
+from mechscope.scans import FamilyScanConfig, scan_families
 from mechscope.server import ServerConfig, make_server
 from mechscope.steering import SteeringVector, caa, fit_iti, persona_vector, select_refusal_direction, steer
 from mechscope.toy import Organism, load_organism, open_organism, organism_path, train_organism
@@ -28,4 +30,5 @@ __all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "Cross
            "latent_scaling", "load_dictionary", "load_model", "load_organism", "load_transcoders",
            "make_server", "match_features", "mine", "open_organism", "organism_path", "persona_vector", "save_dictionary",
            "select_refusal_direction", "steer", "stream_batches", "text_source", "train", "train_clt",
-           "train_organism"]
+           "train_organism",
+           "FamilyScanConfig", "load_release", "scan_families"]
