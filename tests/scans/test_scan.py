@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from mechscope.autointerp.embedding import SentenceEmbedder
+from mechscope.models.embedding import SentenceEmbedder
 from mechscope.cli import main
 from mechscope.features import Catalog
 from mechscope.scans import FamilyScanConfig, FamilyScanError, load_families, match_family, scan_families

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from mechscope.data.atomic import atomic_write_json
 from mechscope.dictionaries.binding import bind_dictionary
 from mechscope.features.catalog import Catalog
-from mechscope.features.contrast import auroc_columns, max_codes
+from mechscope.dictionaries.contrast import auroc_columns, max_codes
 from mechscope.manifest import build_manifest, input_record, write_manifest
 from mechscope.scans.config import FamilyScanConfig
 from mechscope.scans.families import ConceptFamily, FamilyScanError, load_families
@@ -85,7 +85,7 @@ def scan_families(model, catalog_dir: str | Path | None, out: str | Path,
         bound = bind_dictionary(model, dictionary_path, hook) if dictionary_path else None
         labels = [label for info in catalog.list() for label in info.labels] if catalog is not None else []
         if embedder is None and config.embedding and labels:
-            from mechscope.autointerp.embedding import SentenceEmbedder
+            from mechscope.models.embedding import SentenceEmbedder
 
             embedder = SentenceEmbedder()
         result = FamilyScanResult(str(out), hook, str(dictionary_path) if dictionary_path else None)
@@ -120,7 +120,7 @@ def _recorded_dictionary(catalog: Catalog | None, hook: str) -> str | None:
 def _probe(model, family: ConceptFamily, hook: str, bound, matches: list[FamilyMatch],
            config: FamilyScanConfig) -> FamilyProbe:
     """Fit on the train split, score the held-out split; set each match's held-out AUROC (the latent's maximum
-    over each prompt, `features.contrast.max_codes`)."""
+    over each prompt, `dictionaries.contrast.max_codes`)."""
     split = family.split(config.test_fraction, config.seed)
     (train_pos, train_neg), (test_pos, test_neg) = (
         [pooled_activations(model, prompts, hook, config.pooling, config.batch_size) for prompts in split[part]]
