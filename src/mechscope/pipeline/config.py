@@ -12,7 +12,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dat
 from importlib import resources
 from pathlib import Path
 
-from mechscope.errors import PipelineError
+from mechscope.errors import MechscopeError, PipelineError
 
 STAGE_KEYS = ("name", "kind", "title")  # keys every stage takes besides its kind's own
 
@@ -123,7 +123,7 @@ def parse_section(config_type, table: dict, path: str):
     values = {key: _coerce(value, hints[key], f"{path}.{key}") for key, value in table.items()}
     try:
         return config_type(**values)
-    except (ValueError, TypeError) as err:  # a config's own __post_init__ check
+    except (ValueError, TypeError, MechscopeError) as err:  # a config's own __post_init__ check
         raise PipelineError(f"{path}: {err}") from err
 
 

@@ -78,8 +78,9 @@ class StageContext:
         return found[label]
 
     def dictionaries(self, stage: str) -> dict[str, Path]:
-        """label -> directory of every dictionary (a directory holding cfg.json) an earlier stage made."""
-        return {label: path for label, path in self.artefacts(stage).items() if (path / "cfg.json").is_file()}
+        """label -> directory of every dictionary in the SAELens layout (format copies left out) a stage made."""
+        return {label: path for label, path in self.artefacts(stage).items()
+                if (path / "sae_weights.safetensors").is_file()}
 
     def say(self, line: str) -> None:
         print(f"  {line}", flush=True)

@@ -169,7 +169,9 @@ def run_pipeline(config: PipelineConfig | str | Path, out: str | Path, only: lis
             previous["status"] = "skipped"
             run.save()
             skipped.append(spec.name)
-            print("  skipped (up to date)", flush=True)
+            shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in list(previous["metrics"].items())[:6])
+            print(f"  skipped (up to date){': ' + shown if shown else ''}", flush=True)
             continue
         _run_stage(run, spec, sha, registry, models)
         ran.append(spec.name)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mechscope.pipeline.stages import data, dictionaries, toy
+from mechscope.pipeline.stages import circuits, data, dictionaries, diffing, features, serving, steering, toy
 
 
 @dataclass(frozen=True)
@@ -25,4 +25,15 @@ STAGES: dict[str, StageKind] = {
     "evaluate": StageKind(dictionaries.EvaluateStageConfig, dictionaries.evaluate),
     "superposition": StageKind(toy.SuperpositionConfig, toy.superposition),
     "organism": StageKind(toy.OrganismConfig, toy.organism),
+    "mine": StageKind(features.MineStageConfig, features.mine),
+    "label": StageKind(features.LabelStageConfig, features.label),
+    "dashboard": StageKind(features.DashboardStageConfig, features.dashboard),
+    "circuits": StageKind(circuits.CircuitsConfig, circuits.circuits),
+    "transcoders": StageKind(circuits.TranscodersConfig, circuits.transcoders, resumable=True),
+    "graph": StageKind(circuits.GraphStageConfig, circuits.graph),
+    "refusal": StageKind(steering.RefusalStageConfig, steering.refusal),
+    "monitor": StageKind(steering.MonitorStageConfig, steering.monitor),
+    "defence": StageKind(steering.DefenceStageConfig, steering.defence),
+    "serve": StageKind(serving.ServeStageConfig, serving.serve),
+    "diff": StageKind(diffing.DiffStageConfig, diffing.diff, resumable=True),
 }

@@ -35,7 +35,7 @@ def _final(directory) -> dict:
 
 
 def train(cfg: TrainStageConfig, ctx: StageContext) -> StageOutcome:
-    from mechscope.dictionaries.formats import convert
+    from mechscope.dictionaries.formats import convert, load_dictionary
 
     if cfg.load:
         directory = convert(cfg.load, ctx.dir / "loaded", to="saelens")
@@ -62,6 +62,9 @@ def train(cfg: TrainStageConfig, ctx: StageContext) -> StageOutcome:
         ctx.say(f"{directory.name:22s} FVU {final['fvu']:.3f}  L0 {final['l0']:.1f}  dead {final['dead_fraction']:.1%}")
         artefacts[directory.name] = directory
         metrics.update({f"{directory.name}.{key}": round(final[key], 4) for key in ("fvu", "l0", "dead_fraction")})
+    codes = load_dictionary(dirs[0]).encode(cache.get(hook, range(min(2048, len(cache)))).float())
+    ctx.say(f"reload + encode {codes.shape[0]} cached tokens: {(codes > 0).sum(-1).float().mean():.1f} active latents "
+            "per token")
     for fmt in cfg.convert:
         artefacts[f"{dirs[0].name} ({fmt})"] = copy = convert(dirs[0], ctx.dir / f"{dirs[0].name}-as-{fmt}", to=fmt)
         ctx.say(f"converted to {fmt}'s format: {copy}")
@@ -92,7 +95,7 @@ def evaluate(cfg: EvaluateStageConfig, ctx: StageContext) -> StageOutcome:
         result = evaluate_dictionary(model, directory, cfg.source, tokens=cfg.tokens, context=cfg.context,
                                      batch_size=cfg.batch_size, seed=cfg.seed, save=False)
         (ctx.dir / label).mkdir()
-        artefacts[label] = result.save(ctx.dir / label, build_manifest(
+        artefacts[f"{label} evaluation"] = result.save(ctx.dir / label, build_manifest(
             "mechscope.eval", model=model, config=cfg, hook=result.hook,
             inputs={"dictionary": input_record(directory), "corpus": {"name": cfg.source}}))
         ds = result.downstream
