@@ -163,3 +163,26 @@ def test_the_cli_runs_a_config_file_and_reports_skips(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "skipped (up to date)" in printed and json.loads(printed.splitlines()[-1])["skipped"] == ["toy"]
     assert main(["run", str(path), "--only", "nope"]) == 2
+
+
+def test_only_runs_the_named_stages_and_leaves_the_others_as_they_were(finished):
+    out, _ = finished
+    calls = Counter()
+    result = run_pipeline(config(train={"k": 2}), out, registry=counting(calls), only=["toy"])
+    assert result.ran == [] and result.skipped == ["toy"] and not calls  # train's change waits for a full run
+    assert json.loads((out / "run.json").read_text())["stages"]["train"]["status"] in ("done", "skipped")
+
+
+def test_a_train_stage_loads_a_dictionary_file_of_another_format_unchanged(finished, tmp_path):
+    import torch
+
+    from mechscope.dictionaries.formats import convert, load_dictionary
+
+    out, _ = finished
+    trained = next(p for p in (out / "train" / "runs").iterdir() if (p / "cfg.json").is_file())
+    foreign = convert(trained, tmp_path / "as-sparsify", to="sparsify")
+    result = run_pipeline(parse_config({"stage": [{"name": "public", "kind": "train", "load": str(foreign)}]}),
+                          tmp_path / "run")
+    loaded = load_dictionary(tmp_path / "run" / result.stages["public"]["artefacts"]["loaded"])
+    x = torch.randn(64, loaded.cfg.d_in)
+    assert torch.allclose(loaded.encode(x), load_dictionary(trained).encode(x), atol=1e-5)
