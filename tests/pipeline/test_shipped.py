@@ -18,8 +18,8 @@ def test_the_demo_config_records_known_answers_and_a_rerun_skips_every_stage(tmp
     state = json.loads((tmp_path / "run.json").read_text())["stages"]
     assert all(record["status"] == "done" for record in state.values())
     assert state["smollm2"]["metrics"]["answer"] == "The capital of France is Paris."
-    toy = state["toy"]["metrics"]  # dense features: only m = 2 fit; sparse ones go into superposition
-    assert toy["represented_at_p1.0"] == 2 and toy["represented_at_p0.05"] > 2
+    toy = state["toy"]["metrics"]  # sparse features go into superposition: all 5 in 2 dimensions
+    assert toy["represented_at_p1.0"] < toy["represented_at_p0.05"] == 5
     assert state["organism"]["metrics"]["passed"] is True
     refusal = state["refusal"]["metrics"]
     assert refusal["plain.harmful_refused"] >= 0.9 and refusal["ablated.harmful_refused"] <= 0.1

@@ -28,8 +28,11 @@ def inspect(cfg: InspectConfig, ctx: StageContext) -> StageOutcome:
     from mechscope.models import chat_inputs
 
     model = ctx.models.model(cfg.model)
-    metrics: dict = {"hook_points": len(model.hook_names()), "quantization": model.describe()["quantization"]}
-    ctx.say(f"{model}; weights: {metrics['quantization']}")
+    metrics: dict = {"hook_points": len(model.hook_names())}
+    quantization = model.describe()["quantization"]
+    if quantization:
+        metrics["quantization"] = quantization
+    ctx.say(f"{model}" + (f"; weights: {quantization}" if quantization else ""))
     if cfg.show_hooks:
         ctx.say(f"{len(model.hook_names())} hook points, e.g.:")
         for name in model.hook_names()[:cfg.show_hooks]:
