@@ -19,16 +19,19 @@ from mechscope.scans import FamilyScanConfig, scan_families
 from mechscope.server import ServerConfig, make_server
 from mechscope.steering import SteeringVector, caa, fit_iti, persona_vector, select_refusal_direction, steer
 from mechscope.toy import Organism, load_organism, open_organism, organism_path, train_organism
+from mechscope.pipeline import PipelineConfig, run_pipeline
 
 from mechscope.version import __version__  # noqa: E402  (re-exported)
 
 __all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "CrossLayerTranscoder",
            "Dictionary", "DictionaryConfig", "EdgeCircuit", "GraphConfig", "HookedModel", "LabelConfig",
-           "MechscopeError", "Organism", "ServerConfig", "SteeringVector", "TrainConfig", "TranscoderSet",
+           "MechscopeError", "Organism", "PipelineConfig", "ServerConfig", "SteeringVector", "TrainConfig",
+           "TranscoderSet",
            "Transcoders", "__version__", "attribute", "caa", "classify_latents", "convert", "diff_models",
            "evaluate_transcoders", "find_circuit", "fit_iti", "harvest", "harvest_pair", "label_features",
            "latent_scaling", "load_dictionary", "load_model", "load_organism", "load_transcoders",
-           "make_server", "match_features", "mine", "open_organism", "organism_path", "persona_vector", "save_dictionary",
+           "make_server", "match_features", "mine", "open_organism", "organism_path", "persona_vector",
+           "run_pipeline", "save_dictionary",
            "select_refusal_direction", "steer", "stream_batches", "text_source", "train", "train_clt",
            "train_organism",
            "FamilyScanConfig", "load_release", "scan_families"]
