@@ -14,6 +14,7 @@ from mechscope.errors import MechscopeError
 from mechscope.evaluation import evaluate_transcoders
 from mechscope.features import Catalog, mine
 from mechscope.models import HookedModel, load_model
+from mechscope.report import ReportFiles, redact_personal_data, scan_personal_data, write_report
 from mechscope.server import ServerConfig, make_server
 from mechscope.steering import SteeringVector, select_refusal_direction, steer
 from mechscope.steering import SteeringVector, caa, fit_iti, select_refusal_direction, steer
@@ -21,12 +22,12 @@ from mechscope.toy import Organism, load_organism, open_organism, organism_path,
 
 from mechscope.version import __version__  # noqa: E402  (re-exported)
 
-__all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "CrossLayerTranscoder",
-           "Dictionary", "DictionaryConfig", "EdgeCircuit", "GraphConfig", "HookedModel", "LabelConfig",
-           "MechscopeError", "Organism", "ServerConfig", "SteeringVector", "TrainConfig", "TranscoderSet",
-           "Transcoders", "__version__", "attribute", "caa", "classify_latents", "convert", "diff_models",
-           "evaluate_transcoders", "find_circuit", "fit_iti", "harvest", "harvest_pair", "label_features",
-           "latent_scaling", "load_dictionary", "load_model", "load_organism", "load_transcoders",
-           "make_server", "match_features", "mine", "open_organism", "organism_path", "save_dictionary",
+__all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "CrossLayerTranscoder", "Dictionary",
+           "DictionaryConfig", "EdgeCircuit", "GraphConfig", "HookedModel", "LabelConfig", "MechscopeError",
+           "Organism", "ReportFiles", "ServerConfig", "SteeringVector", "TrainConfig", "TranscoderSet", "Transcoders",
+           "__version__", "attribute", "caa", "classify_latents", "convert", "diff_models", "evaluate_transcoders",
+           "find_circuit", "fit_iti", "harvest", "harvest_pair", "label_features", "latent_scaling", "load_dictionary",
+           "load_model", "load_organism", "load_transcoders", "make_server", "match_features", "mine", "open_organism",
+           "organism_path", "redact_personal_data", "save_dictionary", "scan_personal_data",
            "select_refusal_direction", "steer", "stream_batches", "text_source", "train", "train_clt",
-           "train_organism"]
+           "train_organism", "write_report"]
