@@ -3,6 +3,7 @@ inline parts are plain text or Facts (rendered with a link to the value's file a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +49,7 @@ class Section:
     gaps: list[str] = field(default_factory=list)  # what the section could not assess, and why
 
     def __post_init__(self):
-        self.anchor = self.anchor or "-".join(self.title.lower().replace("(", "").replace(")", "").split())
+        self.anchor = self.anchor or "-".join(re.findall(r"[a-z0-9]+", self.title.lower()))
 
     def say(self, *parts: Inline) -> "Section":
         self.blocks.append(Paragraph(list(parts)))

@@ -21,13 +21,19 @@ def _config(evidence: RunEvidence, candidates: tuple) -> Cell:
     return None
 
 
+def _joined(groups: list[list]) -> list:
+    """Groups of inline parts separated by "; "."""
+    return [part for i, group in enumerate(groups) for part in ([] if i == 0 else ["; "]) + group]
+
+
 def _gap(reason: str) -> str:
     return f"{NOT_ASSESSED} — {reason}"
 
 
-def _first(evidence: RunEvidence, kind: str, *keys) -> Cell:
+def _first(evidence: RunEvidence, kind: str, *keys, record: bool = False) -> Cell:
+    """The first artefact of `kind` that records `keys` (in its manifest, or its record with `record`)."""
     for item in evidence.of(kind):
-        fact = item.manifest.fact(*keys) if keys[0] != "record" else item.record.fact(*keys[1:])
+        fact = (item.record if record else item.manifest).fact(*keys)
         if fact is not None:
             return fact
     return None
@@ -67,28 +73,24 @@ def transparency_section(evidence: RunEvidence, inventory: Document) -> Section:
 
 
 def _accuracy(evidence: RunEvidence) -> list[Cell]:
-    score = _first(evidence, "mechscope.eval", "record", "downstream", "ce_score_zero")
+    score = _first(evidence, "mechscope.eval", "downstream", "ce_score_zero", record=True)
     monitors = [(item, keys) for item in evidence.artefacts for keys in calibrations(item.record)]
-    parts: list = []
-    if score is not None:
-        parts += ["dictionary CE score ", score, " (held-out text); "]
+    groups = [["dictionary CE score ", score, " (held-out text)"]] if score is not None else []
     if monitors:
         item, keys = monitors[0]
-        parts += ["monitor AUROC ", item.record.fact(*keys, "auroc"), ", TPR ", item.record.fact(*keys,
-                  "tpr_at_target_fpr"), " at FPR ", item.record.fact(*keys, "target_fpr")]
-    return [parts or _gap("no dictionary evaluation or monitor calibration"), "Dictionaries; Steering and monitors"]
+        groups.append(["monitor AUROC ", item.record.fact(*keys, "auroc"), ", TPR ",
+                       item.record.fact(*keys, "tpr_at_target_fpr"), " at FPR ", item.record.fact(*keys, "target_fpr")])
+    return [_joined(groups) or _gap("no dictionary evaluation or monitor calibration"), "Dictionaries; Steering and monitors"]
 
 
 def _risks(evidence: RunEvidence) -> list[Cell]:
-    parts: list = []
-    for item in evidence.of("mechscope.steering_vector"):
-        if item.manifest.get("method") == "refusal_direction":
-            parts += ["ablating one direction lowers the refusal score from ",
-                      item.manifest.fact("metrics", "baseline", "harmful_refusal_score"), " to ",
-                      item.manifest.fact("metrics", "selected", "refusal_score"), "; "]
+    groups = [["ablating one direction lowers the refusal score from ",
+               item.manifest.fact("metrics", "baseline", "harmful_refusal_score"), " to ",
+               item.manifest.fact("metrics", "selected", "refusal_score")]
+              for item in evidence.of("mechscope.steering_vector") if item.manifest.get("method") == "refusal_direction"]
     if evidence.of("mechscope.family_scan"):
-        parts += ["safety-relevant feature families scanned (see Feature-family scans)"]
-    return [parts or _gap("no refusal direction or feature-family scan in the run"),
+        groups.append(["safety-relevant feature families scanned (see Feature-family scans)"])
+    return [_joined(groups) or _gap("no refusal direction or feature-family scan in the run"),
             "Steering and monitors; Feature-family scans"]
 
 
@@ -123,20 +125,19 @@ def _data(evidence: RunEvidence) -> list[Cell]:
 def _oversight(evidence: RunEvidence) -> list[Cell]:
     monitors = [(item, keys) for item in evidence.artefacts for keys in calibrations(item.record)
                 if item.kind != "mechscope.family_scan"]
-    parts: list = []
+    groups = []
     if monitors:
         item, keys = monitors[0]
-        parts += ["a calibrated monitor raises an alert above threshold ", item.record.fact(*keys, "threshold"), "; "]
+        groups.append(["a calibrated monitor raises an alert above threshold ", item.record.fact(*keys, "threshold")])
     if evidence.of("mechscope.features"):
-        parts += ["feature dashboards for human review of what latents respond to"]
-    return [parts or _gap("no monitor or dashboard in the run"), "Steering and monitors; Feature catalogue"]
+        groups.append(["feature dashboards for human review of what latents respond to"])
+    return [_joined(groups) or _gap("no monitor or dashboard in the run"), "Steering and monitors; Feature catalogue"]
 
 
 def _resources(evidence: RunEvidence) -> list[Cell]:
-    parts: list = []
-    for item in evidence.of("mechscope.activation_cache")[:1]:
-        parts += ["harvest at ", item.manifest.fact("tokens_per_second"), " tokens/s; "]
-    for item in evidence.of("mechscope.dictionary")[:1]:
-        parts += ["training ", item.manifest.fact("final", "elapsed_s"), " s on ", item.manifest.fact("final", "tokens"),
-                  " tokens with torch ", item.manifest.fact("versions", "torch"), "; "]
-    return [parts or _gap("no timing is recorded"), "Pipeline run" if evidence.run else None]
+    groups = [["harvest at ", item.manifest.fact("tokens_per_second"), " tokens/s"]
+              for item in evidence.of("mechscope.activation_cache")[:1]]
+    groups += [["training ", item.manifest.fact("final", "elapsed_s"), " s on ", item.manifest.fact("final", "tokens"),
+                " tokens with torch ", item.manifest.fact("versions", "torch")]
+               for item in evidence.of("mechscope.dictionary")[:1]]
+    return [_joined(groups) or _gap("no timing is recorded"), "Pipeline run" if evidence.run else None]
