@@ -15,7 +15,7 @@ from mechscope.cli import main
 from mechscope.errors import MechscopeError
 from mechscope.report import discover, write_report
 from mechscope.report.json_pointer import fragment, from_fragment, pointer, resolve
-from tests.features.test_dashboard import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, NO_CHROMIUM, watched_page
 from tests.report.conftest import CALIBRATION, CURVE, HELD_OUT, SCAN, TRAINED, fresh_run
 from tests.report.links import check_links, html_links, markdown_links
 
@@ -106,27 +106,17 @@ def test_redacted_report_and_run_hold_no_planted_personal_data(mined, tmp_path):
     check_links(run / "report/report.html", html_links(run / "report/report.html"))
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (Debian: apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_report_opens_in_headless_chromium_without_errors_or_requests(report):
-    from playwright.sync_api import sync_playwright
-
-    problems, requests = [], []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
-        page.on("request", lambda r: requests.append(r.url))
+    with watched_page() as (page, problems, requests):
         page.goto(report.html.as_uri())
         assert page.locator("h2").count() >= 10
         assert page.locator("img").evaluate_all("imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
-        browser.close()
     assert problems == []
     assert [url for url in requests if not url.startswith("data:")] == [report.html.as_uri()]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (Debian: apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_pdf_is_printed_by_chromium(run_dir, tmp_path):
     files = write_report(run_dir, tmp_path / "out", pdf=True)
     assert files.pdf.read_bytes().startswith(b"%PDF")
