@@ -100,3 +100,20 @@ def test_catalogue_redaction_keeps_contexts_aligned(mined, tmp_path):
 def test_scanning_a_missing_directory_says_what_was_expected(tmp_path):
     with pytest.raises(MechscopeError, match="expected a run directory"):
         scan_personal_data(tmp_path / "missing")
+
+
+def test_cli_scan_prints_counts_never_values_and_redact_clears_them(mined, tmp_path, capsys):
+    import json
+
+    from mechscope.cli import main
+
+    run = fresh_run(mined, tmp_path)
+    assert main(["privacy", "scan", str(run), "--json"]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out.splitlines()[-1])
+    assert result["totals"]["email"] == 3 and result["locations"]["features/examples.parquet"] == {"email": 1, "tckn": 1}
+    assert "jane" not in out and "10000000146" not in out
+    assert main(["privacy", "redact", str(run), "--catalogue", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["privacy", "scan", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["locations"] == {}

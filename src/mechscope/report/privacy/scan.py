@@ -38,7 +38,8 @@ class PrivacyScan:
         return asdict(self)
 
 
-def _store(path: Path) -> str | None:
+def store_of(path: Path) -> str | None:
+    """Which kind of text store a file is (None: not scanned)."""
     name = path.name
     if name == "examples.parquet":
         return "catalogue contexts"
@@ -72,12 +73,12 @@ def scan_personal_data(run_dir: str | Path, redact: bool = False, catalogue: boo
         raise MechscopeError(f"expected a run directory to scan for personal data, got {root}")
     result = PrivacyScan(str(root))
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        kind = _store(path)
+        kind = store_of(path)
         if kind is None or (skip is not None and path.is_relative_to(skip)) or \
                 any(part in SKIP_DIRS for part in path.relative_to(root).parts):
             continue
         write = redact and (catalogue or not kind.startswith("catalogue"))
-        counts = _scan(path, kind, write)
+        counts = scan_file(path, kind, write)
         result.files_scanned += 1
         result.stores_scanned[kind] = result.stores_scanned.get(kind, 0) + 1
         if counts:
@@ -87,7 +88,8 @@ def scan_personal_data(run_dir: str | Path, redact: bool = False, catalogue: boo
     return result
 
 
-def _scan(path: Path, kind: str, write: bool) -> Counter:
+def scan_file(path: Path, kind: str, write: bool) -> Counter:
+    """Counts per kind in one file of store `kind`, redacting it in place when `write`."""
     try:
         if kind == "catalogue contexts":
             return stores.catalogue_examples(path, write, _vocabulary_size(path.parent))
