@@ -10,10 +10,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from mechscope.data.atomic import atomic_write_json
 from mechscope.features.dashboard import write_dashboard
 from mechscope.manifest import build_manifest, write_manifest
+from mechscope.steering.exchange import write_control_vector
 from tests.features.conftest import HOOK, lm, mined, sae  # noqa: F401  (fixtures)
 
 EMAIL_TOKENS = [" mail", " jane", ".", "doe", "@", "example", ".org", " 100000", "00146"]  # a context's 9 tokens
@@ -40,6 +42,8 @@ CURVE = {"selection": "topn", "ablation": "patching", "metric": "logit_diff", "m
          "empty_metric": 0.25, "cpr": 0.8125, "cmd": 0.1875,
          "points": [{"budget": 0.1, "edges": 10, "edges_after_pruning": 9, "metric": 1.5, "faithfulness": 0.5625},
                     {"budget": 20, "edges": 20, "edges_after_pruning": 20, "metric": 2.25, "faithfulness": 0.875}]}
+GGUF_CALIBRATION = {"auroc": 0.96875, "tpr_at_target_fpr": 0.8125, "target_fpr": 0.01, "threshold": 12.5,
+                    "rule": "fpr", "tpr": 0.8125, "fpr": 0.0, "n_positive": 48, "n_negative": 60}
 CALIBRATION = {"auroc": 0.9375, "tpr_at_target_fpr": 0.6875, "target_fpr": 0.01, "threshold": 1.25, "rule": "fpr",
                "tpr": 0.6875, "fpr": 0.0, "n_positive": 32, "n_negative": 32}
 
@@ -91,13 +95,17 @@ def build_run(root: Path, catalogue: Path) -> Path:
         layers=[1], metrics={"baseline": {"harmful_refusal_score": 4.5, "harmless_refusal_score": -6.25},
                              "selected": {"layer": 1, "refusal_score": -3.75, "steering_score": 3.5, "kl": 0.0123}},
         metadata={"monitor": {"hook": "blocks.1.hook_resid_post", "layer": 1, "calibration": CALIBRATION}}))
+    monitor = write_control_vector(root / "monitor" / "monitor.gguf", {1: torch.ones(32)}, "gpt2", {
+        "monitor": {"hook": "blocks.1.hook_resid_post", "layer": 1, "calibration": GGUF_CALIBRATION},
+        "model": MODEL})
     atomic_write_json(root / "run.json", {
         "format": "mechscope.run", "format_version": 1, "config_file": "audit.toml",
         "config": {"purpose": "screen a support chatbot for jailbreaks"}, "config_sha256": "f" * 64,
         "stages": {"train": _stage("train", {"sae": "saes/relu_48"}, {"fvu": 0.0625}),
                    "mine": _stage("mine", {"catalogue": "features"}),
                    "scan": _stage("scan", {"scan": "scan"}),
-                   "circuit": _stage("circuit", {"ioi": "circuits/ioi"}),
+                   "circuit": _stage("circuit", {"ioi": "circuits/ioi/circuit.json"}),  # a file artefact
+                   "monitor": _stage("monitor", {"monitor": str(monitor.relative_to(root))}),
                    "steer": _stage("steer", {"refusal": "steering"})}})
     return root
 

@@ -57,12 +57,14 @@ def test_report_states_the_artefacts_numbers_linked_to_their_source(report, run_
         ("steering/manifest.json", "/metrics/selected/kl", 0.0123),
         ("steering/manifest.json", "/metadata/monitor/calibration/auroc", CALIBRATION["auroc"]),
         ("steering/manifest.json", "/metadata/monitor/calibration/tpr_at_target_fpr", CALIBRATION["tpr_at_target_fpr"]),
+        ("report/evidence.json", "/monitor~1monitor.gguf/values/monitor/calibration/auroc", 0.96875),
         ("run.json", "/config/purpose", "screen a support chatbot for jailbreaks"),
         ("run.json", "/stages/train/metrics/fvu", 0.0625),
     }
     for file, path, value in expected:
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
-        assert (f"../{file}{fragment(path)}", text) in links, (file, path)
+        href = f"../{file}" if not file.startswith("report/") else file.removeprefix("report/")
+        assert (href + fragment(path), text) in links, (file, path)
     assert any(href.endswith("/model/quantization") and text == "Q4_1 GGUF, dequantised to float32"
                for href, text in links)
     evidence = json.loads(report.evidence.read_text())
@@ -93,7 +95,7 @@ def test_discovery_without_run_json_finds_the_same_artefacts(run_dir, tmp_path):
     assert walked == with_run
     assert {kind for kind, _ in walked} == {"mechscope.dictionary", "mechscope.eval", "mechscope.features",
                                             "mechscope.family_scan", "mechscope.edge_circuit",
-                                            "mechscope.steering_vector"}
+                                            "mechscope.steering_vector", "mechscope.monitor"}
 
 
 def test_redacted_report_and_run_hold_no_planted_personal_data(mined, tmp_path):

@@ -78,6 +78,7 @@ class Evidence:
     record: Document
     manifest: Document
     stage: str | None = None
+    source: Path | None = None  # the artefact file, when its record is not a JSON file of the run (a GGUF)
 
     def sibling(self, name: str) -> Document | None:
         """Another JSON file beside the record (e.g. a family scan's scan.json)."""
@@ -149,22 +150,19 @@ RECORD_NAMES = ("manifest.json", "eval.json", "result.json", "report.json")
 
 
 def _walk(root: Path, skip: Path | None) -> list[Path]:
-    if root.is_file():
-        return [root] if root.name in RECORD_NAMES else []
     found = [p for name in RECORD_NAMES for p in root.rglob(name)]
     return sorted(p for p in found if skip is None or not p.is_relative_to(skip))
 
 
 def monitor_files(root: Path, skip: Path | None) -> list[Path]:
     """Control-vector GGUF files small enough to be monitors (models are never opened)."""
-    files = [root] if root.is_file() else sorted(root.rglob("*.gguf"))
-    return [p for p in files if p.suffix == ".gguf" and p.stat().st_size < MAX_GGUF_BYTES
+    return [p for p in sorted(root.rglob("*.gguf")) if p.stat().st_size < MAX_GGUF_BYTES
             and (skip is None or not p.is_relative_to(skip))]
 
 
 def discover(run_dir: str | Path, out: Path | None = None) -> RunEvidence:
     """The run's artefacts: through run.json's stages when present, else every record below `run_dir`;
-    `out` (the report's own folder) is never read as evidence."""
+    `out` (the report's own folder) and artefacts outside `run_dir` (e.g. a shared model cache) are not read."""
     root = Path(run_dir)
     if not root.is_dir():
         raise MechscopeError(f"expected a run directory (with run.json or manifest.json files), got {root}")
@@ -173,9 +171,10 @@ def discover(run_dir: str | Path, out: Path | None = None) -> RunEvidence:
     run = Document(run_file, load_json(run_file)) if run_file.is_file() else None
     if run is not None and run.get("format") != "mechscope.run":
         raise MechscopeError(f"{run_file} has format {run.get('format')!r}, expected 'mechscope.run'")
-    places = [(None, root)] if run is None else [
-        (stage, root / relative) for stage, info in (run.get("stages") or {}).items()
-        for relative in (info.get("artefacts") or {}).values() if (root / relative).exists()]
+    places = [(None, root)] if run is None else list(dict.fromkeys(  # a file artefact's records sit beside it
+        (stage, path if path.is_dir() else path.parent) for stage, info in (run.get("stages") or {}).items()
+        for relative in (info.get("artefacts") or {}).values()
+        if (path := root / relative).exists() and path.resolve().is_relative_to(root.resolve())))
     artefacts, seen = [], set()
     for stage, place in places:
         for path in _walk(place, out):
@@ -204,4 +203,4 @@ def _monitor(path: Path, root: Path, derived: Derived, stage: str | None) -> lis
     values = {"monitor": metadata["monitor"], "model": metadata.get("model")}
     document = derived.add(str(path.relative_to(root)), json.loads(json.dumps(values, default=str)), path,
                            "GGUF metadata read with mechscope.steering.exchange.read_control_vector")
-    return [Evidence("mechscope.monitor", path.parent, document, document, stage)]
+    return [Evidence("mechscope.monitor", path.parent, document, document, stage, path)]

@@ -7,6 +7,6 @@ from mechscope.report.evidence import Evidence
 
 
 def artefact_link(evidence: Evidence, root) -> Link:
-    """The artefact's record file, named by its path inside the run."""
-    path = evidence.record.file
-    return Link(str(path.parent.relative_to(root)) if path.parent != root else path.name, path)
+    """The artefact's record file (or its own file), named by its path inside the run."""
+    path = evidence.source or evidence.record.file
+    return Link(str(path.relative_to(root) if evidence.source else path.parent.relative_to(root)), path)

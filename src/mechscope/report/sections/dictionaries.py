@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mechscope.report.content import Figure, Section
-from mechscope.report.evidence import RunEvidence
+from mechscope.report.evidence import Evidence, RunEvidence
 from mechscope.report.sections import artefact_link
 
 DICTIONARY_KINDS = ("mechscope.dictionary", "mechscope.clt", "mechscope.transcoder_set")
@@ -18,7 +18,7 @@ SPLICE = ("ce_score_zero", "kl_score_zero", "ce_spliced", "ce_clean")
 def dictionaries_section(evidence: RunEvidence, figures: Path) -> Section:
     section = Section("Dictionaries")
     trained = evidence.of(*DICTIONARY_KINDS)
-    evals = {e.directory: e for e in evidence.of("mechscope.eval")}
+    evals = {_evaluated(e, evidence): e for e in evidence.of("mechscope.eval")}
     if not trained and not evals:
         return section.not_assessed("Dictionaries", "the run trained, loaded or evaluated no dictionary")
     section.say("Training metrics are the trainer's last logged values on training activations; held-out "
@@ -37,7 +37,7 @@ def dictionaries_section(evidence: RunEvidence, figures: Path) -> Section:
                      *[held.fact("downstream", key) if held else None for key in SPLICE[:2]]])
     section.table(["dictionary", "architecture", "latents", "k", "hook", "train FVU", "train L0", "train dead",
                    "held-out FVU", "held-out L0", "held-out dead", "CE score", "KL score"], rows)
-    missing = [item.name for item in trained if item.directory not in evals]
+    missing = [str(item.directory.relative_to(evidence.root)) for item in trained if item.directory not in evals]
     if missing:
         section.not_assessed(f"Held-out metrics of {', '.join(missing)}", "no eval.json beside the dictionary")
     _transcoder_rows(section, evidence)
@@ -51,6 +51,19 @@ def dictionaries_section(evidence: RunEvidence, figures: Path) -> Section:
     else:
         section.not_assessed("Pareto plot", "no dictionary was evaluated on held-out text")
     return section
+
+
+def _evaluated(result: Evidence, evidence: RunEvidence) -> Path:
+    """The dictionary directory an eval.json judged: its own folder, else the run's dictionary at the path it
+    records (resolved, or by folder name when the run directory has moved since)."""
+    named = Path(str(result.record.get("dictionary") or ""))
+    dictionaries = [item.directory for item in evidence.of(*DICTIONARY_KINDS)]
+    for rule in (lambda d: d == result.directory, lambda d: d.resolve() == named.resolve(),
+                 lambda d: d.name == named.name):
+        found = [d for d in dictionaries if rule(d)]
+        if len(found) == 1:
+            return found[0]
+    return result.directory
 
 
 def _transcoder_rows(section: Section, evidence: RunEvidence) -> None:
