@@ -12,7 +12,8 @@ ALWAYS = (
     "metrics above allow.",
     "Feature labels are hypotheses (by an explainer model or a person), scored where a score is shown.",
     "The personal-data scan finds the listed patterns only (e-mail, phone, TCKN, IBAN, IP); names, addresses and "
-    "other identifiers are not detected, and IPv4-shaped version numbers are counted as IPv4.",
+    "other identifiers are not detected, and IPv4-shaped version numbers are counted as IPv4. A file redacted in "
+    "place no longer matches a sha256 its manifest recorded before the redaction.",
 )
 
 

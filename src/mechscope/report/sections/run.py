@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from mechscope.report.content import Section
 from mechscope.report.evidence import RunEvidence
+from mechscope.report.sections import artefact_link
+
+
+def inventory_table(section: Section, evidence: RunEvidence) -> Section:
+    """Every artefact the report read: where, which kind (its manifest's format where it has one), which stage."""
+    return section.table(["artefact", "kind", "stage"], [
+        [artefact_link(item, evidence.root), item.manifest.fact("format") or item.kind, item.stage]
+        for item in evidence.artefacts])
 
 
 def run_section(evidence: RunEvidence) -> Section:
     section = Section("Pipeline run")
     run = evidence.run
     if run is None:
-        return section.say("No run.json: this directory was not made by `mechscope run`; its artefacts were found "
-                           "by walking its manifest.json files.")
+        section.say("No run.json: this directory was not made by `mechscope run`; its artefacts were found by "
+                    "walking its manifest.json files.")
+        return inventory_table(section, evidence)
     section.say("Config ", run.fact("config_file"), " (sha256 ", run.fact("config_sha256"), ").")
     stages = run.part("stages")
     section.table(["stage", "kind", "status", "started", "finished", "seconds", "error"], [
@@ -20,4 +29,5 @@ def run_section(evidence: RunEvidence) -> Section:
         for name in run.get("stages") or {}])
     metrics = [[name, key, stages.fact(name, "metrics", key)] for name, info in (run.get("stages") or {}).items()
                for key in (info.get("metrics") or {})]
-    return section.table(["stage", "metric", "value"], metrics)
+    section.table(["stage", "metric", "value"], metrics)
+    return inventory_table(section, evidence)
