@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mechscope.data.atomic import sha256_file
 from mechscope.errors import MechscopeError
 from mechscope.report.json_pointer import pointer
 
@@ -99,8 +100,6 @@ class Derived:
     data: dict = field(default_factory=dict)
 
     def add(self, key: str, values: dict, source: Path | None, how: str) -> Document:
-        from mechscope.data.atomic import sha256_file
-
         self.data[key] = {"source": str(source) if source else None, "how": how, "values": values,
                           "sha256": sha256_file(source) if source and source.is_file() else None}
         return Document(self.file, self.data, (key, "values"))
