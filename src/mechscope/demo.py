@@ -26,5 +26,8 @@ def run_demo(out: str | Path = "mechscope-demo") -> dict:
     for what, where in outputs.items():
         print(f"  {what:48s} {where}")
     print(f"  {'run state (every stage, its metrics)':48s} {result.out / 'run.json'}")
+    for what in ("report: report (HTML)", "dashboard: feature dashboard"):
+        if what in outputs:
+            print(f"Open the {what.split(': ')[1]}: {outputs[what]}")
     return {"out": str(result.out), "outputs": outputs, "ran": result.ran, "skipped": result.skipped,
             "seconds": result.seconds}

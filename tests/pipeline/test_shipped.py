@@ -9,6 +9,7 @@ import pytest
 
 from mechscope.demo import run_demo
 from mechscope.pipeline import run_pipeline
+from tests.report.links import check_links, html_links, markdown_links
 
 pytestmark = pytest.mark.slow
 
@@ -27,6 +28,10 @@ def test_the_demo_config_records_known_answers_and_a_rerun_skips_every_stage(tmp
     assert state["circuits"]["metrics"]["ioi_accuracy"] > 0.5
     assert set(first["outputs"]) >= {"dashboard: feature dashboard", "features: feature catalogue",
                                      "evaluation: Pareto plot"}
+    report = tmp_path / "report"  # the demo's report: every linked number is the value at its JSON pointer
+    assert check_links(report / "report.html", html_links(report / "report.html")) > 300
+    assert check_links(report / "report.md", markdown_links(report / "report.md")) > 300
+    assert state["scan"]["metrics"]["weapons_auroc"] > 0.8
     again = run_demo(tmp_path)
     assert again["ran"] == [] and again["skipped"] == list(state)
 

@@ -35,6 +35,8 @@ class PipelineSettings:
     name: str = ""
     description: str = ""
     device: str = "cpu"  # every model a stage loads goes here ("auto": CUDA, then MPS, then CPU)
+    purpose: str = ""  # the intended purpose of the system examined (the report's Article 13(3)(b)(i))
+    provider: str = ""  # who provides it, with a contact (Article 13(3)(a))
 
 
 @dataclass

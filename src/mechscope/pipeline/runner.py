@@ -47,11 +47,15 @@ def artefact_sha256(path: Path) -> str | None:
     return input_record(path)["sha256"] if path.exists() else None
 
 
-def stage_hash(spec: StageSpec, records: dict[str, dict]) -> str:
-    """sha256 of the stage's own section plus the config hashes and artefact checksums of the stages it reads."""
+def stage_hash(spec: StageSpec, records: dict[str, dict], earlier: list[str] = ()) -> str:
+    """sha256 of the stage's own section plus the config hashes and artefact checksums of the stages it reads
+    (every finished stage of `earlier` for a section that reads the whole run, such as the report)."""
+    reads = dict(spec.inputs())
+    if getattr(spec.section, "reads_run", False):
+        reads.update({f"run:{name}": name for name in earlier if name in records})
     inputs = {key: {"config_sha256": records[stage]["config_sha256"],
                     "artefact_sha256": records[stage].get("artefact_sha256", {})}
-              for key, stage in spec.inputs().items()}
+              for key, stage in reads.items()}
     return config_hash({"section": section_dict(spec), "inputs": inputs})
 
 
@@ -163,7 +167,7 @@ def run_pipeline(config: PipelineConfig | str | Path, out: str | Path, only: lis
         if absent:
             raise PipelineError(f"stages.{spec.name} reads stage {absent[0]!r}, which has not finished in {out}; "
                                 f"run it first (drop --only or add it)")
-        sha = stage_hash(spec, run.records)
+        sha = stage_hash(spec, run.records, names[:number - 1])
         previous = run.records.get(spec.name)
         if spec.name not in force and up_to_date(previous, sha, out):
             previous["status"] = "skipped"

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mechscope.pipeline.stages import circuits, data, dictionaries, diffing, features, serving, steering, toy
+from mechscope.pipeline.stages import (circuits, data, dictionaries, diffing, features, reporting, serving, steering,
+                                       toy)
 
 
 @dataclass(frozen=True)
@@ -36,4 +37,6 @@ STAGES: dict[str, StageKind] = {
     "defence": StageKind(steering.DefenceStageConfig, steering.defence),
     "serve": StageKind(serving.ServeStageConfig, serving.serve),
     "diff": StageKind(diffing.DiffStageConfig, diffing.diff, resumable=True),
+    "scan": StageKind(reporting.ScanStageConfig, reporting.scan),
+    "report": StageKind(reporting.ReportStageConfig, reporting.report),
 }

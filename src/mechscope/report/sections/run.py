@@ -23,11 +23,13 @@ def run_section(evidence: RunEvidence) -> Section:
         return inventory_table(section, evidence)
     section.say("Config ", run.fact("config_file"), " (sha256 ", run.fact("config_sha256"), ").")
     stages = run.part("stages")
+    # a stage still running is the one writing this report: its record changes once the report is written
+    finished = {name: info for name, info in (run.get("stages") or {}).items() if info.get("status") != "running"}
     section.table(["stage", "kind", "status", "started", "finished", "seconds", "error"], [
         [name, stages.fact(name, "kind"), stages.fact(name, "status"), stages.fact(name, "started"),
          stages.fact(name, "finished"), stages.fact(name, "seconds"), stages.fact(name, "error")]
-        for name in run.get("stages") or {}])
-    metrics = [[name, key, stages.fact(name, "metrics", key)] for name, info in (run.get("stages") or {}).items()
+        for name in finished])
+    metrics = [[name, key, stages.fact(name, "metrics", key)] for name, info in finished.items()
                for key in (info.get("metrics") or {})]
     section.table(["stage", "metric", "value"], metrics)
     return inventory_table(section, evidence)

@@ -8,8 +8,8 @@ from mechscope.report.content import NOT_ASSESSED, Cell, Link, Section
 from mechscope.report.evidence import Document, RunEvidence
 from mechscope.report.sections.steering import calibrations
 
-PURPOSE_KEYS = (("purpose",), ("report", "purpose"), ("run", "purpose"))
-PROVIDER_KEYS = (("provider",), ("report", "provider"), ("run", "provider"))
+PURPOSE_KEYS = (("pipeline", "purpose"), ("purpose",), ("report", "purpose"), ("run", "purpose"))
+PROVIDER_KEYS = (("pipeline", "provider"), ("provider",), ("report", "provider"), ("run", "provider"))
 
 
 def _config(evidence: RunEvidence, candidates: tuple) -> Cell:
