@@ -111,10 +111,11 @@ def run(resources: Resources, job: Job, on_text: Callable[[int, str], None] | No
     records = [(name, monitor, monitor.record(lengths)) for name, monitor in job.monitors]
     rows = []
     for row, text in enumerate(generation.texts):
+        pieces = [model.tokenizer.decode([token]) for token in generation.tokens[row]] if records else []
         rows.append({"text": text, "rest": streams[row].rest(text),
                      "finish_reason": FINISH_REASONS[generation.finish_reasons[row]],
                      "prompt_tokens": generation.prompt_lengths[row], "completion_tokens": len(generation.tokens[row]),
-                     "monitors": [_monitor_view(name, monitor, record, row, generation.prompt_lengths[row])
+                     "monitors": [_monitor_view(name, monitor, record, row, generation.prompt_lengths[row], pieces)
                                   for name, monitor, record in records]})
     return {"rows": rows}
 
@@ -123,11 +124,12 @@ def _number(value: float) -> float | None:
     return None if value != value else round(float(value), 6)  # NaN (a position never scored) -> null
 
 
-def _monitor_view(name: str, monitor: Monitor, record, row: int, prompt_length: int) -> dict:
+def _monitor_view(name: str, monitor: Monitor, record, row: int, prompt_length: int, pieces: list[str]) -> dict:
+    """A monitor's scores of one row: prompt and completion positions apart, each completion token's text."""
     scores = [_number(v) for v in record.scores[row].tolist()]
     alerts = [{"position": a.position, "score": _number(a.score)} for a in record.alerts if a.row == row]
     return {"name": name, "hook": monitor.hook, "threshold": monitor.threshold, "prompt_scores": scores[:prompt_length],
-            "completion_scores": scores[prompt_length:], "alerts": alerts,
+            "completion_scores": scores[prompt_length:], "completion_tokens": pieces, "alerts": alerts,
             "stopped": monitor.guard == "stop" and bool(alerts)}
 
 
