@@ -24,7 +24,9 @@ def _get(url: str) -> tuple[int, str, bytes]:
 
 def test_the_page_and_every_file_it_loads_are_served_from_the_package(served):
     url, _ = served
-    status, kind, page = _get(url + "/")
+    with urllib.request.urlopen(url + "/", timeout=30) as response:
+        status, kind, page = response.status, response.headers["Content-Type"], response.read()
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]  # no inline or foreign scripts
     assert status == 200 and kind == "text/html; charset=utf-8"
     loaded = re.findall(r'(?:src|href)="(/assets/[^"]+)"', page.decode())
     assert sorted(loaded) == ["/assets/app.css", "/assets/app.js", "/assets/dashboard.css", "/assets/dashboard.js"]

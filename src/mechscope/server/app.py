@@ -64,9 +64,11 @@ class Handler(BaseHTTPRequestHandler):
     def state(self) -> "ServerState":
         return self.server.state
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
@@ -254,7 +256,8 @@ def _resources(handler: Handler, _params: dict, _query: dict) -> None:
 
 
 def _app_page(handler: Handler, _params: dict, _query: dict) -> None:
-    handler._send(200, webapp.asset("index.html"), webapp.content_type("index.html"))
+    handler._send(200, webapp.asset("index.html"), webapp.content_type("index.html"),
+                  {"Content-Security-Policy": webapp.POLICY})
 
 
 def _asset(handler: Handler, params: dict, _query: dict) -> None:

@@ -16,6 +16,8 @@ from mechscope.steering.monitors import WATCHES
 ASSETS = {"index.html": "mechscope.server/webapp_assets", "app.js": "mechscope.server/webapp_assets",
           "app.css": "mechscope.server/webapp_assets", "dashboard.js": "mechscope.features/dashboard_assets",
           "dashboard.css": "mechscope.features/dashboard_assets"}
+# the page runs only its own packaged scripts and talks only to this server
+POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
 CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".css": "text/css; charset=utf-8"}
 

@@ -6,7 +6,8 @@
 const app = {
   info: null, token: sessionStorage.getItem("mechscope-token") || "",
   browse: {q: "", order_by: "rank", status: "", min_density: "", max_density: "", min_score: ""},
-  steer: {prompt: "", model: null, max_tokens: 32, temperature: 0, edits: [], monitor: {kind: "none", watch: "generated"}},
+  steer: {prompt: "", model: null, max_tokens: 32, temperature: 0, edits: [],
+          monitor: {kind: "none", watch: "generated"}},
 };
 const PAGE_SIZE = 100;
 
@@ -98,7 +99,11 @@ async function featuresPage() {
       problem.replaceChildren(errorBox(err));
     }
   }
-  const later = (key) => (value) => { b[key] = value; clearTimeout(timer); timer = setTimeout(() => load(false), 200); };
+  const later = (key) => (value) => {  // typing: reload once the keys rest
+    b[key] = value;
+    clearTimeout(timer);
+    timer = setTimeout(() => load(false), 200);
+  };
   const now = (key) => (value) => { b[key] = value; load(false); };
   const number = (key, step) => input({type: "number", step, min: "0"}, b[key], later(key));
   const c = app.info.catalog;
@@ -229,13 +234,13 @@ async function streamChat(body, onText) {
   }
 }
 
-function scoreColour(value, scale) {
+function scoreColour(value, peak) {
   if (value === null) return "transparent";
-  const alpha = Math.min(1, Math.abs(value) / scale);
+  const alpha = peak > 0 ? Math.min(1, Math.abs(value) / peak) : 0;
   return value >= 0 ? `rgba(242, 113, 28, ${0.08 + 0.92 * alpha})` : `rgba(9, 105, 218, ${0.08 + 0.92 * alpha})`;
 }
 
-function monitorStrip(monitor, scale) {
+function monitorStrip(monitor, peak) {
   const offset = monitor.prompt_scores.length;
   const alerts = new Set(monitor.alerts.map((a) => a.position - offset));
   const tokens = monitor.completion_tokens || [];
@@ -243,17 +248,18 @@ function monitorStrip(monitor, scale) {
     el("div", {cls: "strip"}, monitor.completion_scores.map((score, k) => {
       const cell = el("span", {cls: alerts.has(k) ? "alert" : "", text: visible(tokens[k] || " "),
                                title: `token ${k + 1}: ${fmt(score)}`});
-      cell.style.background = scoreColour(score, scale);
+      cell.style.background = scoreColour(score, peak);
       return cell;
     })),
-    el("div", {cls: "legend", text: `monitor ${monitor.name} at ${monitor.hook}: orange +, blue −, scale ±${fmt(scale)}` +
-                                    (monitor.threshold === null ? "" : `, threshold ${fmt(monitor.threshold)}`)})]);
+    el("div", {cls: "legend", text: `monitor: ${monitor.name} at ${monitor.hook}: orange +, blue −, ` +
+      `full colour at ±${fmt(peak)}` + (monitor.threshold === null ? "" : `, threshold ${fmt(monitor.threshold)}`)})]);
 }
 
 async function generate(sides, problem) {
   const s = app.steer;
-  const monitor = s.monitor.kind === "none" ? [] : [Object.assign(targetOf(s.monitor), {name: "monitor",
-                                                                                        watch: s.monitor.watch})];
+  const m = s.monitor;
+  const name = m.kind === "vector" ? m.vector : `latent ${m.index}`;
+  const monitor = m.kind === "none" ? [] : [Object.assign(targetOf(m), {name, watch: m.watch})];
   const base = {messages: [{role: "user", content: s.prompt}], max_tokens: Number(s.max_tokens),
                 temperature: Number(s.temperature), monitors: monitor};
   const runs = [["unsteered", app.info.model, []], ["steered", s.model, s.edits.map((e) => Object.assign(
@@ -267,11 +273,12 @@ async function generate(sides, problem) {
   try {
     const closings = await Promise.all(runs.map(([, model, steering], i) => streamChat(
       Object.assign({}, base, {model, steering}), (delta) => { outputs[i].text.textContent += delta; })));
-    outputs.forEach((o, i) => o.box.appendChild(el("div", {cls: "note", text: `finish: ${closings[i].finish_reason}`})));
+    outputs.forEach((o, i) => o.box.appendChild(el("div", {cls: "note",
+                                                           text: `finish: ${closings[i].finish_reason}`})));
     if (!monitor.length) return;
     const scores = closings.flatMap((c) => c.monitors[0].completion_scores).filter((v) => v !== null);
-    const scale = Math.max(1e-9, ...scores.map(Math.abs));
-    closings.forEach((c, i) => outputs[i].strip.replaceChildren(monitorStrip(c.monitors[0], scale)));
+    const peak = Math.max(0, ...scores.map(Math.abs));  // one colour scale for both sides
+    closings.forEach((c, i) => outputs[i].strip.replaceChildren(monitorStrip(c.monitors[0], peak)));
   } catch (err) {
     problem.replaceChildren(errorBox(err));
   }
@@ -374,7 +381,10 @@ async function route() {
 function tokenForm(err) {
   const box = input({type: "password", placeholder: "bearer token"}, "");
   show(panel(el("h1", {text: "This server needs a bearer token"}), errorBox(err), el("div", {cls: "controls"}, [
-    box, button("use", () => { sessionStorage.setItem("mechscope-token", box.value); location.reload(); }, "primary")])));
+    box, button("use", () => {
+      sessionStorage.setItem("mechscope-token", box.value);
+      location.reload();
+    }, "primary")])));
 }
 
 async function start() {
