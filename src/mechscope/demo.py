@@ -41,7 +41,8 @@ def _serve_demo(model, sae_dir: Path, catalog: Path) -> str:
     server = make_server(Resources(model, MODEL, dictionaries={"sae": bind_dictionary(model, sae_dir)},
                                    catalog=catalog), ServerConfig(port=0))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    root = f"http://127.0.0.1:{server.server_address[1]}"
+    url = root + "/v1"
 
     def call(path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
@@ -50,6 +51,8 @@ def _serve_demo(model, sae_dir: Path, catalog: Path) -> str:
             return json.loads(response.read())
 
     try:
+        with urllib.request.urlopen(root + "/", timeout=60) as response:
+            app_bytes = len(response.read())
         hits = call("/features/search?q=the&limit=3")["data"]
         latent = hits[0]["latent"] if hits else 0
         chat = {"model": MODEL, "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 12,
@@ -61,6 +64,8 @@ def _serve_demo(model, sae_dir: Path, catalog: Path) -> str:
         server.shutdown()
         server.server_close()
     scores = [s for s in steered["choices"][0]["monitors"][0]["completion_scores"] if s is not None]
+    print(f"  web app at {root}/ ({app_bytes} bytes; `mechscope serve` prints this URL): feature browser, steering "
+          "playground, graph and circuit viewers")
     print(f"  {url}: search 'the' -> latents {[h['latent'] for h in hits]}; POST /chat/completions")
     print(f"  plain:                          {plain['choices'][0]['message']['content'].strip()!r}")
     print(f"  latent {latent} clamped to 30 (monitor max {max(scores, default=0):.1f}): "

@@ -80,6 +80,12 @@ def test_browse_steer_and_view_graphs_in_headless_chromium(served, app_url, arti
         assert rows.locator("td:first-child").all_inner_texts() == [str(latent) for latent in hits]
         expect(rows.first.locator("td").nth(1)).to_have_text(CAT_LABEL)
         page.screenshot(path=str(artifacts / "1-search.png"), full_page=True)
+        page.fill("label:has-text('label score') input", "0.5")  # only the scored latent passes
+        expect(rows).to_have_count(1)
+        page.fill("label:has-text('density ≥') input", "50")  # and it fires on 5% of tokens, not 50%
+        expect(rows).to_have_count(0)
+        page.fill("label:has-text('density ≥') input", "")
+        expect(rows).to_have_count(1)
 
         rows.first.locator("a").click()
         expect(page.locator(".label .text")).to_have_text(CAT_LABEL)
