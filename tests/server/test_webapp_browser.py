@@ -130,6 +130,7 @@ def test_browse_steer_and_view_graphs_in_headless_chromium(served, app_url, arti
         expect(page.locator("table.index")).to_contain_text("layer=1 head=2: 5")
         page.click("table.index a:has-text('ioi')")
         expect(page.frame_locator("iframe.viewer").locator("#grid td")).to_have_count(6)
+        assert "largest |value|: layer=1 head=2: 5 · layer=1 head=1: 4" in page.inner_text(".panel")
         page.screenshot(path=str(artifacts / "5-circuit.png"), full_page=True)
         browser.close()
     assert problems == []

@@ -343,11 +343,11 @@ function circuitsPage() {
     ["top entry", (c) => (c.top.length ? `${c.top[0].entry}: ${fmt(c.top[0].value)}` : "–")]]);
 }
 
-function viewerPage(collection, name, extra) {
+function viewerPage(collection, name, extra, above) {
   const path = `/${collection}/${encodeURIComponent(name)}`;
   show(panel(el("h1", {text: name}), el("p", {}, [el("a", {href: `#/${collection}`, text: `all ${collection}`}),
     document.createTextNode(" · "), el("a", {href: path, target: "_blank", text: "open alone"}), ...extra]),
-  el("iframe", {cls: "viewer", src: path, title: `${collection} ${name}`})));
+  above || null, el("iframe", {cls: "viewer", src: path, title: `${collection} ${name}`})));
 }
 
 function graphPage(name) {
@@ -355,7 +355,11 @@ function graphPage(name) {
     el("a", {href: `/v1/graphs/${encodeURIComponent(name)}`, target: "_blank", text: "Neuronpedia JSON"})]);
 }
 
-function circuitPage(name) { viewerPage("circuits", name, []); }
+async function circuitPage(name) {
+  const result = await getJson(`/v1/circuits/${encodeURIComponent(name)}`);
+  const entries = result.top.slice(0, 10).map((t) => `${t.entry}: ${fmt(t.value)}`).join(" · ");
+  viewerPage("circuits", name, [], el("p", {cls: "note", text: `${result.kind}; largest |value|: ${entries}`}));
+}
 
 /* ----- start ----------------------------------------------------------------------------------- */
 
