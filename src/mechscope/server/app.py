@@ -165,7 +165,7 @@ def _completion(parse: Callable) -> Callable:
     def route(handler: Handler, _params: dict, _query: dict) -> None:
         state = handler.state
         request = parse(handler._body(), state.config)
-        job = completions.prepare(state.resources, request, state.config.max_prompt_tokens)
+        job = completions.prepare(state.resources, request, state.config)
         with state.waiting:
             if not job.sampling.stream:
                 handler._json(200, completions.response(job, completions.run(state.resources, job)))
