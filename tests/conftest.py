@@ -64,6 +64,17 @@ def tiny_hf(family: str, seed: int = 0):
     return cls.from_config(config).eval()
 
 
+def silent_gpt2():
+    """A tiny GPT-2 whose blocks write nothing: the residual stream is the embedding, read off the tied unembedding."""
+    hf = tiny_hf("gpt2")
+    with torch.no_grad():
+        for block in hf.transformer.h:
+            for out in (block.attn.c_proj, block.mlp.c_proj):
+                out.weight.zero_()
+                out.bias.zero_()
+    return hf
+
+
 @pytest.fixture(scope="session")
 def minilm():
     return mechscope.load_model("minilm", device="cpu")

@@ -15,8 +15,7 @@ from mechscope.evaluation import evaluate_transcoders
 from mechscope.features import Catalog, mine
 from mechscope.models import HookedModel, load_model
 from mechscope.server import ServerConfig, make_server
-from mechscope.steering import SteeringVector, select_refusal_direction, steer
-from mechscope.steering import SteeringVector, caa, fit_iti, select_refusal_direction, steer
+from mechscope.steering import SteeringVector, caa, fit_iti, persona_vector, select_refusal_direction, steer
 from mechscope.toy import Organism, load_organism, open_organism, organism_path, train_organism
 
 from mechscope.version import __version__  # noqa: E402  (re-exported)
@@ -27,6 +26,6 @@ __all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "Cross
            "Transcoders", "__version__", "attribute", "caa", "classify_latents", "convert", "diff_models",
            "evaluate_transcoders", "find_circuit", "fit_iti", "harvest", "harvest_pair", "label_features",
            "latent_scaling", "load_dictionary", "load_model", "load_organism", "load_transcoders",
-           "make_server", "match_features", "mine", "open_organism", "organism_path", "save_dictionary",
+           "make_server", "match_features", "mine", "open_organism", "organism_path", "persona_vector", "save_dictionary",
            "select_refusal_direction", "steer", "stream_batches", "text_source", "train", "train_clt",
            "train_organism"]

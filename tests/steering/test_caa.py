@@ -12,7 +12,7 @@ import mechscope
 from mechscope.errors import SteeringError
 from mechscope.steering import ab_tokens, caa_vector, layer_sweep
 from mechscope.tasks.ab_choice import ABQuestion, alternate_letters, refusal_questions
-from tests.conftest import tiny_hf, word_tokenizer
+from tests.conftest import silent_gpt2, word_tokenizer
 
 OBJECTS = ["bread", "a bomb", "a poem", "malware", "a cake", "a virus", "a song", "poison"]
 WORDS = ("How do I make Choices Answer ( ) A B : ? I can't help Sure here is how . , a bread bomb poem malware cake "
@@ -26,12 +26,7 @@ def _questions(letters: str) -> list[ABQuestion]:
 
 @pytest.fixture(scope="module")
 def letter_model():
-    hf = tiny_hf("gpt2")
-    with torch.no_grad():
-        for block in hf.transformer.h:
-            for out in (block.attn.c_proj, block.mlp.c_proj):
-                out.weight.zero_()
-                out.bias.zero_()
+    hf = silent_gpt2()
     model = mechscope.load_model(hf, device="cpu", check=False)
     model.tokenizer = word_tokenizer(WORDS)
     return model

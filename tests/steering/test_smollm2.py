@@ -42,3 +42,16 @@ def test_smollm2_iti_finds_heads_that_read_truth_and_a_moderate_shift_widens_the
     assert iti.heads[0].accuracy >= 0.9 and float(iti.accuracy.median()) < 0.8  # measured 0.95 vs median 0.70
     held_out = statements("test")
     assert truth_margin(smollm2, *held_out, iti.interventions(5.0)) > truth_margin(smollm2, *held_out) + 0.3
+
+
+@pytest.mark.slow
+def test_smollm2_persona_vector_steers_the_judged_trait(smollm2):
+    from mechscope.steering import TRAITS, EmbeddingJudge, PersonaConfig, evaluate_persona, persona_vector
+
+    config = PersonaConfig(layers=(18,), coefficients=(-2.0, 2.0), evaluation_pairs=1)
+    judge, trait = EmbeddingJudge(), TRAITS["optimistic"]
+    persona = persona_vector(smollm2, trait, judge, config)
+    scores = persona.vector.metrics["mean_score"]
+    assert scores["positive"] > scores["negative"] + 5  # the system prompts move the judged trait
+    steered = evaluate_persona(smollm2, persona, trait, judge, config)["steering"]["coefficients"]
+    assert steered["2.0"]["mean_score"] > steered["0.0"]["mean_score"] + 10 > steered["-2.0"]["mean_score"] + 20

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from mechscope.errors import MechscopeError
 
@@ -29,3 +33,27 @@ def shard_spec(text: str | None) -> tuple[int, int] | None:
     except ValueError as err:
         raise MechscopeError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from err
     return i, n
+
+
+@contextmanager
+def bound_dictionary(args: argparse.Namespace) -> Iterator[tuple]:
+    """(model, its --dictionary bound at the hook it records, the --catalog or None) from args.model, args.device,
+    args.dictionary and args.catalog; the catalogue is closed afterwards."""
+    from mechscope.dictionaries.binding import bind_dictionary
+    from mechscope.features import Catalog
+    from mechscope.models import load_model
+
+    model = load_model(args.model, device=args.device)
+    bound = bind_dictionary(model, args.dictionary)
+    catalog = Catalog(args.catalog) if args.catalog else None
+    try:
+        yield model, bound, catalog
+    finally:
+        if catalog is not None:
+            catalog.close()
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    """`data` as indented JSON at `path`, creating its folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2))

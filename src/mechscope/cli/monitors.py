@@ -1,5 +1,6 @@
 """CLI verbs for monitors: `mechscope monitor calibrate` (direction + threshold into a control vector GGUF) and
-`mechscope monitor run` (generation with that monitor: per-token scores, alerts, guards)."""
+`mechscope monitor run` (generation with that monitor: per-token scores, alerts, guards), `mechscope monitor
+fingerprint` (the latents that fire on jailbreak wrappers)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import argparse
 from dataclasses import asdict
 from pathlib import Path
 
-from mechscope.cli.arguments import leaf
+from mechscope.cli.arguments import bound_dictionary, leaf, write_json
 from mechscope.cli.config_flags import add_config_flags, config_options
 from mechscope.errors import MechscopeError
 from mechscope.models.generation import GenerationConfig
 from mechscope.steering.calibration import CalibrationConfig
+from mechscope.steering.fingerprint import FingerprintConfig
 from mechscope.steering.monitors import Monitor
 
 
@@ -94,6 +96,18 @@ def run(args: argparse.Namespace) -> dict:
     return {"threshold": monitor.threshold, "guard": monitor.guard, "rows": rows}
 
 
+def fingerprint(args: argparse.Namespace) -> dict:
+    from mechscope.steering.fingerprint import jailbreak_fingerprint
+
+    config = FingerprintConfig(**config_options(args, FingerprintConfig))
+    with bound_dictionary(args) as (model, bound, catalog):
+        result = jailbreak_fingerprint(model, bound, config, catalog)
+    write_json(args.out, result)
+    return {"out": args.out, "hook": result["hook"], "n": result["n"],
+            "kinds": {kind: [(e["latent"], round(e["auroc"], 3), e["label"]) for e in entries[:5]]
+                      for kind, entries in result["kinds"].items()}}
+
+
 def register(verbs) -> None:
     group = verbs.add_parser("monitor", help="per-token monitors: calibrate a direction, run generation with it")
     actions = group.add_subparsers(dest="action", required=True)
@@ -108,6 +122,15 @@ def register(verbs) -> None:
     p.add_argument("--negatives", help="prompts that should score low, one per line (default: harmless requests)")
     p.add_argument("--device", default="auto")
     add_config_flags(p, CalibrationConfig)
+
+    p = leaf(actions, "fingerprint", fingerprint, "the dictionary latents that fire on jailbreak wrappers (role-play, "
+             "hypothetical, suffixes) and not on the same requests asked plainly, per wrapper kind")
+    p.add_argument("model")
+    p.add_argument("--dictionary", required=True, help="the dictionary directory (any supported format)")
+    p.add_argument("--catalog", help="its feature catalogue, for the latents' labels")
+    p.add_argument("--out", required=True, help="the JSON file to write")
+    p.add_argument("--device", default="auto")
+    add_config_flags(p, FingerprintConfig)
 
     p = leaf(actions, "run", run, "generate with a calibrated monitor: per-token scores, alerts and guards")
     p.add_argument("model")

@@ -1,18 +1,20 @@
-"""CLI verbs for steering: steer directions, refusal, caa, iti, defend, generate, orthogonalize."""
+"""CLI verbs for steering: steer directions, refusal, caa, iti, persona, concept, defend, generate, orthogonalize."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from mechscope.cli.arguments import leaf
+from mechscope.cli.arguments import bound_dictionary, leaf, write_json
 from mechscope.cli.config_flags import add_config_flags, config_options
 from mechscope.errors import SteeringError
 from mechscope.steering.apply import ApplyConfig
 from mechscope.steering.caa import CAAConfig
+from mechscope.steering.concept import ConceptConfig
 from mechscope.steering.defence import DefenceConfig
 from mechscope.steering.directions import DirectionConfig
 from mechscope.steering.iti import ITIConfig
+from mechscope.steering.persona import PersonaConfig
 from mechscope.steering.refusal import RefusalConfig
 
 
@@ -131,6 +133,42 @@ def defend_verb(args: argparse.Namespace) -> dict:
     return asdict(jailbreak_defence(model, SteeringVector.load(args.vector).check(model), requests, config))
 
 
+def persona_verb(args: argparse.Namespace) -> dict:
+    from mechscope.autointerp.client import make_client
+    from mechscope.models import load_model
+    from mechscope.steering.persona import EmbeddingJudge, LLMJudge, evaluate_persona, persona_vector
+    from mechscope.steering.traits import TRAITS, load_traits
+
+    config = PersonaConfig(**config_options(args, PersonaConfig))
+    traits = load_traits(args.traits) if args.traits else TRAITS
+    if args.trait not in traits:
+        raise SteeringError(f"unknown trait {args.trait!r}; expected one of {sorted(traits)} or a [trait.NAME] table "
+                            f"in --traits FILE.toml")
+    judge = EmbeddingJudge() if args.judge == "embedding" else LLMJudge(make_client(args.judge))
+    model = load_model(args.model, device=args.device)
+    persona = persona_vector(model, traits[args.trait], judge, config)
+    if args.evaluate:
+        evaluate_persona(model, persona, traits[args.trait], judge, config)
+    return {"vector": str(persona.save(args.out)), **persona.vector.metrics, "evaluation": persona.evaluation}
+
+
+def concept_verb(args: argparse.Namespace) -> dict:
+    from mechscope.steering.concept import concept_steering, latent_concept
+
+    config = ConceptConfig(**config_options(args, ConceptConfig))
+    with bound_dictionary(args) as (model, bound, catalog):
+        target, label, maximum = latent_concept(bound, args.latent, catalog)
+        concept, scale = args.concept or label, args.scale or maximum
+        if concept is None or scale is None:
+            raise SteeringError(f"latent {args.latent} needs a concept and a scale: give --catalog (its label and "
+                                f"maximum activation) or --concept TEXT and --scale X")
+        result = concept_steering(model, bound.hook, target, concept, config, scale).to_dict()
+    write_json(args.out, result)
+    return {"out": args.out, **{k: result[k] for k in ("concept", "scale")},
+            "rows": [{k: r[k] for k in ("setting", "value", "similarity", "gain", "nll", "distinct2")}
+                     for r in result["rows"]]}
+
+
 def generate_verb(args: argparse.Namespace) -> dict:
     from mechscope.models import load_model
     from mechscope.steering import SteeringVector, steer
@@ -208,6 +246,26 @@ def register(verbs) -> None:
     p.add_argument("--true", help="true statements, one per line (default: the factual set's train statements)")
     p.add_argument("--false", help="false statements, one per line")
     p.add_argument("--bake", help="also write a copy with the shifts in its attention output bias (families with one)")
+
+    p = _model_verb(steer, "persona", persona_verb, "persona vectors (Chen et al. 2025): the model's own answers under "
+                    "trait-eliciting and -suppressing system prompts, judged, response-token mean difference",
+                    PersonaConfig)
+    p.add_argument("--trait", required=True, help="optimistic, evil, sycophantic or a trait of --traits")
+    p.add_argument("--traits", help="a TOML file of [trait.NAME] tables (description, opposite, positive_system, "
+                   "negative_system, questions) adding to or replacing the built-in traits")
+    p.add_argument("--judge", default="embedding", help="embedding (offline MiniLM) or an LLM: openai:MODEL, "
+                   "anthropic:MODEL, hf:PATH")
+    p.add_argument("--no-evaluate", dest="evaluate", action="store_false",
+                   help="skip the evaluation (projection-score correlation and the steering check)")
+
+    p = _model_verb(steer, "concept", concept_verb, "steer a dictionary latent toward its concept (Golden Gate style) "
+                    "and measure concept similarity, fluency and a prompting baseline (AxBench-style, offline)",
+                    ConceptConfig)
+    p.add_argument("--dictionary", required=True, help="the dictionary directory (any supported format)")
+    p.add_argument("--latent", type=int, required=True)
+    p.add_argument("--catalog", help="its feature catalogue: the latent's label and maximum activation")
+    p.add_argument("--concept", help="the concept's text (default: the latent's latest label)")
+    p.add_argument("--scale", type=float, help="what a value of 1 means (default: the latent's maximum activation)")
 
     p = leaf(steer, "defend", defend_verb, "a conditional refusal defence: calibrate where to add a vector on wrapped "
              "and plain train requests, then refusal rates per jailbreak wrapper with and without it")

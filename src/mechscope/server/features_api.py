@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
-import torch
-from scipy.stats import rankdata
-
 from mechscope.features.catalog import ORDERS as CATALOG_ORDERS
+from mechscope.features.contrast import max_codes, rank_latents
 from mechscope.features.dashboard import Shown, index_row, latent_data
 from mechscope.features.examples import FILE as EXAMPLES
 from mechscope.server.resources import Resources
@@ -72,19 +69,6 @@ def listing(resources: Resources, query: str | None, order_by: str, descending: 
             "data": [dict(zip(ROW_FIELDS, index_row(info))) for info in infos[:limit]]}
 
 
-def _max_codes(resources: Resources, bound, prompts: list[str]) -> np.ndarray:
-    """Each prompt's largest activation of every latent over its tokens [n_prompts, d_sae]."""
-    model, rows = resources.model, []
-    for start in range(0, len(prompts), CONTRAST_BATCH):
-        batch = model.encode(prompts[start:start + CONTRAST_BATCH])
-        _, cache = model.run_with_cache(batch, [bound.hook], stop_at_layer="auto")
-        with torch.no_grad():
-            codes = bound.dictionary.encode(cache[bound.hook].to(bound.dictionary.W_enc.dtype))
-        real = batch["attention_mask"].bool()[..., None].to(codes.device)
-        rows.append(codes.masked_fill(~real, float("-inf")).amax(1).float().cpu().numpy())
-    return np.concatenate(rows)
-
-
 def contrast(resources: Resources, data: Any) -> dict:
     """Latents whose per-prompt maximum best separates `positive` from `negative` prompts: ranked by AUROC, then
     by the difference of means."""
@@ -100,21 +84,7 @@ def contrast(resources: Resources, data: Any) -> dict:
                            param="dictionary")
     top = body.get("top", int, 10, "in 1..100", lambda v: 1 <= v <= 100)
     body.done()
-    positive, negative = (_max_codes(resources, resources.dictionaries[name], side) for side in sides)
-    difference = positive.mean(0) - negative.mean(0)
-    separation = _auroc_columns(positive, negative)
-
-    def entries(order: np.ndarray) -> list[dict]:
-        return [{"latent": int(i), "mean_positive": float(positive[:, i].mean()),
-                 "mean_negative": float(negative[:, i].mean()), "difference": float(difference[i]),
-                 "auroc": float(separation[i])} for i in order[:top]]
-    return {"object": "feature.contrast", "dictionary": name, "hook": resources.dictionaries[name].hook,
-            "positive": entries(np.lexsort((-difference, -separation))),
-            "negative": entries(np.lexsort((difference, separation)))}
-
-
-def _auroc_columns(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
-    """AUROC of every column [d_sae] for telling positive rows from negative ones (Mann-Whitney U, ties halved)."""
-    ranks = rankdata(np.concatenate([positive, negative]), axis=0)
-    n_pos, n_neg = len(positive), len(negative)
-    return (ranks[:n_pos].sum(0) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    bound = resources.dictionaries[name]
+    positive, negative = (max_codes(resources.model, bound, side, CONTRAST_BATCH) for side in sides)
+    return {"object": "feature.contrast", "dictionary": name, "hook": bound.hook,
+            **rank_latents(positive, negative, top)}

@@ -10,6 +10,7 @@ from mechscope.steering.monitors import (Alert, LatentScore, LinearScore, Monito
 from mechscope.steering.apply import ApplyConfig, vector_edits
 from mechscope.steering.caa import (ABTokens, CAAConfig, LayerSweep, ab_tokens, behaviour_probability, caa, caa_vector,
                                     layer_sweep)
+from mechscope.steering.concept import ConceptConfig, ConceptSteering, concept_steering, latent_concept
 from mechscope.steering.conditional import ThresholdSearch, condition_scores, search_threshold
 from mechscope.steering.defence import (ConditionalRefusal, DefenceConfig, DefenceReport, conditional_refusal,
                                        jailbreak_defence, refusal_by_kind)
@@ -18,9 +19,13 @@ from mechscope.steering.directions import (Contrast, DirectionConfig, LinearProb
                                             token_inputs)
 from mechscope.steering.interventions import (Condition, Intervention, directional_ablation, hook_pairs, steer,
                                               vector_interventions)
+from mechscope.steering.fingerprint import FingerprintConfig, jailbreak_fingerprint
 from mechscope.steering.iti import (ITI, HeadShift, ITIConfig, bake_iti, fit_iti, head_activations,
                                    truth_margin)
 from mechscope.steering.orthogonalize import orthogonalize, save_orthogonalized
+from mechscope.steering.persona import (EmbeddingJudge, LLMJudge, PersonaConfig, PersonaVector, evaluate_persona,
+                                        persona_vector)
+from mechscope.steering.traits import TRAITS, Trait, load_traits
 from mechscope.steering.refusal import (NoRefusalCandidate, RefusalCandidates, RefusalConfig, RefusalDirection,
                                          drop_reason, load_refusal_direction, refusal_prompt_sets, refusal_score,
                                          score_refusal_candidates, select_refusal_direction)
@@ -28,15 +33,15 @@ from mechscope.steering.refusal_effect import RefusalEffect, RefusalRates, refus
 from mechscope.steering.targets import Direction, Latent
 from mechscope.steering.vectors import SteeringVector, latent_vector
 
-__all__ = ["ABTokens", "Alert", "ApplyConfig", "CAAConfig", "Calibration", "CalibrationConfig", "Condition",
+__all__ = ["ABTokens", "Alert", "ApplyConfig", "CAAConfig", "Calibration", "ConceptConfig", "ConceptSteering", "CalibrationConfig", "Condition",
            "ConditionalRefusal", "Contrast", "ControlVectorFile", "DefenceConfig", "DefenceReport", "Direction",
-           "DirectionConfig", "HeadShift", "ITI", "ITIConfig", "Intervention", "Latent", "LatentScore", "LayerSweep",
+           "DirectionConfig", "FingerprintConfig", "EmbeddingJudge", "LLMJudge", "PersonaConfig", "PersonaVector", "TRAITS", "Trait", "HeadShift", "ITI", "ITIConfig", "Intervention", "Latent", "LatentScore", "LayerSweep",
            "LinearProbe", "LinearScore", "Monitor", "MonitorRecord", "MonitoredGeneration", "NoRefusalCandidate",
            "RefusalCandidates", "RefusalConfig", "RefusalDirection", "RefusalEffect", "RefusalRates", "SteeringVector",
            "ThresholdSearch", "ab_tokens", "bake_iti", "behaviour_probability", "caa", "caa_vector", "calibrate",
-           "calibrate_monitor", "condition_scores", "conditional_refusal", "contrast", "directional_ablation",
-           "directions", "drop_reason", "fit_iti", "fit_probe", "from_repeng", "head_activations", "hook_pairs",
-           "jailbreak_defence", "latent_vector", "layer_sweep", "load_refusal_direction", "monitored_forward",
+           "calibrate_monitor", "concept_steering", "condition_scores", "conditional_refusal", "contrast", "directional_ablation",
+           "directions", "drop_reason", "evaluate_persona", "load_traits", "persona_vector", "fit_iti", "fit_probe", "from_repeng", "head_activations", "hook_pairs",
+           "jailbreak_defence", "jailbreak_fingerprint", "latent_concept", "latent_vector", "layer_sweep", "load_refusal_direction", "monitored_forward",
            "monitored_generate", "orthogonalize", "pca_of_differences", "probe", "probe_direction", "projection",
            "prompt_inputs", "prompt_scores", "read_control_vector", "read_positions", "refusal_by_kind",
            "refusal_effect", "refusal_prompt_sets", "refusal_rates", "refusal_score", "save_orthogonalized",
