@@ -14,17 +14,19 @@ NO_CHROMIUM = "no chromium binary (Debian: apt-get install chromium)"
 
 
 @contextmanager
-def watched_page() -> Iterator[tuple]:
-    """(page, problems, requests): problems collects console errors, page errors and failed requests."""
+def watched_page(**page_options) -> Iterator[tuple]:
+    """(page, problems, requests): problems collects console errors, page errors, failed requests and HTTP error
+    responses; `page_options` go to `new_page` (e.g. viewport)."""
     from playwright.sync_api import sync_playwright
 
     problems, requests = [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
+        page = browser.new_page(**page_options)
         page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
+        page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
         page.on("request", lambda r: requests.append(r.url))
         try:
             yield page, problems, requests

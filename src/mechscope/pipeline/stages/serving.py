@@ -1,5 +1,6 @@
 """The serve check: `mechscope serve`'s server started in this process on a free port and called as a client
-would (feature search, a plain and a latent-steered chat completion with a monitor), then stopped."""
+would (the web app's page, feature search, a plain and a latent-steered chat completion with a monitor), then
+stopped."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def serve(cfg: ServeStageConfig, ctx: StageContext) -> StageOutcome:
     server = make_server(Resources(model, cfg.model, dictionaries={"sae": bind_dictionary(model, dictionary)},
                                    catalog=ctx.artefact(cfg.features, "feature catalogue")), ServerConfig(port=0))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    root = f"http://127.0.0.1:{server.server_address[1]}"
+    url = root + "/v1"
 
     def call(path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
@@ -44,6 +46,8 @@ def serve(cfg: ServeStageConfig, ctx: StageContext) -> StageOutcome:
             return json.loads(response.read())
 
     try:
+        with urllib.request.urlopen(root + "/", timeout=60) as response:
+            app_bytes = len(response.read())
         hits = call(f"/features/search?q={cfg.search}&limit=3")["data"]
         latent = hits[0]["latent"] if hits else 0
         chat = {"model": cfg.model, "messages": [{"role": "user", "content": cfg.question}],
@@ -55,6 +59,8 @@ def serve(cfg: ServeStageConfig, ctx: StageContext) -> StageOutcome:
         server.shutdown()
         server.server_close()
     scores = [s for s in steered["choices"][0]["monitors"][0]["completion_scores"] if s is not None]
+    ctx.say(f"web app at {root}/ ({app_bytes} bytes; `mechscope serve` prints this URL): feature browser, steering "
+            "playground, graph and circuit viewers")
     ctx.say(f"{url}: search {cfg.search!r} -> latents {[h['latent'] for h in hits]}; POST /chat/completions")
     ctx.say(f"plain:                          {plain['choices'][0]['message']['content'].strip()!r}")
     ctx.say(f"latent {latent} clamped to {cfg.clamp:g} (monitor max {max(scores, default=0):.1f}): "
