@@ -76,3 +76,8 @@ class GGUFError(ModelNotFoundError):
 
 class SteeringError(MechscopeError):
     """A steering vector, intervention or weight edit that does not fit the model or the request."""
+
+
+class PipelineError(MechscopeError):
+    """A pipeline config that cannot run (unknown key or stage kind, wrong type, missing input stage), or a run
+    directory whose state does not fit the request."""

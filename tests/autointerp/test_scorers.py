@@ -80,7 +80,7 @@ def test_embedding_scorer_auroc_known_answer():
 
 
 def test_embedding_scorer_with_minilm_prefers_the_right_label():
-    from mechscope.autointerp.embedding import SentenceEmbedder
+    from mechscope.models.embedding import SentenceEmbedder
 
     def themed(topic_words, windows):
         return [Example(tuple(f"the {w} is here today".split()), (0, 3.0, 0, 0, 0), window=i)

@@ -14,15 +14,16 @@ from mechscope.errors import MechscopeError
 
 CASES = [("saelens", a, {}) for a in ("relu", "topk", "batchtopk", "gated", "jumprelu", "matryoshka")] + [
     ("sparsify", "topk", {}), ("gemmascope", "jumprelu", {"apply_b_dec_to_input": False}),
+    ("gemmascope2", "jumprelu", {"apply_b_dec_to_input": False}),
     ("dictionary_learning", "topk", {}), ("dictionary_learning", "relu", {}),
     ("dictionary_learning", "gated", {}), ("dictionary_learning", "jumprelu", {"apply_b_dec_to_input": False}),
     ("openai", "topk", {"normalize_activations": "layer_norm"}), ("openai", "relu", {})]
 
 
-def random_dictionary(arch: str, **kw) -> Dictionary:
+def random_dictionary(arch: str, d_in: int = 16, d_sae: int = 64, **kw) -> Dictionary:
     torch.manual_seed(0)
-    d = Dictionary(DictionaryConfig(16, 64, arch, k=4, relu_form="classic", hook_name="blocks.0.hook_resid_post",
-                                    **kw))
+    kw = {"relu_form": "classic", "hook_name": "blocks.0.hook_resid_post", **kw}
+    d = Dictionary(DictionaryConfig(d_in, d_sae, arch, k=4, **kw))
     with torch.no_grad():
         for p in d.parameters():
             p.add_(0.1 * torch.randn_like(p))

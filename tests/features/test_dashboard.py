@@ -10,11 +10,9 @@ import pytest
 
 from mechscope.features import Catalog
 from mechscope.features.dashboard import write_dashboard
+from tests.browser import CHROMIUM, NO_CHROMIUM, watched_page
 from tests.features.conftest import DEAD, MINE
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +40,10 @@ def test_pages_are_small_and_regenerate_with_new_labels(bundle):
     assert "a label added later" in (directory / "dashboard/latents/9.html").read_text()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (Debian: apt-get install chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=NO_CHROMIUM)
 def test_dashboard_opens_in_headless_chromium_without_errors(bundle):
-    from playwright.sync_api import sync_playwright
-
     root = bundle[0] / "dashboard"
-    problems, requests = [], []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
-        page.on("request", lambda r: requests.append(r.url))
-
+    with watched_page() as (page, problems, requests):
         page.goto((root / "index.html").as_uri())
         rows = page.locator("table.index tbody tr")
         assert rows.count() == 48
@@ -79,7 +67,6 @@ def test_dashboard_opens_in_headless_chromium_without_errors(bundle):
         assert page.title() == "latent 5"  # its nearest decoder direction, built to be close
         page.goto((root / f"latents/{DEAD}.html").as_uri())
         assert "never fired" in page.inner_text("body")
-        browser.close()
     assert problems == []
     assert requests and all(url.startswith("file://") for url in requests)
     assert {Path(url).name for url in requests} >= {"dashboard.js", "dashboard.css", "index-data.js"}

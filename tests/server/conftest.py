@@ -14,7 +14,7 @@ import torch
 import mechscope
 from mechscope.dictionaries import Dictionary, DictionaryConfig
 from mechscope.dictionaries.binding import bind_dictionary
-from mechscope.features import mine
+from mechscope.features import Catalog, mine
 from mechscope.server import Resources, ServerConfig, make_server
 from mechscope.steering import SteeringVector
 from tests.conftest import tiny_hf, word_tokenizer
@@ -25,6 +25,7 @@ TEMPLATE = ("{% for m in messages %}{{ m['role'] }} : {{ m['content'] }} | {% en
             "{% if add_generation_prompt %}assistant :{% endif %}")
 HOOK = "blocks.1.hook_resid_post"
 CAT = 0  # the designed latent that fires on "cat" only
+CAT_LABEL = "the word cat"
 
 
 @pytest.fixture(scope="session")
@@ -55,13 +56,15 @@ def cat_dictionary(chat_lm) -> Dictionary:
 
 @pytest.fixture(scope="session")
 def served(chat_lm, cat_dictionary, tmp_path_factory):
-    """(base url, resources) of a server with one vector "push", the dictionary "sae", its catalogue and a
-    variant "pushed" that adds the vector."""
+    """(base url, resources) of a server with one vector "push", the dictionary "sae", its catalogue (latent CAT
+    labelled and scored) and a variant "pushed" that adds the vector."""
     root = tmp_path_factory.mktemp("server")
     vector = SteeringVector({1: torch.randn(32, generator=torch.Generator().manual_seed(3)) * 4},
                             hook="blocks.{layer}.hook_resid_pre")
     vector.save(root / "vectors" / "push")
     mine(chat_lm, cat_dictionary, TEXT, root / "catalog", **MINE)
+    with Catalog(root / "catalog") as catalog:
+        catalog.add_score(catalog.add_label(CAT, CAT_LABEL, explainer="human"), "detection", 0.9, 0.8, 0.95, 0.5)
     resources = Resources(chat_lm, "tiny-chat", vectors=mechscope.server.load_vectors(root / "vectors"),
                           dictionaries={"sae": bind_dictionary(chat_lm, cat_dictionary)}, catalog=root / "catalog",
                           variants={"pushed": [{"vector": "push", "value": 2.0}]})

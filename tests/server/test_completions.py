@@ -127,6 +127,8 @@ def test_monitor_scores_equal_the_library_monitor_and_stop_ends_the_row(served):
     expected = record.scores[0]
     got = torch.tensor([float("nan") if v is None else v for v in view["prompt_scores"] + view["completion_scores"]])
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5, equal_nan=True)
+    assert view["completion_tokens"] == [model.tokenizer.decode([t]) for t in generation.tokens[0]]
+    assert len(view["completion_tokens"]) == len(view["completion_scores"])
     threshold = float(expected[generation.prompt_lengths[0]:][:3].nan_to_num(-1e9).max()) - 1e-4
     stopped = call(url, "/v1/chat/completions", {"model": "tiny-chat", "messages": MESSAGES, **GREEDY, "monitors": [
         {**monitor, "watch": "generated", "threshold": threshold, "action": "stop"}]})[1]["choices"][0]

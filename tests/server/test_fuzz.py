@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
+from urllib.parse import urlencode
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mechscope.server.app import LISTING
 from tests.server.conftest import call
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False,
@@ -23,7 +29,8 @@ BODIES = (JSON | st.dictionaries(st.sampled_from(KEYS), JSON, max_size=6)
           | st.builds(lambda edits, key: {**VALID, key: edits}, st.lists(EDIT, max_size=3),
                       st.sampled_from(["steering", "monitors"])))
 POSTS = ["/v1/chat/completions", "/v1/completions", "/v1/features/contrast"]
-GETS = st.sampled_from(["/v1/models", "/v1/features/", "/v1/features/search", "/health", "/v1/"]).flatmap(
+GETS = st.sampled_from(["/v1/models", "/v1/features/", "/v1/features/search", "/health", "/v1/", "/v1/features",
+                        "/v1/resources", "/v1/circuits/", "/v1/graphs/", "/assets/", "/"]).flatmap(
     lambda base: st.text(alphabet="abc019?=&%/.q", max_size=12).map(lambda tail: base + tail))
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                           HealthCheck.too_slow])
@@ -48,4 +55,20 @@ def test_any_post_body_gets_an_answer_below_500(served, path, body):
 @given(path=GETS)
 def test_any_get_path_gets_an_answer_below_500(served, path):
     url, _ = served
-    _well_formed(*call(url, path.replace(" ", "%20")))
+    try:  # pages and assets answer HTML, JS or CSS; errors are always JSON
+        with urllib.request.urlopen(url + path.replace(" ", "%20"), timeout=60) as response:
+            assert response.status == 200
+    except urllib.error.HTTPError as err:
+        _well_formed(err.code, json.loads(err.read()))
+
+
+LISTING_QUERIES = st.dictionaries(st.sampled_from([*LISTING, "extra"]), st.sampled_from(
+    ["", " ", "-1", "0", "1", "1e9", "nan", "inf", "0.05", "cat", "latent", "score", "rank", "true", "dead"])
+    | st.floats().map(str) | st.text(max_size=8), max_size=5)
+
+
+@FUZZ
+@given(query=LISTING_QUERIES)
+def test_any_feature_listing_query_gets_an_answer_below_500(served, query):
+    url, _ = served
+    _well_formed(*call(url, "/v1/features?" + urlencode(query)))

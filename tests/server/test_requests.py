@@ -63,4 +63,9 @@ def test_limits_and_routes(served):
     code, body = call(url, "/v1/chat/completions", long)
     assert code == 400 and body["error"]["code"] == "context_length_exceeded"
     assert call(url, "/v1/completions", {"model": "tiny-chat", "prompt": ["a"] * 9})[0] == 400
+    # the tiny model has 64 positions: an explicit length beyond them is refused, the default is cut to fit
+    code, body = call(url, "/v1/chat/completions", {**CHAT, "max_tokens": 64})
+    assert code == 400 and body["error"]["code"] == "context_length_exceeded" and body["error"]["param"] == "max_tokens"
+    code, body = call(url, "/v1/chat/completions", {**CHAT, "max_tokens": None})
+    assert code == 200 and body["usage"]["total_tokens"] <= 64 < body["usage"]["prompt_tokens"] + 128
     assert call(url, "/health")[1]["status"] == "ok"

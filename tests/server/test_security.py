@@ -19,7 +19,7 @@ CHAT = {"model": "tiny-chat", "messages": [{"role": "user", "content": "the cat"
 
 def _start(resources, **config):
     server = make_server(resources, ServerConfig(port=0, **config))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()  # a quick shutdown
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
@@ -57,7 +57,7 @@ def _post_raw(port: int, body: dict) -> socket.socket:
 def test_a_client_that_disconnects_mid_stream_frees_the_model(served):
     url, resources = served
     port = int(url.rsplit(":", 1)[1])
-    sock = _post_raw(port, {**CHAT, "max_tokens": 512, "stream": True})
+    sock = _post_raw(port, {**CHAT, "max_tokens": None, "stream": True})  # as long as the model's context allows
     received = b""
     while b"data: " not in received:  # the stream has started
         received += sock.recv(4096)
@@ -77,7 +77,10 @@ def test_requests_beyond_the_waiting_limit_get_429(served):
         resources.model._lock.acquire()  # the model is busy: the first request waits for it
         try:
             waiting = _post_raw(port, CHAT)
-            time.sleep(0.5)
+            deadline = time.monotonic() + 20
+            while server.state.waiting.count < 1:  # the first request has taken the only place in the queue
+                assert time.monotonic() < deadline
+                time.sleep(0.002)
             code, body = call(url, "/v1/chat/completions", CHAT)
             assert code == 429 and body["error"]["type"] == "rate_limit_error"
         finally:

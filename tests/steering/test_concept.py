@@ -35,7 +35,7 @@ def silent_lm():
 
 @pytest.fixture(scope="module")
 def embedder(minilm):
-    from mechscope.autointerp.embedding import SentenceEmbedder
+    from mechscope.models.embedding import SentenceEmbedder
 
     return SentenceEmbedder(minilm)
 

@@ -9,7 +9,7 @@ import pytest
 
 from mechscope.dictionaries.binding import bind_dictionary
 from mechscope.errors import SteeringError
-from mechscope.features.contrast import auroc_columns
+from mechscope.dictionaries.contrast import auroc_columns
 from mechscope.steering import FingerprintConfig, jailbreak_fingerprint
 from mechscope.tasks.jailbreak import WrappedRequest
 from tests.server.conftest import CAT, chat_lm, cat_dictionary  # noqa: F401  (fixtures)

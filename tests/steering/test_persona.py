@@ -86,7 +86,7 @@ def test_evaluation_correlates_projection_with_scores_and_steers(chat_lm, tmp_pa
 
 
 def test_embedding_judge_ranks_by_the_trait(minilm):
-    from mechscope.autointerp.embedding import SentenceEmbedder
+    from mechscope.models.embedding import SentenceEmbedder
 
     judge = EmbeddingJudge(embedder=SentenceEmbedder(minilm))
     optimistic = TRAITS["optimistic"]

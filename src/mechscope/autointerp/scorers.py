@@ -194,7 +194,7 @@ class EmbeddingScorer(Scorer):
 
     def __post_init__(self):
         if self.embedder is None:
-            from mechscope.autointerp.embedding import SentenceEmbedder
+            from mechscope.models.embedding import SentenceEmbedder
             self.embedder = SentenceEmbedder()
 
     def units(self, record: LatentRecord, label: str) -> list[Unit]:

@@ -11,7 +11,7 @@ import os
 import sys
 
 from mechscope.cli import (activations, autointerp, circuits, dictionaries, diffing, evaluation, features, graphs,
-                           monitors, server, steering, zoo)
+                           monitors, pipeline, releases, report, scans, server, steering, zoo)
 from mechscope.errors import MechscopeError
 
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
     for module in (activations, autointerp, circuits, dictionaries, diffing, evaluation, features, graphs, monitors,
-                   server, steering, zoo):
+                   pipeline, releases, report, scans, server, steering, zoo):
         module.register(verbs)
     return parser
 

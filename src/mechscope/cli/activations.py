@@ -40,7 +40,8 @@ def cache_info(args: argparse.Namespace) -> dict:
 def demo(args: argparse.Namespace) -> dict:
     from mechscope.demo import run_demo
 
-    return run_demo(args.out)
+    result = run_demo(args.out)  # it prints its outputs itself; --json adds them as one line
+    return result if args.json else {}
 
 
 def register(verbs) -> None:

@@ -158,6 +158,6 @@ def register(verbs) -> None:
     p = leaf(verbs, "convert", convert, "convert a dictionary between file formats")
     p.add_argument("input")
     p.add_argument("output")
-    p.add_argument("--to", default="saelens", choices=["saelens", "sparsify", "gemmascope", "dictionary_learning",
-                                                       "openai"])
+    p.add_argument("--to", default="saelens", choices=["saelens", "sparsify", "gemmascope", "gemmascope2",
+                                                       "dictionary_learning", "openai"])
     p.add_argument("--from", help="source format (detected when omitted)")

@@ -16,6 +16,7 @@ from mechscope.features.examples import FILE as EXAMPLES, ContextExample, groupe
 
 ORDERS = {"latent": "latent", "density": "density", "max_activation": "max_activation", "count": "count",
           "score": "best_score"}
+STATUSES = ("ok", "rare", "dead")  # ok, fewer than min_activations activations, never fired
 
 
 @dataclass
@@ -121,16 +122,25 @@ class Catalog:
         return found[0]
 
     def list(self, order_by: str = "latent", descending: bool | None = None, limit: int | None = None,
-             offset: int = 0, status: str | None = None) -> list[LatentInfo]:
-        """Latents sorted by latent, density, max_activation, count or score (labels' best score)."""
+             offset: int = 0, status: str | None = None, min_density: float | None = None,
+             max_density: float | None = None, min_score: float | None = None,
+             latents: list[int] | None = None) -> list[LatentInfo]:
+        """Latents sorted by latent, density, max_activation, count or score (labels' best score), optionally
+        only those with a status, a density in [min_density, max_density], a best score >= min_score, or
+        among `latents`."""
         if order_by not in ORDERS:
             raise MechscopeError(f"order_by must be one of {sorted(ORDERS)}, got {order_by!r}")
         descending = order_by != "latent" if descending is None else descending
-        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        tests = [("status = ?", status), ("density >= ?", min_density), ("density <= ?", max_density),
+                 ("best_score >= ?", min_score)]
+        kept = [(sql, value) for sql, value in tests if value is not None]
+        if latents is not None:
+            kept.append(("latent IN (SELECT value FROM json_each(?))", json.dumps([int(i) for i in latents])))
+        where = "WHERE " + " AND ".join(sql for sql, _ in kept) if kept else ""
         nulls = " NULLS LAST" if order_by == "score" else ""
         sql = (f"{where} ORDER BY {ORDERS[order_by]} {'DESC' if descending else 'ASC'}{nulls}, latent "
                f"LIMIT ? OFFSET ?")
-        return self._latents(sql, (*args, -1 if limit is None else limit, offset))
+        return self._latents(sql, (*(value for _, value in kept), -1 if limit is None else limit, offset))
 
     def too_few(self) -> dict[str, list[int]]:
         """Latents that never fired ("dead") or fired fewer than min_activations times ("rare")."""

@@ -61,9 +61,10 @@ class Shown:
     strings: dict[int, str]  # token id -> display string
 
     @classmethod
-    def read(cls, path: Path, top: int, per_bin: int) -> "Shown":
-        """The first `top` top-k contexts and `per_bin` samples per quantile bin (train first) of every latent."""
-        table = pq.read_table(path)
+    def read(cls, path: Path, top: int, per_bin: int, latents: list[int] | None = None) -> "Shown":
+        """The first `top` top-k contexts and `per_bin` samples per quantile bin (train first) of every latent
+        (or of `latents` only)."""
+        table = pq.read_table(path, filters=None if latents is None else [("latent", "in", latents)])
         kind = table["kind"].cast(pa.string())
         top_row = pc.equal(kind, "top").to_numpy(zero_copy_only=False)
         sampled = pc.equal(kind, "quantile").to_numpy(zero_copy_only=False)
@@ -118,7 +119,7 @@ def write_dashboard(directory: str | Path, out: str | Path | None = None, top: i
         if info.latent % stride == 0:
             packed.append(len(zlib.compress(page, 6)))
     index = {"title": f"{manifest['model']['name']} · {manifest['hook']} · {len(latents)} latents",
-             "tokens": manifest["tokens"], "rows": [_index_row(info) for info in latents]}
+             "tokens": manifest["tokens"], "rows": [index_row(info) for info in latents]}
     (out / "index-data.js").write_text(f"var MECHSCOPE_INDEX = {_json(index)};\n", encoding="utf-8")
     (out / "index.html").write_text(PAGE.format(title="mechscope features", root="",
                                                 data='<script src="index-data.js"></script>',
@@ -159,7 +160,8 @@ def latent_data(info: LatentInfo, shown: Shown, edges: list[float]) -> dict:
     }
 
 
-def _index_row(info: LatentInfo) -> list:
+def index_row(info: LatentInfo) -> list:
+    """[latent, density, max activation, count, best score, best label (or top tokens), labelled, status]."""
     best = max(info.labels, key=lambda label: max((s.value for s in label.scores), default=float("-inf")),
                default=None)
     text = best.text if best is not None else " ".join(info.top_tokens[:6])

@@ -17,9 +17,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from mechscope.server import completions, features_api
+from mechscope.features.catalog import STATUSES
+from mechscope.server import completions, features_api, webapp
+from mechscope.server import query as query_params
 from mechscope.server.config import ServerConfig
-from mechscope.server.resources import Resources, SavedGraph
+from mechscope.server.resources import Resources, SavedCircuit, SavedGraph
 from mechscope.server.schema import RequestError, chat_request, completion_request
 
 log = logging.getLogger("mechscope.server")
@@ -62,9 +64,11 @@ class Handler(BaseHTTPRequestHandler):
     def state(self) -> "ServerState":
         return self.server.state
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Content-Type-Options", "nosniff")
         self.end_headers()
@@ -161,7 +165,7 @@ def _completion(parse: Callable) -> Callable:
     def route(handler: Handler, _params: dict, _query: dict) -> None:
         state = handler.state
         request = parse(handler._body(), state.config)
-        job = completions.prepare(state.resources, request, state.config.max_prompt_tokens)
+        job = completions.prepare(state.resources, request, state.config)
         with state.waiting:
             if not job.sampling.stream:
                 handler._json(200, completions.response(job, completions.run(state.resources, job)))
@@ -183,25 +187,34 @@ def _completion(parse: Callable) -> Callable:
     return route
 
 
-def _int(query: dict, key: str, default: int, high: int) -> int:
-    raw = query.get(key, [str(default)])[-1]
-    if not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise RequestError(f"query parameter {key} must be an integer in 1..{high}, got {raw!r}", param=key)
-    return int(raw)
-
-
 def _feature_search(handler: Handler, _params: dict, query: dict) -> None:
-    text = query.get("q", [""])[-1]
-    if not text.strip() or len(text) > 500:
+    text = query_params.text(query, "q", 500)
+    if text is None:
         raise RequestError("query parameter q must be 1..500 characters of search text", param="q")
-    handler._json(200, features_api.search(handler.state.resources, text, _int(query, "limit", 20, 200)))
+    limit = query_params.integer(query, "limit", 20, 200)
+    handler._json(200, features_api.search(handler.state.resources, text, limit))
+
+
+LISTING = ("q", "order_by", "descending", "status", "min_density", "max_density", "min_score", "limit", "offset")
+
+
+def _features(handler: Handler, _params: dict, query: dict) -> None:
+    query_params.only(query, LISTING)
+    descending = query_params.choice(query, "descending", ("true", "false"), None)
+    handler._json(200, features_api.listing(
+        handler.state.resources, query_params.text(query, "q", 500),
+        query_params.choice(query, "order_by", features_api.ORDERS, "rank"),
+        None if descending is None else descending == "true",
+        query_params.integer(query, "limit", 50, 500), query_params.integer(query, "offset", 0, 10**9, low=0),
+        status=query_params.choice(query, "status", STATUSES, None),
+        **{key: query_params.number(query, key) for key in ("min_density", "max_density", "min_score")}))
 
 
 def _feature(handler: Handler, params: dict, query: dict) -> None:
     if not params["id"].isdigit():
         raise RequestError(f"a feature id is a latent index (digits), got {params['id']!r}", status=404, param="id")
     handler._json(200, features_api.feature(handler.state.resources, int(params["id"]),
-                                            _int(query, "examples", 10, 100)))
+                                            query_params.integer(query, "examples", 10, 100)))
 
 
 def _feature_contrast(handler: Handler, _params: dict, _query: dict) -> None:
@@ -213,25 +226,45 @@ def _feature_contrast(handler: Handler, _params: dict, _query: dict) -> None:
         handler._json(200, features_api.contrast(state.resources, body))
 
 
-def _saved_graph(handler: Handler, name: str) -> SavedGraph:
-    graphs = handler.state.resources.graphs
-    if name not in graphs:
-        raise RequestError(f"no graph named {name!r}; this server has {sorted(graphs)}", status=404, param="id")
-    return graphs[name]
+def _saved(handler: Handler, collection: str, name: str) -> SavedGraph | SavedCircuit:
+    saved = getattr(handler.state.resources, collection)
+    if name not in saved:
+        raise RequestError(f"no {collection[:-1]} named {name!r}; this server has {sorted(saved)}", status=404,
+                           param="id")
+    return saved[name]
 
 
-def _graphs(handler: Handler, _params: dict, _query: dict) -> None:
-    handler._json(200, {"object": "list", "data": [
-        {"id": name, "object": "graph", "viewer": f"/graphs/{name}", **graph.summary}
-        for name, graph in sorted(handler.state.resources.graphs.items())]})
+def _saved_list(collection: str) -> Callable:
+    """GET /v1/graphs or /v1/circuits: every saved item with its summary and the page that shows it."""
+    def route(handler: Handler, _params: dict, _query: dict) -> None:
+        handler._json(200, {"object": "list", "data": [
+            {"id": name, "object": collection[:-1], "viewer": f"/{collection}/{name}", **item.summary}
+            for name, item in sorted(getattr(handler.state.resources, collection).items())]})
+    return route
 
 
-def _graph_file(kind: str) -> Callable:
+def _saved_file(collection: str, kind: str) -> Callable:
     def route(handler: Handler, params: dict, _query: dict) -> None:
-        path = getattr(_saved_graph(handler, params["id"]), kind)
-        content_type = "text/html; charset=utf-8" if kind == "viewer" else "application/json"
+        path = getattr(_saved(handler, collection, params["id"]), kind)
+        content_type = "text/html; charset=utf-8" if path.suffix == ".html" else "application/json"
         handler._send(200, path.read_bytes(), content_type)
     return route
+
+
+def _resources(handler: Handler, _params: dict, _query: dict) -> None:
+    handler._json(200, webapp.describe(handler.state.resources))
+
+
+def _app_page(handler: Handler, _params: dict, _query: dict) -> None:
+    handler._send(200, webapp.asset("index.html"), webapp.content_type("index.html"),
+                  {"Content-Security-Policy": webapp.POLICY})
+
+
+def _asset(handler: Handler, params: dict, _query: dict) -> None:
+    name = params["name"]
+    if name not in webapp.ASSETS:
+        raise RequestError(f"no asset named {name!r}", status=404, param="name")
+    handler._send(200, webapp.asset(name), webapp.content_type(name))
 
 
 def _health(handler: Handler, _params: dict, _query: dict) -> None:
@@ -243,13 +276,20 @@ ROUTES: list[tuple[str, str, Callable]] = [
     ("GET", "/v1/models", _models),
     ("POST", "/v1/chat/completions", _completion(chat_request)),
     ("POST", "/v1/completions", _completion(completion_request)),
+    ("GET", "/v1/resources", _resources),
+    ("GET", "/v1/features", _features),
     ("GET", "/v1/features/search", _feature_search),
     ("POST", "/v1/features/contrast", _feature_contrast),
     ("GET", "/v1/features/{id}", _feature),
-    ("GET", "/v1/graphs", _graphs),
-    ("GET", "/v1/graphs/{id}", _graph_file("neuronpedia")),
-    ("GET", "/v1/graphs/{id}/qk", _graph_file("qk")),
-    ("GET", "/graphs/{id}", _graph_file("viewer")),
+    ("GET", "/v1/graphs", _saved_list("graphs")),
+    ("GET", "/v1/graphs/{id}", _saved_file("graphs", "neuronpedia")),
+    ("GET", "/v1/graphs/{id}/qk", _saved_file("graphs", "qk")),
+    ("GET", "/graphs/{id}", _saved_file("graphs", "viewer")),
+    ("GET", "/v1/circuits", _saved_list("circuits")),
+    ("GET", "/v1/circuits/{id}", _saved_file("circuits", "result")),
+    ("GET", "/circuits/{id}", _saved_file("circuits", "heatmap")),
+    ("GET", "/", _app_page),
+    ("GET", "/assets/{name}", _asset),
 ]
 
 
@@ -294,7 +334,8 @@ def serve(resources: Resources, config: ServerConfig = ServerConfig()) -> None:
     """Serve until interrupted (Ctrl-C), printing where."""
     server = make_server(resources, config)
     host, port = server.server_address[:2]
-    print(f"mechscope: serving {resources.model_id} at http://{host}:{port}/v1 (OpenAI-compatible)", flush=True)
+    print(f"mechscope: serving {resources.model_id} at http://{host}:{port}/v1 (OpenAI-compatible)\n"
+          f"mechscope: web app at http://{host}:{port}/", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

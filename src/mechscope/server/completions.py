@@ -6,11 +6,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mechscope.errors import MechscopeError, SteeringError
 from mechscope.models.chat import chat_inputs
 from mechscope.server import edits
+from mechscope.server.config import ServerConfig
 from mechscope.server.resources import Resources
 from mechscope.server.schema import ChatRequest, CompletionRequest, RequestError, Sampling
 from mechscope.steering.interventions import hook_pairs
@@ -41,8 +42,9 @@ class Job:
         return "chat.completion" if self.kind == "chat" else "text_completion"
 
 
-def prepare(resources: Resources, request: ChatRequest | CompletionRequest, max_prompt_tokens: int) -> Job:
-    """Resolve the model/variant, edits and monitors and encode the prompts; any problem is a RequestError."""
+def prepare(resources: Resources, request: ChatRequest | CompletionRequest, config: ServerConfig) -> Job:
+    """Resolve the model/variant, edits and monitors, encode the prompts and fix the generation length within the
+    model's context; any problem is a RequestError."""
     if request.model not in resources.model_ids():
         raise RequestError(f"model {request.model!r} does not exist; this server has {resources.model_ids()}",
                            status=404, param="model", code="model_not_found")
@@ -61,12 +63,24 @@ def prepare(resources: Resources, request: ChatRequest | CompletionRequest, max_
     except MechscopeError as err:
         raise RequestError(str(err), param="messages" if chat else "prompt") from err
     longest = int(inputs["attention_mask"].sum(-1).max())
-    if longest > max_prompt_tokens:
-        raise RequestError(f"the prompt has {longest} tokens, this server takes at most {max_prompt_tokens}",
+    if longest > config.max_prompt_tokens:
+        raise RequestError(f"the prompt has {longest} tokens, this server takes at most {config.max_prompt_tokens}",
                            param="messages" if chat else "prompt",
                            code="context_length_exceeded")
-    return Job("chat" if chat else "text", request.model, inputs, request.sampling,
-               hooks, monitors)
+    sampling = replace(request.sampling, max_tokens=_new_tokens(model, longest, request.sampling.max_tokens,
+                                                                config.default_new_tokens))
+    return Job("chat" if chat else "text", request.model, inputs, sampling, hooks, monitors)
+
+
+def _new_tokens(model, prompt_tokens: int, asked: int | None, default: int) -> int:
+    """`asked` if the model's context (HF max_position_embeddings) holds it after the prompt, else a 400; when
+    nothing was asked, the default cut to what the context holds."""
+    context = getattr(model.hf.config, "max_position_embeddings", None)
+    room = default if context is None else context - prompt_tokens
+    if room < 1 or (asked is not None and context is not None and asked > room):
+        raise RequestError(f"the prompt's {prompt_tokens} tokens and {asked or 1} new tokens exceed the model's "
+                           f"context of {context} tokens", param="max_tokens", code="context_length_exceeded")
+    return asked if asked is not None else min(default, room)
 
 
 class TextStream:
@@ -111,10 +125,11 @@ def run(resources: Resources, job: Job, on_text: Callable[[int, str], None] | No
     records = [(name, monitor, monitor.record(lengths)) for name, monitor in job.monitors]
     rows = []
     for row, text in enumerate(generation.texts):
+        pieces = [model.tokenizer.decode([token]) for token in generation.tokens[row]] if records else []
         rows.append({"text": text, "rest": streams[row].rest(text),
                      "finish_reason": FINISH_REASONS[generation.finish_reasons[row]],
                      "prompt_tokens": generation.prompt_lengths[row], "completion_tokens": len(generation.tokens[row]),
-                     "monitors": [_monitor_view(name, monitor, record, row, generation.prompt_lengths[row])
+                     "monitors": [_monitor_view(name, monitor, record, row, generation.prompt_lengths[row], pieces)
                                   for name, monitor, record in records]})
     return {"rows": rows}
 
@@ -123,11 +138,12 @@ def _number(value: float) -> float | None:
     return None if value != value else round(float(value), 6)  # NaN (a position never scored) -> null
 
 
-def _monitor_view(name: str, monitor: Monitor, record, row: int, prompt_length: int) -> dict:
+def _monitor_view(name: str, monitor: Monitor, record, row: int, prompt_length: int, pieces: list[str]) -> dict:
+    """A monitor's scores of one row: prompt and completion positions apart, each completion token's text."""
     scores = [_number(v) for v in record.scores[row].tolist()]
     alerts = [{"position": a.position, "score": _number(a.score)} for a in record.alerts if a.row == row]
     return {"name": name, "hook": monitor.hook, "threshold": monitor.threshold, "prompt_scores": scores[:prompt_length],
-            "completion_scores": scores[prompt_length:], "alerts": alerts,
+            "completion_scores": scores[prompt_length:], "completion_tokens": pieces, "alerts": alerts,
             "stopped": monitor.guard == "stop" and bool(alerts)}
 
 

@@ -29,6 +29,7 @@ class Resources:
     catalog: Path | None = None
     variants: dict[str, list] = field(default_factory=dict)  # name -> steering edits (raw request objects)
     graphs: dict[str, SavedGraph] = field(default_factory=dict)  # name -> files written by `mechscope graph`
+    circuits: dict[str, SavedCircuit] = field(default_factory=dict)  # name -> a saved CircuitResult's files
 
     def __post_init__(self):
         for vector in self.vectors.values():
@@ -114,6 +115,40 @@ def load_graphs(directory: str | Path) -> dict[str, SavedGraph]:
     if not graphs:
         raise MechscopeError(f"{directory} holds no attribution graphs (folders written by `mechscope graph --out`)")
     return graphs
+
+
+@dataclass(frozen=True)
+class SavedCircuit:
+    """A saved CircuitResult (patching, attribution, DLA, head scores): its result.json, heatmap page, summary."""
+
+    result: Path
+    heatmap: Path
+    summary: dict
+
+
+CIRCUIT_DEPTH = 3  # folders below --circuits searched for results
+
+
+def load_circuits(directory: str | Path) -> dict[str, SavedCircuit]:
+    """Every CircuitResult saved under `directory` (result.json + heatmap.html, as `mechscope patch --out` and
+    the other circuits verbs write them), named by its path below `directory` with "-" between folders."""
+    directory = Path(directory)
+    found = {}
+    for result in sorted(directory.rglob("result.json")) if directory.is_dir() else []:
+        folder = result.parent
+        parts = folder.relative_to(directory).parts
+        if len(parts) > CIRCUIT_DEPTH or not (folder / "heatmap.html").is_file():
+            continue
+        try:
+            summary = json.loads(result.read_text())
+            summary = {key: summary[key] for key in ("kind", "axes", "shape", "clean", "corrupted", "top")}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        found["-".join(parts) or directory.name] = SavedCircuit(result, folder / "heatmap.html", summary)
+    if not found:
+        raise MechscopeError(f"{directory} holds no saved circuit results (folders with result.json and "
+                             "heatmap.html, written by `mechscope patch --out` and the other circuits verbs)")
+    return found
 
 
 def load_variants(path: str | Path) -> dict[str, list]:

@@ -72,7 +72,7 @@ class Fields:
 class Sampling:
     """What every generation request shares: length, sampling, stops, and the mechscope extensions."""
 
-    max_tokens: int
+    max_tokens: int | None  # None: the server's default, cut to the room the model's context leaves
     temperature: float
     top_p: float | None
     seed: int | None
@@ -112,7 +112,7 @@ def _sampling(body: Fields, config: ServerConfig, length_keys: tuple[str, ...]) 
     include_usage = options.get("include_usage", bool, False)
     options.done()
     return Sampling(
-        max_tokens=next((n for n in lengths if n is not None), config.default_new_tokens),
+        max_tokens=next((n for n in lengths if n is not None), None),
         temperature=body.get("temperature", float, 1.0, "in [0, 2]", lambda v: 0 <= v <= 2),
         top_p=body.get("top_p", float, None, "in (0, 1]", lambda v: 0 < v <= 1),
         seed=body.get("seed", int, None),

@@ -89,7 +89,7 @@ def concept_steering(model, hook: str, target: Direction | Latent, concept: str,
                      scale: float = 1.0, embedder=None) -> ConceptSteering:
     """Answers to the neutral prompts unsteered, prompted with the concept, and with `config.op` at each value x
     `scale` on `target` at `hook`, each scored for the concept and for fluency."""
-    from mechscope.autointerp.embedding import SentenceEmbedder
+    from mechscope.models.embedding import SentenceEmbedder
 
     if not concept.strip():
         raise SteeringError("concept steering needs the concept's text (a latent's label), got an empty string")

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mechscope.errors import SteeringError
-from mechscope.features.contrast import max_codes, rank_latents
+from mechscope.dictionaries.contrast import max_codes, rank_latents
 from mechscope.tasks.jailbreak import WrappedRequest, jailbreak_set
 
 

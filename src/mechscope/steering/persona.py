@@ -53,7 +53,7 @@ class EmbeddingJudge:
     sentence embeddings; it ranks answers by the trait, it does not read them the way an LLM judge does."""
 
     def __init__(self, embedder=None, scale: float = 20.0):
-        from mechscope.autointerp.embedding import SentenceEmbedder
+        from mechscope.models.embedding import SentenceEmbedder
 
         self.embedder = embedder if embedder is not None else SentenceEmbedder()
         self.scale = scale

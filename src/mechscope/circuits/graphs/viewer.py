@@ -28,11 +28,11 @@ const D = JSON.parse(document.getElementById('data').textContent), NS = 'http://
 const svg = document.getElementById('g'), colours = ['#e6194b','#3cb44b','#4363d8','#f58231','#911eb4','#42d4f4',
   '#f032e6','#bfef45','#469990','#9A6324'];
 const rank = l => l === 'E' ? 0 : +l + 1, nPos = D.metadata.prompt_tokens.length;
-const top = Math.max(...D.nodes.map(n => rank(n.layer))), W = 80, H = 70;
+const highest = Math.max(...D.nodes.map(n => rank(n.layer))), W = 80, H = 70;
 const cells = {{}}; D.nodes.forEach(n => (cells[n.ctx_idx + ':' + n.layer] ||= []).push(n));
 Object.values(cells).forEach(c => c.forEach((n, i) => {{
-  n.x = 40 + n.ctx_idx * W + (i + 1) * W / (c.length + 1) - W / 2; n.y = 30 + (top - rank(n.layer)) * H; }}));
-svg.setAttribute('width', 80 + nPos * W); svg.setAttribute('height', 80 + top * H);
+  n.x = 40 + n.ctx_idx * W + (i + 1) * W / (c.length + 1) - W / 2; n.y = 30 + (highest - rank(n.layer)) * H; }}));
+svg.setAttribute('width', 80 + nPos * W); svg.setAttribute('height', 80 + highest * H);
 const byId = Object.fromEntries(D.nodes.map(n => [n.node_id, n]));
 const maxW = Math.max(...D.links.map(l => Math.abs(l.weight)), 1e-9);
 const el = (tag, attrs) => {{ const e = document.createElementNS(NS, tag);
@@ -40,7 +40,7 @@ const el = (tag, attrs) => {{ const e = document.createElementNS(NS, tag);
 D.links.forEach(l => {{ const s = byId[l.source], t = byId[l.target];
   l.el = el('line', {{x1: s.x, y1: s.y, x2: t.x, y2: t.y, stroke: l.weight > 0 ? '#2060d0' : '#d03020',
     'stroke-width': 0.5 + 5 * Math.abs(l.weight) / maxW}}); }});
-D.metadata.prompt_tokens.forEach((t, p) => {{ const e = el('text', {{x: 40 + p * W, y: 55 + top * H}});
+D.metadata.prompt_tokens.forEach((t, p) => {{ const e = el('text', {{x: 40 + p * W, y: 55 + highest * H}});
   e.textContent = t; }});
 const fill = {{embedding: '#ddd', logit: '#fd6', 'mlp reconstruction error': '#aaa'}};
 D.nodes.forEach(n => {{ n.el = el('circle', {{cx: n.x, cy: n.y, r: 7, fill: fill[n.feature_type] || '#9cf'}});

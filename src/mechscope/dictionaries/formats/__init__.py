@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from mechscope.dictionaries.dictionary import Dictionary
-from mechscope.dictionaries.formats import dictionary_learning, gemmascope, openai, saelens, sparsify
+from mechscope.dictionaries.formats import dictionary_learning, gemmascope, gemmascope2, openai, saelens, sparsify
 from mechscope.errors import MechscopeError
 
-FORMATS = {"saelens": saelens, "sparsify": sparsify, "gemmascope": gemmascope,
+FORMATS = {"saelens": saelens, "sparsify": sparsify, "gemmascope": gemmascope, "gemmascope2": gemmascope2,
            "dictionary_learning": dictionary_learning, "openai": openai}
 
 
@@ -24,6 +24,8 @@ def detect_format(path: str | Path) -> str:
             return "saelens"
         if {"cfg.json", "sae.safetensors"} <= names:
             return "sparsify"
+        if {"config.json", "params.safetensors"} <= names:
+            return "gemmascope2"
         if "params.npz" in names:
             return "gemmascope"
         if "ae.pt" in names:
@@ -44,7 +46,15 @@ def detect_format(path: str | Path) -> str:
 
 
 def load_dictionary(path: str | Path, format: str | None = None, device: str = "cpu") -> Dictionary:
-    """Load a dictionary written by mechscope, SAELens, sparsify, Gemma Scope, dictionary_learning or OpenAI."""
+    """Load a dictionary written by mechscope, SAELens, sparsify, Gemma Scope (1 and 2), dictionary_learning or
+    OpenAI; or a public release by id (`gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82`, see
+    `dictionaries.public`), pulled into the cache on first use."""
+    from mechscope.dictionaries.releases import is_release_id
+
+    if format is None and not Path(path).exists() and is_release_id(str(path)):
+        from mechscope.dictionaries.public import load_release
+
+        return load_release(str(path), device=device)
     name = format or detect_format(path)
     if name not in FORMATS:
         raise MechscopeError(f"unknown format {name!r}; expected one of {sorted(FORMATS)}")

@@ -113,16 +113,20 @@ def from_state_dict(cfg: DictionaryConfig, tensors: dict[str, torch.Tensor], sou
     return d
 
 
-def load(path: str | Path) -> Dictionary:
-    path = Path(path)
+def read_folder(path: Path, config_file: str, weights_file: str, layout: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A folder's JSON config and safetensors tensors, with errors that name the layout it should follow."""
     try:
-        raw = json.loads((path / CFG_FILE).read_text())
-        tensors = load_file(path / WEIGHTS_FILE)
+        return json.loads((path / config_file).read_text()), load_file(path / weights_file)
     except FileNotFoundError as err:
-        raise MechscopeError(f"{path} is not a SAELens-layout dictionary (needs {CFG_FILE} and {WEIGHTS_FILE})") from err
+        raise MechscopeError(f"{path} is not a {layout} dictionary (needs {config_file} and {weights_file})") from err
     except (json.JSONDecodeError, Exception) as err:
         raise MechscopeError(f"{path}: corrupt dictionary files ({err.__class__.__name__}: {err})") from err
+
+
+def load(path: str | Path) -> Dictionary:
+    path = Path(path)
+    raw, tensors = read_folder(path, CFG_FILE, WEIGHTS_FILE, "SAELens-layout")
     return from_state_dict(config_from(raw), tensors, str(path))
 
 
-__all__ = ["CFG_FILE", "WEIGHTS_FILE", "config_from", "from_state_dict", "load", "save", "state_dict"]
+__all__ = ["CFG_FILE", "WEIGHTS_FILE", "config_from", "from_state_dict", "load", "read_folder", "save", "state_dict"]

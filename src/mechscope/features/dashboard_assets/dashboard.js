@@ -78,10 +78,10 @@ function contextRow(ctx, tokens, max, label, space) {
   return row;
 }
 
-function neighbourList(rows, what) {
+function neighbourList(rows, what, link) {
   if (!rows.length) return el("div", {cls: "note", text: "none"});
   return el("ul", {cls: "nb"}, rows.map(([j, v]) => el("li", {}, [
-    el("a", {href: `${j}.html`, text: `#${j}`}), document.createTextNode(` ${what} ${fmt(v)}`)])));
+    el("a", {href: link(j), text: `#${j}`}), document.createTextNode(` ${what} ${fmt(v)}`)])));
 }
 
 function labels(list) {
@@ -94,16 +94,19 @@ function labels(list) {
   ])));
 }
 
-function renderLatent(d) {
+/* Links of the static bundle's latent pages; the web app passes its own (and its own container). */
+const BUNDLE_LINKS = {latent: (j) => `${j}.html`, index: "../index.html"};
+
+function renderLatent(d, links = BUNDLE_LINKS, app = document.getElementById("app")) {
   document.title = `latent ${d.i}`;
-  const app = document.getElementById("app");
+  const link = links.latent;
   app.appendChild(el("header", {}, [el("h1", {text: `Latent ${d.i}`}),
     el("span", {cls: "status-" + d.st, text: d.st === "ok" ? "" : d.st}),
     el("span", {cls: "note", text: d.lb.length ? d.lb[0].t : d.tt.join(" ")}),
-    el("span", {cls: "nav"}, [el("a", {href: "../index.html", text: "all latents"}),
-      d.i > 0 ? document.createTextNode(" · ") : null, d.i > 0 ? el("a", {href: `${d.i - 1}.html`, text: "prev"}) : null,
+    el("span", {cls: "nav"}, [el("a", {href: links.index, text: "all latents"}),
+      d.i > 0 ? document.createTextNode(" · ") : null, d.i > 0 ? el("a", {href: link(d.i - 1), text: "prev"}) : null,
       d.i + 1 < d.L ? document.createTextNode(" · ") : null,
-      d.i + 1 < d.L ? el("a", {href: `${d.i + 1}.html`, text: "next"}) : null])]));
+      d.i + 1 < d.L ? el("a", {href: link(d.i + 1), text: "next"}) : null])]));
   const stats = el("dl", {cls: "stats"}, []);
   for (const [k, v] of [["density", pct(d.d)], ["activations", String(d.n)], ["max", fmt(d.m)],
                         ["mean", fmt(d.mean)], ["quantile edges", d.qe.map(fmt).join(" ")]]) {
@@ -115,8 +118,8 @@ function renderLatent(d) {
     card("Activation histogram", [d.n ? histogram(d.h) : el("div", {cls: "note", text: "never fired"})]),
     card("Top promoted tokens (logit weight)", [logitTable(d.pl, "up")]),
     card("Top suppressed tokens", [logitTable(d.nl, "down")]),
-    card("Decoder neighbours (cosine)", [neighbourList(d.dn, "cos")]),
-    card("Co-firing neighbours (Jaccard)", [neighbourList(d.cn, "J")]),
+    card("Decoder neighbours (cosine)", [neighbourList(d.dn, "cos", link)]),
+    card("Co-firing neighbours (Jaccard)", [neighbourList(d.cn, "J", link)]),
   ]);
   const space = spacer(d.tk);
   const top = el("div", {}, d.top.map((c, r) => contextRow(c, d.tk, d.m, `#${r + 1}`, space)));

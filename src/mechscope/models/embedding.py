@@ -1,4 +1,5 @@
-"""Sentence embeddings from the MiniLM that ships offline: what the embedding scorer compares."""
+"""Sentence embeddings from the MiniLM that ships offline: what the auto-interp embedding scorer, persona and concept
+judges and family scans compare."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ class SentenceEmbedder:
     """Mean-pooled, unit-normalised all-MiniLM-L6-v2 embeddings (what sentence-transformers computes)."""
 
     def __init__(self, model=None, batch_size: int = 64, max_length: int = 256):
-        from mechscope.models import load_model
+        from mechscope.models.loading import load_model
 
         self.model = model if model is not None else load_model("minilm", device="cpu")
         self.batch_size = batch_size

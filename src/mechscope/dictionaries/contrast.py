@@ -17,14 +17,15 @@ from mechscope.errors import MechscopeError
 def max_codes(model, bound, prompts: Sequence[str], batch_size: int = 8, chat: bool = False) -> np.ndarray:
     """Each prompt's largest activation of every latent of `bound` over its real tokens [n_prompts, d_sae]; `chat`
     wraps prompts in the model's chat template (where it has one) as steering and monitors read them."""
-    from mechscope.steering.directions import prompt_inputs
+    from mechscope.models.chat import chat_inputs
 
     if not prompts:
         raise MechscopeError("expected at least one prompt to read latents on, got none")
     rows = []
     for start in range(0, len(prompts), batch_size):
         chunk = list(prompts[start:start + batch_size])
-        batch = prompt_inputs(model, chunk, chat) if chat else model.encode(chunk)
+        templated = chat and getattr(model.tokenizer, "chat_template", None) is not None
+        batch = chat_inputs(model, chunk) if templated else model.encode(chunk)
         _, cache = model.run_with_cache(batch, [bound.hook], stop_at_layer="auto")
         codes = bound.dictionary.encode(cache[bound.hook].to(bound.dictionary.W_enc.dtype))
         real = batch["attention_mask"].bool()[..., None].to(codes.device)
