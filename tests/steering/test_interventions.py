@@ -82,6 +82,16 @@ def test_clamp_and_cap_set_and_limit_the_projection_in_units_of_the_vector_lengt
                                atol=1e-5, rtol=0)
 
 
+def test_scale_multiplies_the_projection_whatever_the_vector_length_and_leaves_the_rest(llama):
+    vector = 7 * _vector()
+    unit = vector / vector.norm()
+    _, plain = _cached(llama, HOOK, [], IDS)
+    _, scaled = _cached(llama, HOOK, Intervention(HOOK, Direction(vector), "scale", 0.25), IDS)
+    torch.testing.assert_close(scaled[HOOK] @ unit, 0.25 * (plain[HOOK] @ unit), atol=1e-5, rtol=0)
+    rest = lambda act: act - (act @ unit)[..., None] * unit  # noqa: E731
+    torch.testing.assert_close(rest(scaled[HOOK]), rest(plain[HOOK]), atol=1e-5, rtol=0)
+
+
 def test_head_intervention_edits_only_that_head(llama):
     hook = "blocks.1.attn.hook_z"
     _, plain = _cached(llama, hook, [], IDS)

@@ -1,4 +1,4 @@
-"""CLI verbs for steering: steer directions, refusal, caa, iti, persona, concept, defend, generate, orthogonalize."""
+"""CLI verbs for steering: steer directions, refusal, caa, iti, persona, concept, search, defend, generate, orthogonalize."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from mechscope.cli.arguments import bound_dictionary, leaf, write_json
 from mechscope.cli.config_flags import add_config_flags, config_options
 from mechscope.errors import SteeringError
+from mechscope.steering.ablation_search import AblationSearchConfig
 from mechscope.steering.apply import ApplyConfig
 from mechscope.steering.caa import CAAConfig
 from mechscope.steering.concept import ConceptConfig
@@ -169,6 +170,25 @@ def concept_verb(args: argparse.Namespace) -> dict:
                      for r in result["rows"]]}
 
 
+def search_verb(args: argparse.Namespace) -> dict:
+    from mechscope.models import load_model
+    from mechscope.steering import directions, search_ablation
+    from mechscope.steering.refusal import refusal_prompt_sets
+    from mechscope.tasks import SafetyRequests
+
+    config = AblationSearchConfig(**config_options(args, AblationSearchConfig))
+    model = load_model(args.model, device=args.device)
+    sets = refusal_prompt_sets(args.n_train, args.n_val, config.seed,
+                               task=SafetyRequests() if args.requests == "safety" else None)
+    vector = directions(model, sets["harmful"], sets["harmless"], progress=True)
+    result = search_ablation(model, vector, sets["harmful_val"], sets["harmless_val"], config)
+    out = Path(args.out)
+    vector.save(out / "directions")
+    result.save(out / "search.json")
+    return {"out": str(out), "baseline": result.baseline, "chosen": result.best,
+            "pareto": [{k: result.trials[n][k] for k in ("number", "refusals", "kl")} for n in result.pareto]}
+
+
 def generate_verb(args: argparse.Namespace) -> dict:
     from mechscope.models import load_model
     from mechscope.steering import SteeringVector, steer
@@ -266,6 +286,14 @@ def register(verbs) -> None:
     p.add_argument("--catalog", help="its feature catalogue: the latent's label and maximum activation")
     p.add_argument("--concept", help="the concept's text (default: the latent's latest label)")
     p.add_argument("--scale", type=float, help="what a value of 1 means (default: the latent's maximum activation)")
+
+    p = _model_verb(steer, "search", search_verb, "Heretic-style search: Optuna TPE over a layer-varying ablation of "
+                    "the refusal directions, co-minimising refusals on harmful and KL on harmless requests",
+                    AblationSearchConfig)
+    p.add_argument("--requests", choices=("refusal", "safety"), default="safety",
+                   help="prompt sets: the safety request set's templates or the refusal task's acts")
+    p.add_argument("--n-train", type=int, default=64, help="instructions per side for the directions")
+    p.add_argument("--n-val", type=int, default=32, help="instructions per side every trial is scored on")
 
     p = leaf(steer, "defend", defend_verb, "a conditional refusal defence: calibrate where to add a vector on wrapped "
              "and plain train requests, then refusal rates per jailbreak wrapper with and without it")

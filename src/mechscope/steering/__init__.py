@@ -1,7 +1,9 @@
-"""Steering and monitoring: directions (incl. CAA and ITI), interventions (add/ablate/clamp/cap, conditional),
+"""Steering and monitoring: directions (incl. CAA and ITI), interventions (add/ablate/clamp/cap/scale, conditional),
 weight edits, vector files (safetensors, GGUF control vectors, repeng), per-token monitors and guards, their
 calibration, and a conditional jailbreak defence."""
 
+from mechscope.steering.ablation_search import (AblationParams, AblationSearch, AblationSearchConfig, ablation_edits,
+                                               interpolated_direction, search_ablation)
 from mechscope.steering.calibration import Calibration, CalibrationConfig, calibrate, calibrate_monitor, prompt_scores
 from mechscope.steering.exchange import (ControlVectorFile, from_repeng, read_control_vector, to_repeng,
                                          write_control_vector)
@@ -33,17 +35,17 @@ from mechscope.steering.refusal_effect import RefusalEffect, RefusalRates, refus
 from mechscope.steering.targets import Direction, Latent
 from mechscope.steering.vectors import SteeringVector, latent_vector
 
-__all__ = ["ABTokens", "Alert", "ApplyConfig", "CAAConfig", "Calibration", "ConceptConfig", "ConceptSteering", "CalibrationConfig", "Condition",
+__all__ = ["ABTokens", "AblationParams", "AblationSearch", "AblationSearchConfig", "Alert", "ApplyConfig", "CAAConfig", "Calibration", "ConceptConfig", "ConceptSteering", "CalibrationConfig", "Condition",
            "ConditionalRefusal", "Contrast", "ControlVectorFile", "DefenceConfig", "DefenceReport", "Direction",
            "DirectionConfig", "FingerprintConfig", "EmbeddingJudge", "LLMJudge", "PersonaConfig", "PersonaVector", "TRAITS", "Trait", "HeadShift", "ITI", "ITIConfig", "Intervention", "Latent", "LatentScore", "LayerSweep",
            "LinearProbe", "LinearScore", "Monitor", "MonitorRecord", "MonitoredGeneration", "NoRefusalCandidate",
            "RefusalCandidates", "RefusalConfig", "RefusalDirection", "RefusalEffect", "RefusalRates", "SteeringVector",
-           "ThresholdSearch", "ab_tokens", "bake_iti", "behaviour_probability", "caa", "caa_vector", "calibrate",
+           "ThresholdSearch", "ab_tokens", "ablation_edits", "bake_iti", "behaviour_probability", "caa", "caa_vector", "calibrate",
            "calibrate_monitor", "concept_steering", "condition_scores", "conditional_refusal", "contrast", "directional_ablation",
-           "directions", "drop_reason", "evaluate_persona", "load_traits", "persona_vector", "fit_iti", "fit_probe", "from_repeng", "head_activations", "hook_pairs",
+           "directions", "drop_reason", "evaluate_persona", "load_traits", "persona_vector", "fit_iti", "fit_probe", "from_repeng", "head_activations", "hook_pairs", "interpolated_direction",
            "jailbreak_defence", "jailbreak_fingerprint", "latent_concept", "latent_vector", "layer_sweep", "load_refusal_direction", "monitored_forward",
            "monitored_generate", "orthogonalize", "pca_of_differences", "probe", "probe_direction", "projection",
            "prompt_inputs", "prompt_scores", "read_control_vector", "read_positions", "refusal_by_kind",
            "refusal_effect", "refusal_prompt_sets", "refusal_rates", "refusal_score", "save_orthogonalized",
-           "score_refusal_candidates", "search_threshold", "select_refusal_direction", "steer", "to_repeng",
+           "score_refusal_candidates", "search_ablation", "search_threshold", "select_refusal_direction", "steer", "to_repeng",
            "token_inputs", "truth_margin", "vector_edits", "vector_interventions", "write_control_vector"]

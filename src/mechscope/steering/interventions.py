@@ -1,9 +1,10 @@
-"""Interventions: add, ablate, clamp or cap one coordinate (a direction or a dictionary latent) at a hook.
+"""Interventions: add, ablate, clamp, cap or scale one coordinate (a direction or a dictionary latent) at a hook.
 
-Every operation is a function of the coordinate alone, so one hook serves all four, on the residual
+Every operation is a function of the coordinate alone, so one hook serves them all, on the residual
 stream, on a head, or in a dictionary's latent space. Values are in units of the target's scale (a
 direction's length; 1 for latents): `add 1` adds the vector itself, `clamp 0.5` sets the projection to
-half its length, `cap 2` limits it to twice. Edits are scoped to prompt / generated / all / explicit
+half its length, `cap 2` limits it to twice; `scale` multiplies the coordinate by its value as it is
+(`scale 0.3` removes 70% of it: a partial ablation). Edits are scoped to prompt / generated / all / explicit
 positions through the positions machinery of models/, so they mean the same under left padding,
 batching and KV-cache generation; a `Condition` makes one apply only where another coordinate crosses
 a threshold (CAST, Lee et al. 2024; Goodfire's set_when).
@@ -27,6 +28,7 @@ OPS = {
     "ablate": lambda coordinate, value: torch.zeros_like(coordinate),
     "clamp": lambda coordinate, value: torch.full_like(coordinate, value),
     "cap": lambda coordinate, value: coordinate.clamp(max=value),
+    "scale": lambda coordinate, value: coordinate * value,  # 0: ablate; between 0 and 1: a partial ablation
 }
 PER = ("prompt", "last", "token")
 
@@ -50,7 +52,7 @@ class Condition:
 
 @dataclass(frozen=True)
 class Intervention:
-    """`op` ("add", "ablate", "clamp", "cap") with `value` on `target` at `hook`, at the positions `where` selects."""
+    """`op` ("add", "ablate", "clamp", "cap", "scale") with `value` on `target` at `hook`, at the positions `where` selects."""
 
     hook: str
     target: Direction | Latent
@@ -98,7 +100,8 @@ class _Gate:
 
 
 def _edit(intervention: Intervention, gate: _Gate | None):
-    target, op, value = intervention.target, OPS[intervention.op], intervention.value * intervention.target.scale
+    target, op = intervention.target, OPS[intervention.op]
+    value = intervention.value * (1.0 if intervention.op == "scale" else target.scale)
 
     def hook(act: Tensor, name: str) -> Tensor:
         mask = current().mask(intervention.where).to(act.device)
