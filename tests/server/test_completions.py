@@ -7,7 +7,6 @@ import torch
 from mechscope.models.chat import chat_inputs
 from mechscope.server.edits import interventions
 from mechscope.steering import Monitor, projection, steer
-from mechscope.steering.interventions import hook_pairs
 from tests.server.conftest import call, stream
 
 MESSAGES = [{"role": "user", "content": "the cat sat on a mat"}]
