@@ -86,7 +86,7 @@ def as_batch_source(source, hook: str | None = None, seed: int = 0, hook_out: st
         def make(b: int, s: int) -> Iterator[Tensor]:
             if s:
                 raise DataError("a live stream cannot resume from a checkpoint; train from an ActivationCache")
-            yield from _rebatch(chain([first], iterator), b)
+            yield from rebatch(chain([first], iterator), b)
         if isinstance(first, tuple):
             return BatchSource(first[0].shape[-1], "stream", make, resumable=False, d_out=first[1].shape[-1])
         return BatchSource(first.shape[-1], "stream", make, resumable=False)
@@ -94,7 +94,7 @@ def as_batch_source(source, hook: str | None = None, seed: int = 0, hook_out: st
                     "SyntheticFeatures or an iterator of [batch, d_in] tensors")
 
 
-def _rebatch(chunks: Iterator, size: int) -> Iterator:
+def rebatch(chunks: Iterator, size: int) -> Iterator:
     """Regroup a stream of [n, d] tensors (or of aligned tuples of them) into [size, d] batches."""
     pending, held = [], 0
     for chunk in chunks:

@@ -11,12 +11,12 @@ import torch
 from tqdm.auto import tqdm
 
 from mechscope.devices import resolve_device
-from mechscope.dictionaries.batches import _rebatch
+from mechscope.dictionaries.batches import rebatch
 from mechscope.dictionaries.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
 from mechscope.dictionaries.clt import CLTConfig, CrossLayerTranscoder
 from mechscope.dictionaries.formats.circuit_tracer import CONFIG_FILE
 from mechscope.dictionaries.run_log import RunLog
-from mechscope.dictionaries.training import TrainConfig, TrainingError, _adam, _lr_at, _norm_scale, _train_dict
+from mechscope.dictionaries.training import TrainConfig, TrainingError, adam, lr_at, norm_scale, train_dict
 from mechscope.errors import DataError, MechscopeError
 from mechscope.manifest import build_manifest, input_record, write_manifest
 
@@ -45,13 +45,13 @@ def clt_batches(source, cfg: CLTConfig, seed: int = 0):
     def stream(b: int, s: int):
         if s:
             raise DataError("a live stream cannot resume from a checkpoint; train from an ActivationCache")
-        yield from _rebatch(iterator, b)
+        yield from rebatch(iterator, b)
     return stream, False, {"name": "stream"}
 
 
 def _scales(acts: torch.Tensor, tcfg: TrainConfig) -> torch.Tensor:
     """Per-layer normalisation factors [n_layers] for acts [n, n_layers, d]."""
-    return torch.tensor([_norm_scale(acts[:, layer], tcfg) for layer in range(acts.shape[1])])
+    return torch.tensor([norm_scale(acts[:, layer], tcfg) for layer in range(acts.shape[1])])
 
 
 def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | None = None) -> Path:
@@ -78,11 +78,11 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
     with torch.no_grad():
         clt.b_dec.copy_(scaled_y.mean(0))
     lr = tcfg.lr or 2e-4 * (2**14 / cfg.d_latent) ** 0.5
-    optimizer = _adam(clt, lr, tcfg.adam_betas)
+    optimizer = adam(clt, lr, tcfg.adam_betas)
     start = 0
     if (directory / "checkpoint" / STATE_FILE).exists():
         state, _ = load_checkpoint(directory / "checkpoint", clt, optimizer)
-        if state["config"] != cfg.to_dict() or state["train"] != _train_dict(tcfg):
+        if state["config"] != cfg.to_dict() or state["train"] != train_dict(tcfg):
             raise MechscopeError(f"{directory} holds a checkpoint of a different run; use another out directory")
         start = state["step"]
     batches = make(tcfg.batch_size, start) if resumable else _chain(first, batches)
@@ -90,7 +90,7 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
     clt.fold_scales(in_scales, out_scales)
     clt.save(directory)
     write_manifest(directory, build_manifest(
-        "mechscope.clt", model=provenance.get("model"), config=cfg, name=cfg.run_name(), train=_train_dict(tcfg),
+        "mechscope.clt", model=provenance.get("model"), config=cfg, name=cfg.run_name(), train=train_dict(tcfg),
         inputs={"activations": [input_record(p) for p in provenance.get("cache", [])] or provenance},
         input_scales=in_scales.tolist(), output_scales=out_scales.tolist()))
     shutil.rmtree(directory / "checkpoint", ignore_errors=True)
@@ -105,7 +105,7 @@ def _chain(first: list, rest):
 def _loop(clt: CrossLayerTranscoder, optimizer, batches, start: int, lr: float, in_scales, out_scales,
           variance: float, tcfg: TrainConfig, directory: Path) -> None:
     name = clt.cfg.run_name()
-    log = RunLog(directory, start, tcfg.wandb_project, name, {"clt": clt.cfg.to_dict(), "train": _train_dict(tcfg)})
+    log = RunLog(directory, start, tcfg.wandb_project, name, {"clt": clt.cfg.to_dict(), "train": train_dict(tcfg)})
     warm = tcfg.sparsity_warmup_fraction * tcfg.steps
     started = time.perf_counter()
     device = clt.W_enc.device
@@ -120,7 +120,7 @@ def _loop(clt: CrossLayerTranscoder, optimizer, batches, start: int, lr: float, 
                 raise TrainingError(f"step {step}: batch {step} holds NaN or Inf activations; the last checkpoint "
                                     "is intact")
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, tcfg, lr)
+                group["lr"] = lr_at(step, tcfg, lr)
             terms = clt.loss(xs, ys, variance, min(1.0, (step + 1) / warm) if warm >= 1 else 1.0)
             if not bool(torch.isfinite(terms["total"])):
                 raise TrainingError(f"step {step}: the CLT's loss is {terms['total'].item()}; the last checkpoint "
@@ -139,6 +139,6 @@ def _loop(clt: CrossLayerTranscoder, optimizer, batches, start: int, lr: float, 
                            "elapsed_s": round(time.perf_counter() - started, 2)})
             if (step + 1) % tcfg.checkpoint_every == 0 and step + 1 < tcfg.steps:
                 save_checkpoint(directory / "checkpoint", clt, optimizer,
-                                {"step": step + 1, "config": clt.cfg.to_dict(), "train": _train_dict(tcfg)}, {})
+                                {"step": step + 1, "config": clt.cfg.to_dict(), "train": train_dict(tcfg)}, {})
     finally:
         log.close()

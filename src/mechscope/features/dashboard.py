@@ -113,14 +113,14 @@ def write_dashboard(directory: str | Path, out: str | Path | None = None, top: i
     for info in latents:
         data = {**latent_data(info, shown, edges), "L": len(latents)}
         page = PAGE.format(title=f"latent {info.latent}", root="../", data="",
-                           call=f"renderLatent({_json(data)})").encode()
+                           call=f"renderLatent({script_json(data)})").encode()
         (out / "latents" / f"{info.latent}.html").write_bytes(page)  # pages are regenerable: no fsync per file
         raw += len(page)
         if info.latent % stride == 0:
             packed.append(len(zlib.compress(page, 6)))
     index = {"title": f"{manifest['model']['name']} · {manifest['hook']} · {len(latents)} latents",
              "tokens": manifest["tokens"], "rows": [index_row(info) for info in latents]}
-    (out / "index-data.js").write_text(f"var MECHSCOPE_INDEX = {_json(index)};\n", encoding="utf-8")
+    (out / "index-data.js").write_text(f"var MECHSCOPE_INDEX = {script_json(index)};\n", encoding="utf-8")
     (out / "index.html").write_text(PAGE.format(title="mechscope features", root="",
                                                 data='<script src="index-data.js"></script>',
                                                 call="renderIndex(MECHSCOPE_INDEX)"), encoding="utf-8")
@@ -173,6 +173,6 @@ def _round(value: float | None) -> float | None:
     return None if value is None else float(f"{value:.4g}")
 
 
-def _json(data) -> str:
+def script_json(data) -> str:
     """Compact JSON that is safe inside a <script> element."""
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")

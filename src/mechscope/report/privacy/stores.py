@@ -79,7 +79,7 @@ def text_file(path: Path, redact: bool) -> Counter:
 
 def dashboard_page(path: Path, redact: bool) -> Counter:
     """A latent page: its contexts (indices into the page's token table) and its labels."""
-    from mechscope.features.dashboard import _json as script_json
+    from mechscope.features.dashboard import script_json
 
     html = path.read_text()
     call = PAGE_CALL.search(html)
@@ -116,7 +116,7 @@ def _index(table: list[str], token: str) -> int:
 
 def dashboard_index(path: Path, redact: bool) -> Counter:
     """index-data.js: each latent's row ends with its best label (or top tokens)."""
-    from mechscope.features.dashboard import _json as script_json
+    from mechscope.features.dashboard import script_json
 
     text = path.read_text()
     if not text.startswith(INDEX_PREFIX):
