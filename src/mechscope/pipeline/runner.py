@@ -48,11 +48,9 @@ def artefact_sha256(path: Path) -> str | None:
 
 
 def stage_hash(spec: StageSpec, records: dict[str, dict], earlier: list[str] = ()) -> str:
-    """sha256 of the stage's own section plus the config hashes and artefact checksums of the stages it reads
-    (every finished stage of `earlier` for a section that reads the whole run, such as the report)."""
-    reads = dict(spec.inputs())
-    if getattr(spec.section, "reads_run", False):
-        reads.update({f"run:{name}": name for name in earlier if name in records})
+    """sha256 of the stage's own section plus the config hashes and artefact checksums of the stages it reads,
+    and of every finished stage named in `earlier` (what a stage over the whole run, such as the report, reads)."""
+    reads = {**spec.inputs(), **{f"run:{name}": name for name in earlier if name in records}}
     inputs = {key: {"config_sha256": records[stage]["config_sha256"],
                     "artefact_sha256": records[stage].get("artefact_sha256", {})}
               for key, stage in reads.items()}
@@ -167,7 +165,7 @@ def run_pipeline(config: PipelineConfig | str | Path, out: str | Path, only: lis
         if absent:
             raise PipelineError(f"stages.{spec.name} reads stage {absent[0]!r}, which has not finished in {out}; "
                                 f"run it first (drop --only or add it)")
-        sha = stage_hash(spec, run.records, names[:number - 1])
+        sha = stage_hash(spec, run.records, names[:number - 1] if registry[spec.kind].reads_run else ())
         previous = run.records.get(spec.name)
         if spec.name not in force and up_to_date(previous, sha, out):
             previous["status"] = "skipped"

@@ -17,9 +17,10 @@ import numpy as np
 
 from mechscope.errors import SteeringError
 from mechscope.steering.answers import ChatAnswers, answer_nll, chat_answers
-from mechscope.steering.interventions import OPS, Intervention
+from mechscope.steering.interventions import Intervention
 from mechscope.steering.targets import Direction, Latent
 
+STEERING_OPS = ("add", "clamp", "cap")  # the ops that push a coordinate toward a value; ablate and scale remove it
 NEUTRAL_PROMPTS = (
     "Tell me a short story.",
     "What did you do today?",
@@ -49,7 +50,7 @@ class ConceptConfig:
     prompted: str = "{prompt} Talk about {concept}."  # the prompting baseline's template
 
     def __post_init__(self):
-        if self.op not in OPS or self.op == "ablate":
+        if self.op not in STEERING_OPS:
             raise SteeringError(f"concept steering op must be add, clamp or cap, got {self.op!r}")
         if not self.prompts or not self.values:
             raise SteeringError("concept steering needs at least one prompt and one value")

@@ -17,6 +17,7 @@ class StageKind:
     config: type
     run: Callable
     resumable: bool = False  # True: an interrupted stage keeps its directory and the function picks up from it
+    reads_run: bool = False  # True: it reads every earlier stage, so any of them rerunning reruns it (the report)
 
 
 STAGES: dict[str, StageKind] = {
@@ -38,5 +39,5 @@ STAGES: dict[str, StageKind] = {
     "serve": StageKind(serving.ServeStageConfig, serving.serve),
     "diff": StageKind(diffing.DiffStageConfig, diffing.diff, resumable=True),
     "scan": StageKind(reporting.ScanStageConfig, reporting.scan),
-    "report": StageKind(reporting.ReportStageConfig, reporting.report),
+    "report": StageKind(reporting.ReportStageConfig, reporting.report, reads_run=True),
 }

@@ -35,7 +35,6 @@ def scan(cfg: ScanStageConfig, ctx: StageContext) -> StageOutcome:
 class ReportStageConfig:
     """The audit report of every stage before it (HTML, Markdown, PDF where Chromium is installed)."""
 
-    reads_run = True  # the runner hashes every earlier stage into this one's, so any rerun above reruns the report
     redact: bool = False  # replace personal data in dashboards and exports (and the report) first
     pdf: bool = True  # print a PDF when a chromium binary is installed
 
