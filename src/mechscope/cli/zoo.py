@@ -58,7 +58,8 @@ def zoo_transcoders(args: argparse.Namespace) -> dict:
     path = organism_transcoders_path(args.name, args.size, config)
     manifest = json.loads((path / "manifest.json").read_text())
     return {"organism": args.name, "size": args.size, "kind": config.kind, "path": str(path),
-            "tokens_harvested": manifest["tokens_harvested"], "fvu_per_layer": manifest["fvu_per_layer"]}
+            "tokens_harvested": manifest["tokens_harvested"], "fvu_per_layer": manifest["fvu_per_layer"],
+            "l0_per_layer": manifest["l0_per_layer"]}
 
 
 def register(verbs) -> None:
@@ -81,7 +82,7 @@ def register(verbs) -> None:
     p.add_argument("--device", default="auto")
 
     p = leaf(zoo, "transcoders", zoo_transcoders, "an organism's per-layer transcoders (or CLT) from the zoo cache, "
-             "trained there on first use; prints the directory (for `mechscope graph`) and each layer's FVU")
+             "trained there on first use; prints the directory (for `mechscope graph`) and each layer's FVU and L0")
     p.add_argument("name", help="an organism: induction, ioi, refusal or greater-than")
     p.add_argument("--size", default="default", help="default or small (the test suite's quick variant)")
     add_config_flags(p, OrganismTranscoderConfig)

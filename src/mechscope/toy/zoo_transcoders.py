@@ -1,6 +1,7 @@
 """Transcoders for the organisms, trained once per machine and cached in the zoo next to the organism they read.
 
-Per-layer TopK transcoders (hook_mlp_in -> hook_mlp_out of every layer) or one TopK cross-layer transcoder, trained
+Per-layer TopK transcoders (hook_mlp_in -> hook_mlp_out of every layer) or one JumpReLU cross-layer transcoder (a TopK
+CLT's learned inference thresholds fire far more latents than its k and predict worse than the mean here), trained
 by the shared trainers on the organism's own training documents; deterministic for a given seed, so the cache entry
 `<organism entry>-transcoders-<kind>-<hash of every setting>` is what any machine would train.
 """
@@ -36,7 +37,8 @@ class OrganismTranscoderConfig:
 
     cross_layer: bool = False  # one CLT over every layer instead of one transcoder per layer
     d_latent: int = 256  # latents per layer
-    k: int = 8  # active latents per token (per layer; a CLT's k is this times the layer count, over all layers)
+    k: int = 8  # per-layer TopK: active latents per token
+    sparsity_coefficient: float = 0.01  # the CLT's JumpReLU tanh penalty (lambda)
     documents: int = 256  # training documents harvested from the organism's task
     tokens: int = 300_000  # training tokens (passes over the harvest)
     batch_size: int = 1024
@@ -72,7 +74,7 @@ def _epochs(xs: torch.Tensor, ys: torch.Tensor, batch_size: int, seed: int, laye
 
 def train_organism_transcoders(organism: Organism, config: OrganismTranscoderConfig, out: str | Path) -> Path:
     """Train the organism's transcoders into `out` (a TranscoderSet, or a CLT in circuit-tracer's layout) with a
-    manifest recording each layer's fraction of variance unexplained on the harvest."""
+    manifest recording each layer's fraction of variance unexplained and L0 on the harvest."""
     out = Path(out)
     model = organism.model
     xs, ys = harvest_mlp_pairs(organism, config.documents, config.seed)
@@ -83,7 +85,7 @@ def train_organism_transcoders(organism: Organism, config: OrganismTranscoderCon
     try:
         if config.cross_layer:
             cfg = CLTConfig(n_layers=model.n_layers, d_in=model.info.d_model, d_latent=config.d_latent,
-                            activation="topk", k=config.k * model.n_layers, hook_in=INPUT_HOOK,
+                            activation="jumprelu", sparsity_coefficient=config.sparsity_coefficient, hook_in=INPUT_HOOK,
                             hook_out=OUTPUT_HOOK, model_name=organism.name)
             torch.manual_seed(config.seed)
             train_clt(_epochs(xs, ys, config.batch_size, config.seed), cfg, work, tcfg).rename(result)
@@ -98,10 +100,10 @@ def train_organism_transcoders(organism: Organism, config: OrganismTranscoderCon
                                 tcfg)
                 dictionaries.append(load_dictionary(trained[0]))
             TranscoderSet(dictionaries, list(range(model.n_layers)), organism.name).save(result)
-        fvu = _fvu(load_transcoders(result), xs, ys)
+        quality = _quality(load_transcoders(result), xs, ys)
         write_manifest(result, build_manifest("mechscope.organism_transcoders", model={"name": organism.name},
                                               config=asdict(config), organism=str(organism.path),
-                                              transcoders=config.kind, tokens_harvested=len(xs), fvu_per_layer=fvu))
+                                              transcoders=config.kind, tokens_harvested=len(xs), **quality))
         result.rename(out)  # whole or not at all
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -109,14 +111,17 @@ def train_organism_transcoders(organism: Organism, config: OrganismTranscoderCon
 
 
 @torch.no_grad()
-def _fvu(transcoders, xs: torch.Tensor, ys: torch.Tensor) -> list[float]:
-    """Each layer's fraction of the MLP output's variance the transcoders leave unexplained."""
+def _quality(transcoders, xs: torch.Tensor, ys: torch.Tensor) -> dict[str, list[float]]:
+    """Each layer's fraction of the MLP output's variance the transcoders leave unexplained, and its mean L0."""
     if isinstance(transcoders, CrossLayerTranscoder):
-        predicted = transcoders(xs)
+        codes = transcoders.encode(xs)
+        predicted = transcoders.decode(codes)
     else:
-        predicted = torch.stack([d(xs[:, i]) for i, d in enumerate(transcoders.dictionaries)], 1)
-    residual = (predicted - ys).pow(2).sum((0, 2))
-    return [round(float(v), 4) for v in residual / (ys - ys.mean(0)).pow(2).sum((0, 2))]
+        codes = torch.stack([d.encode(xs[:, i]) for i, d in enumerate(transcoders.dictionaries)], 1)
+        predicted = torch.stack([d.output(codes[:, i], xs[:, i]) for i, d in enumerate(transcoders.dictionaries)], 1)
+    fvu = (predicted - ys).pow(2).sum((0, 2)) / (ys - ys.mean(0)).pow(2).sum((0, 2))
+    return {"fvu_per_layer": [round(float(v), 4) for v in fvu],
+            "l0_per_layer": [round(float(v), 1) for v in (codes > 0).sum(2).float().mean(0)]}
 
 
 def organism_transcoders_path(name: str, size: str = "default", config: OrganismTranscoderConfig | None = None,

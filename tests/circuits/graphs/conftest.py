@@ -3,7 +3,6 @@ transcoders fitted quickly to a model's MLPs."""
 
 from __future__ import annotations
 
-import random
 
 import pytest
 import torch
@@ -152,16 +151,26 @@ def frozen_values(model, transcoders, prompt, deltas: dict[str, torch.Tensor], c
     return pre, logits - logits.mean(-1, keepdim=True)
 
 
-@pytest.fixture(scope="session")
-def induction():
-    """(organism, transcoders fitted to both its MLPs, a repeated-segment prompt, the position the last token
-    first occurred at)."""
-    from mechscope.toy import load_organism
+def _induction(cross_layer: bool):
+    from mechscope.circuits.graphs import from_transcoder_set
+    from mechscope.toy import OrganismTranscoderConfig, load_organism, organism_transcoders
 
     organism = load_organism("induction", size="small", device="cpu")
-    model, task = organism.model, organism.task
-    texts = task.train_texts(random.Random(0), 40)
-    transcoders = fit_transcoders(model, texts, [0, 1], d_sae=256, k=8, steps=200)
+    found = organism_transcoders("induction", "small", OrganismTranscoderConfig(cross_layer=cross_layer))
+    transcoders = CrossLayerTranscoders(found) if cross_layer else from_transcoder_set(found)
     first = 6
-    prompt = task.repeated_tokens(model.tokenizer, n=1)[0][:1 + task.check_segment + first]
+    prompt = organism.task.repeated_tokens(organism.model.tokenizer, n=1)[0][:1 + organism.task.check_segment + first]
     return organism, transcoders, prompt, first
+
+
+@pytest.fixture(scope="session")
+def induction():
+    """(organism, its zoo transcoders (one per MLP), a repeated-segment prompt, the position the last token first
+    occurred at)."""
+    return _induction(cross_layer=False)
+
+
+@pytest.fixture(scope="session")
+def induction_clt():
+    """The same with the organism's zoo cross-layer transcoder."""
+    return _induction(cross_layer=True)

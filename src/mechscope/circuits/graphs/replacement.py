@@ -1,7 +1,7 @@
 """The local replacement model of one prompt (Ameisen et al. 2025, "Circuit Tracing", section 2).
 
-Each MLP's output becomes its transcoder's features plus an error node (true MLP output minus the transcoder's
-reconstruction), held constant; attention patterns and norm scales are frozen (detached). Downstream of the feature
+Each MLP's output becomes the features that write to it (its own layer's transcoder, or every earlier layer's latents
+of a cross-layer transcoder) plus an error node (true MLP output minus the prediction), held constant; attention patterns and norm scales are frozen (detached). Downstream of the feature
 outputs the model is then linear, so the gradient of any target (a feature's pre-activation, a logit) at a node's
 output, dotted with that output, is the node's direct effect on the target. Everything runs through HookedModel's
 hooks on the unmodified HF forward; layers without a transcoder keep their whole MLP output as their error node.
