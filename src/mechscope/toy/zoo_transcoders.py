@@ -115,7 +115,7 @@ def _quality(transcoders, xs: torch.Tensor, ys: torch.Tensor) -> dict[str, list[
     """Each layer's fraction of the MLP output's variance the transcoders leave unexplained, and its mean L0."""
     if isinstance(transcoders, CrossLayerTranscoder):
         codes = transcoders.encode(xs)
-        predicted = transcoders.decode(codes)
+        predicted = transcoders.decode(codes, xs)
     else:
         codes = torch.stack([d.encode(xs[:, i]) for i, d in enumerate(transcoders.dictionaries)], 1)
         predicted = torch.stack([d.output(codes[:, i], xs[:, i]) for i, d in enumerate(transcoders.dictionaries)], 1)

@@ -171,3 +171,6 @@ class CrossLayerTranscoders(MLPTranscoders):
     def output_bias(self, i: int) -> Tensor:
         return self.clt.b_dec[i]
 
+    def skip(self, i: int, x_in: Tensor) -> Tensor | None:
+        return None if self.clt.W_skip is None else x_in @ self.clt.W_skip[i]
+
