@@ -72,3 +72,23 @@ def test_saved_clt_files_trace_the_same_graph(tmp_path, relu_gpt2, clt, clt_grap
     loaded = load_transcoder_directory(clt.clt.save(tmp_path / "clt"))
     assert isinstance(loaded, CrossLayerTranscoders) and loaded.input_hook == clt.input_hook
     torch.testing.assert_close(attribute(relu_gpt2, loaded, PROMPT, CONFIG).dense(), clt_graph.dense())
+
+
+def test_graph_verb_traces_the_organisms_clt_directory(tmp_path, induction_clt, capsys):
+    import json
+
+    from mechscope.circuits.graphs import AttributionGraph
+    from mechscope.cli import main
+    from mechscope.toy import OrganismTranscoderConfig, organism_transcoders_path
+
+    organism, transcoders, prompt, first = induction_clt
+    directory = organism_transcoders_path("induction", "small", OrganismTranscoderConfig(cross_layer=True))
+    text = organism.model.to_string(prompt[1:])
+    assert main(["graph", str(organism.path), str(directory), text, "--out", str(tmp_path / "g"), "--device", "cpu",
+                 "--max-logits", "1", "--slug", "induction-clt", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["targets"] == [organism.model.to_str_tokens([int(prompt[first + 1])])[0]]
+    graph = AttributionGraph.load(tmp_path / "g")
+    assert graph.info["transcoders"] == "cross-layer"
+    expected = attribute(organism.model, transcoders, prompt, GraphConfig(max_logits=1))
+    torch.testing.assert_close(graph.dense(), expected.dense())
