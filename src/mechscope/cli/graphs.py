@@ -45,7 +45,7 @@ def register(verbs) -> None:
     p.add_argument("prompt")
     p.add_argument("--out", required=True, help="directory for graph.safetensors/json, {slug}.json, graph.html")
     p.add_argument("--device", default="auto")
-    p.add_argument("--slug", default="graph", help="the graph's name in its Neuronpedia JSON")
+    p.add_argument("--slug", default="attribution-graph", help="the graph's name in its Neuronpedia JSON")
     p.add_argument("--scan", help="Neuronpedia scan id of the transcoder set (default: MODEL-transcoders)")
     p.add_argument("--catalog", action="append", default=[], help="LAYER=PATH of a feature catalogue for labels")
     p.add_argument("--supernodes", help='hand-made groups as JSON: [["name", "node_id", ...], ...]')

@@ -56,12 +56,17 @@ def load_transcoder_directory(path: str | Path, device: str = "cpu") -> MLPTrans
         layers.append(int(found.group(1) or found.group(2)))
     return Transcoders(dictionaries, layers)
 
+RESERVED_SLUGS = frozenset({"graph", "qk", "manifest", "graph-metadata"})  # {slug}.json would overwrite these
+
 
 def trace(model, transcoders: MLPTranscoders, prompt, out: str | Path, config: GraphConfig | None = None,
-          labels: LabelFn | None = None, supernodes: list[list[str]] | None = None, slug: str = "graph",
-          scan: str | None = None, progress: bool = False) -> dict:
+          labels: LabelFn | None = None, supernodes: list[list[str]] | None = None,
+          slug: str = "attribution-graph", scan: str | None = None, progress: bool = False) -> dict:
     """Attribute, prune and score `prompt`; write graph.{safetensors,json}, {slug}.json (Neuronpedia),
     graph.html, qk.json (QK attribution of the main paths' heads) and manifest.json to `out`; return the summary."""
+    if slug in RESERVED_SLUGS:
+        raise GraphError(f"slug {slug!r} would name the Neuronpedia JSON {slug}.json, a file trace writes for "
+                         f"itself; choose another (not {', '.join(sorted(RESERVED_SLUGS))})")
     config = config or GraphConfig()
     out = Path(out)
     graph = attribute(model, transcoders, prompt, config, progress=progress)
