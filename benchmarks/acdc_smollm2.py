@@ -1,7 +1,7 @@
 """ACDC on SmolLM2-135M-Instruct IOI: forward passes against one forward per edge, wall time, kept edges,
 faithfulness, and CPR/CMD of the tau-ranking next to EAP and EAP-IG (benchmarks/edge_circuits.py).
 
-    python benchmarks/acdc_smollm2.py [--prompts 8] [--tau 0.1] [--metric kl_to_clean] [--curve]
+    python benchmarks/acdc_smollm2.py [--model smollm2] [--prompts 8] [--tau 0.1] [--metric kl_to_clean] [--curve]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from mechscope import circuits, tasks
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="smollm2", help="smollm2, an organism directory or a HF directory")
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--tau", type=float, default=0.1)
     parser.add_argument("--metric", default="kl_to_clean")
@@ -26,7 +27,7 @@ def main() -> None:
     parser.add_argument("--curve", action="store_true", help="also measure the faithfulness curve (MIB budgets)")
     parser.add_argument("--progress", action="store_true", help="print each destination as ACDC visits it")
     args = parser.parse_args()
-    model = mechscope.load_model("smollm2", device="cpu")
+    model = mechscope.load_model(args.model, device="cpu")
     batch = tasks.make_task("ioi").batch(model.tokenizer, args.prompts)
     if args.progress:
         acdc_module = importlib.import_module("mechscope.circuits.acdc")  # the package exports the function
@@ -38,7 +39,9 @@ def main() -> None:
                   f"passes {evaluate.passes} objective {value:.4f}", flush=True)
             return value
         acdc_module._visit = traced
-    config = circuits.EdgeCircuitConfig(method="acdc", tau=args.tau, metric=args.metric, max_rows=args.max_rows)
+    edges = min(200, circuits.EdgeGraph.for_model(model).n_edges)  # the curve's extra budget, as for EAP
+    config = circuits.EdgeCircuitConfig(method="acdc", tau=args.tau, metric=args.metric, max_rows=args.max_rows,
+                                        edges=edges)
     start = time.perf_counter()
     found = circuits.find_circuit(model, batch, config, curve=args.curve)
     info = found.info
