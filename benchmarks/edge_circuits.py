@@ -1,6 +1,7 @@
 """Edge-level circuits on IOI: EAP and EAP-IG scores, the faithfulness curve over MIB's budgets, CPR and CMD.
 
 Run: python benchmarks/edge_circuits.py [--model smollm2] [--prompts 32] [--methods eap,eap-ig] [--steps 5]
+     [--source-chunk N] [--no-curve]
 Each method runs in its own process so its peak resident memory (above the loaded model) can be set beside
 `memory_estimate`. Prints one JSON line per method and a Markdown table; recorded in benchmarks/RESULTS.md.
 """
@@ -31,7 +32,12 @@ def one_method(args: argparse.Namespace) -> dict:
         model(batch.clean[:2], attention_mask=batch.attention_mask[:2])  # warm-up: allocations of any forward
     before = peak_mib()
     graph, scores, info = circuits.attribute_edges(model, batch, args.method, steps=args.steps,
-                                                   memory_gb=args.memory_gb)
+                                                   memory_gb=args.memory_gb, source_chunk=args.source_chunk)
+    if args.no_curve:
+        return {"method": args.method, "prompts": len(batch), "source_chunk": args.source_chunk,
+                "forward_passes": info["forward_passes"], "backward_passes": info["backward_passes"],
+                "attribution_seconds": info["seconds"], "estimate_gib": info["memory_estimate"]["total_gib"],
+                "peak_above_model_gib": round((peak_mib() - before) / 1024, 3), "threads": torch.get_num_threads()}
     attribution_peak = peak_mib() - before
     start = time.perf_counter()
     curve = circuits.faithfulness_curve(model, batch, graph, scores, [*circuits.MIB_FRACTIONS, args.edges],
@@ -58,11 +64,19 @@ def main() -> None:
     parser.add_argument("--max-rows", type=int, default=64)
     parser.add_argument("--memory-gb", type=float, default=8.0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--source-chunk", type=int, default=0, help="memory mode: sources held at once (0: all)")
+    parser.add_argument("--no-curve", action="store_true", help="attribution only: passes, seconds and peak memory")
     args = parser.parse_args()
     if args.method:
         print(json.dumps(one_method(args)))
         return
     rows = []
+    if args.no_curve:
+        for method in args.methods.split(","):
+            argv = [a for a in sys.argv[1:]] + ["--method", method]
+            done = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True, text=True)
+            print(done.stdout.strip().splitlines()[-1], flush=True)
+        return
     for method in args.methods.split(","):
         argv = [a for a in sys.argv[1:]] + ["--method", method]
         done = subprocess.run([sys.executable, __file__, *argv], check=True, capture_output=True, text=True)

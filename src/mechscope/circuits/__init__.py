@@ -17,13 +17,15 @@ from mechscope.circuits.pattern_view import write_pattern_view
 from mechscope.circuits.results import CircuitResult
 from mechscope.circuits.task_runs import patch, same_shape, task_dla, task_metric
 from mechscope.circuits.config import EdgeCircuitConfig, HeadsConfig, PatchConfig, TaskSelection
-from mechscope.circuits.edge_attribution import EDGE_METHODS, edge_attribution
-from mechscope.circuits.edge_patching import memory_estimate, run_with_edges, source_values
+from mechscope.circuits.edge_attribution import EDGE_METHODS, LEVELS, edge_attribution, neuron_groups, unit_names
+from mechscope.circuits.edge_patching import memory_estimate, run_with_edges, source_chunks, source_values
 from mechscope.circuits.edge_results import EdgeCircuit
 from mechscope.circuits.edge_runs import attribute_edges, evaluate_circuits, faithfulness_curve, find_circuit
 from mechscope.circuits.edge_selection import greedy, prune, select, top_n
 from mechscope.circuits.faithfulness import MIB_FRACTIONS, cpr_cmd
 from mechscope.circuits.graph import EdgeGraph
+from mechscope.circuits.node_runs import (NODE_BUDGETS, NodeCircuit, find_nodes, node_circuit, node_faithfulness,
+                                          top_nodes)
 from mechscope.circuits.graphs import AttributionGraph, GraphConfig, Transcoders, attribute, prune as prune_graph, trace
 
 __all__ = ["COMPONENTS", "CircuitResult", "Component", "EDGE_METHODS", "EdgeCircuit", "EdgeCircuitConfig", "EdgeGraph",
@@ -37,4 +39,6 @@ __all__ += ["MIBCircuit", "ScoreAgreement", "candidate_edges", "edge_roc_auc", "
             "path_patching", "read_mib_circuit", "score_agreement", "seed_variance", "top_k_overlap", "top_k_recall",
             "write_graph_view", "write_mib_circuit"]
 __all__ += ["ACDCConfig", "ACDCResult", "acdc", "acdc_sweep"]
+__all__ += ["LEVELS", "NODE_BUDGETS", "NodeCircuit", "find_nodes", "neuron_groups", "node_circuit", "node_faithfulness",
+            "source_chunks", "top_nodes", "unit_names"]
 __all__ += ["AttributionGraph", "GraphConfig", "Transcoders", "attribute", "prune_graph", "trace"]

@@ -65,24 +65,33 @@ class HeadsConfig:
 @dataclass(frozen=True)
 class EdgeCircuitConfig(TaskSelection):
     method: str = "eap-ig"  # eap, eap-ig (EAP-IG-inputs), eap-ig-activations, clean-corrupted or acdc
+    level: str = "edge"  # edge, node (heads, MLPs, the embedding) or neuron (MLP neurons); not acdc below edge
     tau: float = 0.01  # acdc: remove an edge when its removal worsens the objective by less than this
     steps: int = 5  # integrated-gradient steps (eap-ig, eap-ig-activations)
     edges: int = 200  # edges in the saved circuit
+    nodes: int = 10  # node and neuron levels: heads/MLPs (or neurons) in the saved circuit
     selection: str = "topn"  # topn (highest |score|) or greedy (grown from the logits); both prune dangling nodes
     ablation: str = "patching"  # what edges outside a circuit carry: patching (corrupted run), zero or mean
     metric: str = "logit_diff"  # logit_diff, prob_diff or kl_to_clean
     memory_gb: float = 4.0  # prompts per pass are chosen so the estimated memory of a pass fits
+    source_chunk: int = 0  # memory mode: hold at most this many sources' outputs at once (0: all; passes repeat)
     max_rows: int = 64  # prompt copies per forward pass when evaluating circuits
 
     def __post_init__(self):
+        from mechscope.circuits.edge_attribution import LEVELS
         from mechscope.circuits.edge_runs import CIRCUIT_METHODS
         from mechscope.circuits.edge_patching import ABLATIONS
         from mechscope.circuits.edge_selection import SELECTIONS
 
         for name, value, allowed in (("method", self.method, CIRCUIT_METHODS), ("selection", self.selection, SELECTIONS),
-                                     ("ablation", self.ablation, ABLATIONS)):
+                                     ("ablation", self.ablation, ABLATIONS), ("level", self.level, LEVELS)):
             if value not in allowed:
                 raise MechscopeError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.steps < 1 or self.edges < 1 or self.memory_gb <= 0 or self.max_rows < 1:
-            raise MechscopeError(f"steps, edges and max_rows must be >= 1 and memory_gb > 0; got steps={self.steps}, "
-                                 f"edges={self.edges}, max_rows={self.max_rows}, memory_gb={self.memory_gb}")
+        if self.level != "edge" and self.method == "acdc":
+            raise MechscopeError(f"acdc prunes edges; the {self.level} level takes eap, eap-ig, eap-ig-activations "
+                                 "or clean-corrupted")
+        if min(self.steps, self.edges, self.nodes, self.max_rows) < 1 or self.memory_gb <= 0 or self.source_chunk < 0:
+            raise MechscopeError(f"steps, edges, nodes and max_rows must be >= 1, memory_gb > 0 and source_chunk >= 0; "
+                                 f"got steps={self.steps}, edges={self.edges}, nodes={self.nodes}, "
+                                 f"max_rows={self.max_rows}, memory_gb={self.memory_gb}, "
+                                 f"source_chunk={self.source_chunk}")

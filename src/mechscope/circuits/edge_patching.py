@@ -5,11 +5,12 @@ upstream of it, where output_s is what s wrote in this very forward pass (so unp
 current run's values, as in auto-circuit and EAP-IG). mask = 1 on every edge reproduces the replacement run
 (the corrupted run when the replacement is its cache); mask = 0 leaves the run untouched. The mask may
 require grad, and may have a leading axis of copies: each copy of the prompts gets its own mask, stacked
-along the batch. Given fixed `diffs` instead of a replacement, the hooks add `mask * diffs` and read no
-sources: what gradient methods differentiate at mask = 0.
+along the batch. Gradient methods differentiate at mask = 0 without building a mask (edge_attribution).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -27,11 +28,29 @@ def as_nodes(act: Tensor) -> Tensor:
     return act if act.ndim == 4 else act.unsqueeze(2)
 
 
-def source_values(model: HookedModel, graph: EdgeGraph, inputs: dict) -> tuple[Tensor, SourceValues]:
-    """Logits and every source's output on `inputs` (no grad)."""
+def source_values(model: HookedModel, graph: EdgeGraph, inputs: dict,
+                  hooks: list[str] | None = None) -> tuple[Tensor, SourceValues]:
+    """Logits and every source's output on `inputs` (or those of the source `hooks` only; no grad)."""
     with torch.no_grad():
-        logits, cache = model.run_with_cache(inputs, [g.hook for g in graph.source_groups])
+        logits, cache = model.run_with_cache(inputs, hooks or [g.hook for g in graph.source_groups])
     return logits, {hook: as_nodes(act) for hook, act in cache.items()}
+
+
+def chunk_groups(groups: Sequence[HookGroup], size: int = 0, by_nodes: bool = True) -> list[list[HookGroup]]:
+    """Consecutive groups with at most `size` nodes (or hooks, unless `by_nodes`) per chunk, a larger group
+    alone; 0: one chunk."""
+    chunks: list[list[HookGroup]] = []
+    for group in groups:
+        if chunks and (size <= 0 or sum(g.size if by_nodes else 1 for g in chunks[-1] + [group]) <= size):
+            chunks[-1].append(group)
+        else:
+            chunks.append([group])
+    return chunks
+
+
+def source_chunks(graph: EdgeGraph, size: int = 0) -> list[list[HookGroup]]:
+    """The graph's source groups in chunks of at most `size` nodes (see chunk_groups)."""
+    return chunk_groups(graph.source_groups, size)
 
 
 def _flat(diff: Tensor) -> Tensor:
@@ -53,23 +72,18 @@ def _delta(mask: Tensor, group: HookGroup, sources: list[HookGroup], diffs: dict
     return total
 
 
-def edge_hooks(graph: EdgeGraph, mask: Tensor, replacement: SourceValues | None = None,
-               diffs: SourceValues | None = None, known: SourceValues | None = None) -> list[tuple[str, object]]:
-    """Hook functions applying `mask` [copies?, n_sources, n_destinations] (see the module doc).
-
-    Pass `replacement` (live: the difference to this run's own source outputs) or `diffs` (fixed). With
-    `replacement`, `known` gives fixed differences for sources that do not run (a resumed pass's skipped blocks).
-    """
+def edge_hooks(graph: EdgeGraph, mask: Tensor, replacement: SourceValues,
+               known: SourceValues | None = None) -> list[tuple[str, object]]:
+    """Hook functions applying `mask` [copies?, n_sources, n_destinations] (see the module doc); `known` gives
+    fixed differences for sources that do not run (a resumed pass's skipped blocks)."""
     mask = mask if mask.ndim == 3 else mask[None]
     copies = len(mask)
-    fixed = diffs if diffs is not None else known or {}
-    found: SourceValues = {hook: _flat(diff[None]) for hook, diff in fixed.items()}
-    hooks: list[tuple[str, object]] = []
-    if diffs is None:
-        def read(act: Tensor, name: str) -> None:
-            value = as_nodes(act).unflatten(0, (copies, -1))
-            found[name] = _flat(replacement[name][None].to(value.dtype) - value)
-        hooks += [(group.hook, read) for group in graph.source_groups if group.hook not in fixed]
+    found: SourceValues = {hook: _flat(diff[None]) for hook, diff in (known or {}).items()}
+
+    def read(act: Tensor, name: str) -> None:
+        value = as_nodes(act).unflatten(0, (copies, -1))
+        found[name] = _flat(replacement[name][None].to(value.dtype) - value)
+    hooks: list[tuple[str, object]] = [(group.hook, read) for group in graph.source_groups if group.hook not in found]
 
     for group in graph.destination_groups:
         sources = [source for source in graph.source_groups if source.stop <= group.upstream]
@@ -113,15 +127,32 @@ def run_with_edges(model: HookedModel, graph: EdgeGraph, inputs: dict, mask: Ten
         return model(stacked_inputs(inputs, copies))
 
 
-def memory_estimate(model: HookedModel, graph: EdgeGraph, prompts: int, n_pos: int, grad: bool = True) -> dict:
-    """Bytes a pass over `prompts` prompts holds: the source differences [batch, pos, n_sources, d_model], their
-    replacement and clean copies, and (with grad) the per-head destination inputs autograd keeps."""
+def mlp_width(model: HookedModel) -> int:
+    """Neurons in each MLP's hidden layer (d_mlp)."""
+    config = model.root.config
+    return getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * model.info.d_model
+
+
+def memory_estimate(model: HookedModel, graph: EdgeGraph, prompts: int, n_pos: int, grad: bool = True,
+                    source_chunk: int = 0, copies: int = 1) -> dict:
+    """Bytes one pass over `prompts` prompts holds, in units of one [prompts, pos, d_model] tensor ("token").
+
+    grad (edge attribution): the clean and replacement outputs of one chunk of sources and their difference
+    (3 per source node), and what autograd keeps: per layer each head's query/key/value input copy, its
+    normalised form and the projection's input (3 per head copy), the MLP's hidden tensors (4 of d_mlp wide) and
+    the block's residual and norm tensors (6). Without grad (patched forwards, `copies` circuits stacked): the
+    replacement (1 per source) and this run's differences to it (`copies` per source).
+    """
     bytes_per = torch.finfo(model.dtype).bits // 8
     token = prompts * n_pos * model.info.d_model * bytes_per
-    diffs = 3 * graph.n_sources * token  # replacement, clean (or this run's outputs) and their difference
-    per_layer = graph.n_heads + 2 * graph.n_kv_heads + 2  # q/k/v copies, MLP input, residual
-    saved = graph.n_layers * per_layer * token + graph.n_destinations * token if grad else 0
-    logits = prompts * n_pos * model.info.d_vocab * 4 * (3 if grad else 1)
-    total = diffs + saved + logits
-    return {"source_values_bytes": diffs, "backward_bytes": saved, "logits_bytes": logits, "total_bytes": total,
-            "total_gib": round(total / 2**30, 3)}
+    if grad:
+        held = max(sum(g.size for g in chunk) for chunk in source_chunks(graph, source_chunk))
+        sources = 3 * held * token
+        per_layer = 3 * (graph.n_heads + 2 * graph.n_kv_heads) + 4 * mlp_width(model) / model.info.d_model + 6
+        saved = int(graph.n_layers * per_layer * token)
+    else:
+        sources, saved = (1 + copies) * graph.n_sources * token, 0
+    logits = copies * prompts * n_pos * model.info.d_vocab * 4 * (3 if grad else 1)
+    total = sources + saved + logits
+    return {"source_values_bytes": sources, "backward_bytes": saved, "logits_bytes": logits, "total_bytes": total,
+            "total_gib": round(total / 2**30, 3), "source_chunk": source_chunk}

@@ -14,6 +14,11 @@ from mechscope.manifest import build_manifest, file_checksums, write_manifest
 FILES = ("scores.json", "circuit.json", "curve.json")
 
 
+def strongest(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
+    """The k entries of {name: score} with the highest |score|."""
+    return sorted(scores.items(), key=lambda item: -abs(item[1]))[:k]
+
+
 @dataclass
 class EdgeCircuit:
     """Scores keyed by edge name ("a0.h1->a1.h3<k>"), the circuit as a set of edge names, and its curve."""
@@ -42,7 +47,7 @@ class EdgeCircuit:
         return sorted(found, key=lambda n: (n != "input", n == "logits", n))
 
     def top(self, k: int = 20) -> list[tuple[str, float]]:
-        return sorted(self.scores.items(), key=lambda item: -abs(item[1]))[:k]
+        return strongest(self.scores, k)
 
     def summary(self) -> dict:
         return {"graph": self.graph.describe(), "info": self.info, "circuit_edges": len(self.circuit),

@@ -32,15 +32,18 @@ from mechscope.tasks import TaskBatch
 CIRCUIT_METHODS = (*EDGE_METHODS, "acdc")
 
 
-def plan_passes(model: HookedModel, graph: EdgeGraph, batch: TaskBatch, memory_gb: float) -> tuple[int, dict]:
+def plan_passes(model: HookedModel, graph: EdgeGraph, batch: TaskBatch, memory_gb: float,
+                source_chunk: int = 0) -> tuple[int, dict]:
     """The most prompts per pass whose estimated memory fits `memory_gb`, and that estimate."""
     if len(batch) == 0:
         raise MechscopeError(f"the task batch is empty ({batch.report}); ask for more prompts or another task")
     n_pos = batch.clean.shape[1]
     prompts = len(batch)
-    while prompts > 1 and memory_estimate(model, graph, prompts, n_pos)["total_bytes"] > memory_gb * 2**30:
+    estimate = memory_estimate(model, graph, prompts, n_pos, source_chunk=source_chunk)
+    while prompts > 1 and estimate["total_bytes"] > memory_gb * 2**30:
         prompts = (prompts + 1) // 2
-    return prompts, memory_estimate(model, graph, prompts, n_pos)
+        estimate = memory_estimate(model, graph, prompts, n_pos, source_chunk=source_chunk)
+    return prompts, estimate
 
 
 def _passes(batch: TaskBatch, prompts_per_pass: int) -> list[TaskBatch]:
@@ -65,28 +68,32 @@ def source_means(model: HookedModel, graph: EdgeGraph, passes: Sequence[TaskBatc
 
 def attribute_edges(model: HookedModel, batch: TaskBatch, method: str = "eap-ig", *, steps: int = 5,
                     ablation: str = "patching", metric: str = "logit_diff", prompts_per_pass: int | None = None,
-                    memory_gb: float = 4.0, progress: bool = False) -> tuple[EdgeGraph, Tensor, dict]:
-    """Every edge's score [n_sources, n_destinations] on the task, with the graph and how it was computed."""
+                    memory_gb: float = 4.0, source_chunk: int = 0, level: str = "edge",
+                    progress: bool = False) -> tuple[EdgeGraph, Tensor, dict]:
+    """Every edge's score [n_sources, n_destinations] on the task (node [n_sources] or MLP neuron scores at
+    `level` node or neuron), with the graph and how it was computed; `source_chunk` > 0 holds that many sources'
+    outputs at a time (memory mode, see edge_attribution)."""
     graph = EdgeGraph.for_model(model)
-    planned, estimate = plan_passes(model, graph, batch, memory_gb)
+    planned, estimate = plan_passes(model, graph, batch, memory_gb, source_chunk)
     passes = _passes(batch, prompts_per_pass or planned)
     if progress:
-        print(f"edge attribution ({method}): {graph.n_edges} edges, {len(batch)} prompts in {len(passes)} passes; "
-              f"estimated memory per pass {estimate['total_gib']} GiB")
+        print(f"{level} attribution ({method}): {graph.n_edges} edges, {len(batch)} prompts in {len(passes)} passes; "
+              f"estimated memory per pass {estimate['total_gib']} GiB"
+              + (f" (sources in chunks of {source_chunk})" if source_chunk else ""))
     means = source_means(model, graph, passes) if ablation == "mean" else None
     start, total, info = time.perf_counter(), None, {}
     for part in passes:
         clean_in, corrupt_in = _inputs(model, part)
         scores, run = edge_attribution(model, graph, clean_in, corrupt_in, task_metric(model, part, metric), method,
-                                       steps, ablation, means)
+                                       steps, ablation, means, source_chunk, level)
         weighted = scores * len(part)
         total = weighted if total is None else total + weighted
         for key in ("forward_passes", "backward_passes"):
             info[key] = info.get(key, 0) + run[key]
         for key in ("clean_metric", "corrupted_metric"):
             info[key] = info.get(key, 0.0) + run[key] * len(part) / len(batch)
-    info.update(method=method, steps=steps, ablation=ablation, metric=metric, prompts=len(batch), passes=len(passes),
-                memory_estimate=estimate, seconds=round(time.perf_counter() - start, 2), graph=graph.describe())
+    info.update(method=method, level=level, steps=steps, ablation=ablation, metric=metric, prompts=len(batch),
+                passes=len(passes), memory_estimate=estimate, seconds=round(time.perf_counter() - start, 2), graph=graph.describe())
     return graph, total / len(batch), info
 
 
@@ -135,17 +142,18 @@ def acdc_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig =
     when visited as its score, the kept edges, and the passes it took. It minimises KL to the clean run when the
     metric is kl_to_clean and maximises the task metric otherwise."""
     graph = EdgeGraph.for_model(model)
-    estimate = memory_estimate(model, graph, len(batch), batch.clean.shape[1], grad=False)
+    copies = max(1, config.max_rows // len(batch))
+    estimate = memory_estimate(model, graph, len(batch), batch.clean.shape[1], grad=False, copies=copies)
     if progress:
         print(f"acdc (tau {config.tau}): {graph.n_edges} edges, {len(batch)} prompts; estimated memory "
-              f"{estimate['total_gib']} GiB per candidate circuit")
+              f"{estimate['total_gib']} GiB per pass of {copies} candidate circuits")
     clean_in, corrupt_in = _inputs(model, batch)
     means = source_means(model, graph, [batch]) if config.ablation == "mean" else None
     replacement = replacement_values(config.ablation, source_values(model, graph, corrupt_in)[1], means)
     metric = task_metric(model, batch, config.metric)
     objective = metric if config.metric == "kl_to_clean" else (lambda logits: -metric(logits))
     start = time.perf_counter()
-    run = acdc(model, graph, clean_in, replacement, objective, ACDCConfig(config.tau, max(1, config.max_rows // len(batch))))
+    run = acdc(model, graph, clean_in, replacement, objective, ACDCConfig(config.tau, copies))
     scores = graph.scores_matrix(run.effects)
     info = {"method": "acdc", "tau": config.tau, "ablation": config.ablation, "metric": config.metric,
             "prompts": len(batch), "forward_passes": run.forward_passes, "candidate_circuits": run.rows,
@@ -165,7 +173,8 @@ def find_circuit(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig
     else:
         graph, scores, info = attribute_edges(model, batch, config.method, steps=config.steps,
                                               ablation=config.ablation, metric=config.metric,
-                                              memory_gb=config.memory_gb, progress=progress)
+                                              memory_gb=config.memory_gb, source_chunk=config.source_chunk,
+                                              progress=progress)
         circuit = select(graph, scores, min(config.edges, graph.n_edges), config.selection)
     result = EdgeCircuit(graph, graph.scores_dict(scores), graph.edges_in(circuit), info)
     if curve:

@@ -118,6 +118,7 @@ def circuit(args: argparse.Namespace) -> dict:
     """`circuit MODEL`: score edges and save a circuit; `circuit eval DIR`: its faithfulness curve, CPR and CMD."""
     from mechscope.circuits.edge_results import EdgeCircuit
     from mechscope.circuits.edge_runs import faithfulness_curve, find_circuit
+    from mechscope.circuits.node_runs import find_nodes
     from mechscope.models import load_model
 
     if args.model == "eval":
@@ -136,7 +137,8 @@ def circuit(args: argparse.Namespace) -> dict:
         return {key: found.curve.get(key) for key in ("cpr", "cmd", "model_metric", "empty_metric", "points")}
     config = EdgeCircuitConfig(**config_options(args, EdgeCircuitConfig))
     model = load_model(args.model, device=args.device)
-    found = find_circuit(model, _task_batch(model, config), config, curve=not args.no_curve, progress=True)
+    search = find_circuit if config.level == "edge" else find_nodes
+    found = search(model, _task_batch(model, config), config, curve=not args.no_curve, progress=True)
     found.info["model_argument"] = args.model
     summary = found.summary()
     if args.out is not None:
