@@ -148,3 +148,15 @@ def test_a_gemma_scope_transcoder_set_listed_by_circuit_tracer_is_read(gpt2, tmp
     tset = TranscoderSet.load(tmp_path)
     assert tset.dictionaries[2].cfg.hook_name_out == "blocks.2.hook_mlp_out" and tset.dictionaries[2].cfg.is_transcoder
     assert replaced_logit_change(gpt2, tset) < 1e-4
+
+
+def test_topk_thresholds_let_as_many_latents_fire_at_inference_as_topk_chose():
+    clt = CrossLayerTranscoder(CLTConfig(n_layers=3, d_in=16, d_latent=64, activation="topk", k=12))
+    clt.reset_parameters(seed=0)
+    xs = torch.randn(512, 3, 16)
+    terms = clt.loss(xs, torch.randn(512, 3, 16), variance=1.0)
+    clt.after_step(terms)  # the first step sets the thresholds outright (no EMA history)
+    chosen = terms["chosen"].sum((0, 2))
+    firing = (clt.encode(xs) > 0).sum((0, 2))
+    assert torch.all((firing - chosen).abs() <= 1), (firing, chosen)  # per layer, as many as TopK chose
+    assert abs(firing.sum().item() / 512 - 12) < 0.01  # so the inference L0 is k, not several times k

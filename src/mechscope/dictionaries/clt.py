@@ -209,13 +209,17 @@ class CrossLayerTranscoder(nn.Module):
 
     @torch.no_grad()
     def after_step(self, terms: dict[str, Tensor]) -> None:
-        """JumpReLU: threshold = exp(log_threshold). TopK: per-layer EMA of the smallest selected value."""
+        """JumpReLU: threshold = exp(log_threshold). TopK: per layer, an EMA of the batch-level cut that lets as
+        many (token, latent) pairs fire as TopK chose in that layer (BatchTopK's calibration). The smallest selected
+        value, used before, let ~4x k latents fire at inference: one token's low pick sets every token's bar."""
         if self.cfg.activation == "jumprelu":
             self.threshold.copy_(self.log_threshold.exp())
             return
         chosen, pre = terms["chosen"], terms["pre"]
-        smallest = pre.masked_fill(~chosen, float("inf")).amin((0, 2)).clamp_min(0)  # [n_layers]
-        seen = chosen.any(2).any(0)
+        counts = chosen.sum((0, 2))  # [n_layers]
+        ranked = pre.transpose(0, 1).reshape(pre.shape[1], -1).sort(dim=1, descending=True).values
+        smallest = ranked.gather(1, (counts - 1).clamp_min(0)[:, None])[:, 0].clamp_min(0)
+        seen = counts > 0
         current = self.threshold[:, 0]
         new = torch.where(current <= 1e-12, smallest, 0.99 * current + 0.01 * smallest)
         self.threshold.copy_(torch.where(seen, new, current)[:, None].expand_as(self.threshold))
