@@ -10,7 +10,7 @@ import torch
 from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import load_dictionary
 from mechscope.dictionaries import Dictionary
-from mechscope.dictionaries.latent_shards import ShardLayout, spawn
+from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, spawn
 from mechscope.errors import MechscopeError
 from mechscope.synthetic import SyntheticFeatures
 
@@ -90,10 +90,20 @@ def _train_interrupted(out) -> None:
     _train(out, interrupt_at=15, latent_shards=2, checkpoint_every=10)
 
 
+def test_each_shard_starts_from_its_rows_of_the_single_process_initialisation():
+    full = Dictionary(DictionaryConfig(32, 64, "topk", k=4))
+    full.reset_parameters(seed=3)
+    for shard in range(2):
+        part = DictionaryShard(full.cfg, ShardLayout(shards=2, shard=shard))
+        part.reset_parameters(seed=3)
+        rows = slice(32 * shard, 32 * (shard + 1))
+        assert torch.equal(part.W_dec, full.W_dec[rows]) and torch.equal(part.W_enc, full.W_enc[:, rows])
+
+
 def test_latent_shards_need_a_topk_dictionary_that_divides():
     with pytest.raises(MechscopeError, match="divide evenly"):
-        ShardLayout(shards=3).take(Dictionary(DictionaryConfig(32, 64, "topk", k=4)))
+        DictionaryShard(DictionaryConfig(32, 64, "topk", k=4), ShardLayout(shards=3))
     with pytest.raises(MechscopeError, match="TopK SAEs"):
-        ShardLayout(shards=2).take(Dictionary(DictionaryConfig(32, 64, "jumprelu")))
+        DictionaryShard(DictionaryConfig(32, 64, "jumprelu"), ShardLayout(shards=2))
     with pytest.raises(MechscopeError, match="divisor of the 3 processes"):
         ShardLayout.create(2, 0, 3)

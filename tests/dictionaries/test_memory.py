@@ -14,9 +14,9 @@ def test_estimate_equals_the_hand_count_for_two_shards():
     assert found.parameters == 4 * (8 * 16 + 16 + 16 * 8 + 8) == 1120
     assert (found.gradients, found.adam) == (1120, 2240)
     assert found.batch == 16 * 8 * (4 + 4 + 4) + 4 * 4 * 16 * 8  # read, float32, scaled; x_hat-sized terms
-    assert found.pre_activations == 2 * 4 * 16 * 16  # pre-activations and AuxK's masked copy
+    assert found.pre_activations == 4 * 16 * 16  # [16 rows, 16 latents] float32
     assert found.codes == 16 * (2 + 4) * (4 + 8) * 3  # 2 shards' candidates and the merged winners
-    assert found.training == 1120 + 1120 + 2240 + 3584 + 2048 + 3456
+    assert found.training == 1120 + 1120 + 2240 + 3584 + 1024 + 3456
     assert found.initialisation == 1120 + 4 * 4096 * 16  # the first encode of 4096 tokens dominates here
     assert found.per_rank == found.initialisation and found.total == 2 * found.initialisation
 
@@ -26,7 +26,7 @@ def test_bf16_cache_halves_the_read_and_replicas_split_the_batch():
     f32, bf16 = (estimate_memory(cfg, 16, 2, cache_dtype=dtype) for dtype in ("float32", "bfloat16"))
     assert f32.batch - bf16.batch == 16 * 8 * 2
     grid = estimate_memory(cfg, 16, latent_shards=2, replicas=2)
-    assert grid.pre_activations == 2 * 4 * 8 * 16 and grid.ranks == 4
+    assert grid.pre_activations == 4 * 8 * 16 and grid.ranks == 4
 
 
 def test_cli_estimate_prints_the_library_numbers(capsys):

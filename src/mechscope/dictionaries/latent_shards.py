@@ -23,6 +23,7 @@ from mechscope.dictionaries import distributed
 from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.dictionary import Dictionary
 from mechscope.dictionaries.sparse_codes import SparseCodes
+from mechscope.dictionaries.variants import make_variant
 from mechscope.dictionaries.variants.topk import TopK
 from mechscope.errors import MechscopeError
 
@@ -71,22 +72,6 @@ class ShardLayout:
         return directory / mine if self.sharded else directory
 
     # ----- building and gathering the dictionary ---------------------------------------------------
-    def take(self, full: Dictionary) -> "DictionaryShard":
-        """This rank's slice of a freshly initialised full dictionary (so every shard count starts alike)."""
-        cfg = full.cfg
-        if type(full.variant) is not TopK or cfg.is_transcoder:
-            raise MechscopeError(f"latent sharding trains TopK SAEs (architecture 'topk'), got {run_label(cfg)}")
-        if cfg.d_sae % self.shards:
-            raise MechscopeError(f"d_sae={cfg.d_sae} must divide evenly over latent_shards={self.shards}")
-        part = DictionaryShard(cfg, self, device=full.W_enc.device)
-        latents = part.latents
-        with torch.no_grad():
-            part.W_enc.copy_(full.W_enc[:, latents])
-            part.b_enc.copy_(full.b_enc[latents])
-            part.W_dec.copy_(full.W_dec[latents])
-            part.b_dec.copy_(full.b_dec)
-        return part
-
     @torch.no_grad()
     def gather(self, part: Dictionary) -> Dictionary | None:
         """The full dictionary on global rank 0 (None on the others); unsharded: the dictionary itself."""
@@ -224,14 +209,28 @@ def local_top_k(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
 
 class DictionaryShard(Dictionary):
-    """One rank's slice of a dictionary's latents; forward and the loss reach across the other shards."""
+    """One rank's slice of a dictionary's latents; forward and the loss reach across the other shards.
+
+    Seeded initialisation keeps this shard's rows of the full dictionary's draw, so every shard count starts
+    from the single-process dictionary."""
 
     def __init__(self, cfg: DictionaryConfig, layout: ShardLayout, device: str | torch.device = "cpu"):
+        if type(make_variant(cfg)) is not TopK or cfg.is_transcoder:
+            raise MechscopeError(f"latent sharding trains TopK SAEs (architecture 'topk'), got {run_label(cfg)}")
+        if cfg.d_sae % layout.shards:
+            raise MechscopeError(f"d_sae={cfg.d_sae} must divide evenly over latent_shards={layout.shards}")
         width = cfg.d_sae // layout.shards
+        self.full_width = 0  # the constructor's unseeded draw: this shard's width only
         super().__init__(replace(cfg, d_sae=width), device=device)
+        self.full_width = cfg.d_sae
         self.latents = slice(layout.shard * width, (layout.shard + 1) * width)
         self.layout = layout
         self.variant = ShardedTopK(cfg, layout, self.latents.start)
+
+    def random_rows(self, width: int, generator: torch.Generator | None) -> Tensor:
+        if not self.full_width:
+            return super().random_rows(width, generator)
+        return torch.randn(self.full_width, width, generator=generator)[self.latents].clone()
 
     def input_centre(self) -> Tensor:
         return _SumGradientOverShards.apply(super().input_centre(), self.layout.latent_group)

@@ -27,10 +27,10 @@ class MemoryEstimate:
     gradients: int = 0  # dense, one per parameter
     adam: int = 0  # exp_avg and exp_avg_sq
     batch: int = 0  # the global batch as read (cache dtype, float32, scaled) and this rank's x_hat-sized terms
-    pre_activations: int = 0  # [rows, latents] encoder output and AuxK's masked copy: what a fused encoder removes
+    pre_activations: int = 0  # [rows, latents] encoder output (AuxK masks it in place): what a fused encoder removes
     codes: int = 0  # local and merged top-k candidates (values and indices), for k and k_aux
-    initialisation: int = 0  # at start: the full dictionary every rank draws before keeping its slice, or the
-    #                          initial encode of INIT_SAMPLE tokens, whichever is larger
+    initialisation: int = 0  # at start: the seeded draw of all d_sae decoder rows (a shard keeps its own), or
+    #                          the initial encode of INIT_SAMPLE tokens, whichever is larger
 
     @property
     def training(self) -> int:
@@ -72,12 +72,13 @@ def estimate_memory(cfg: DictionaryConfig, batch_size: int, latent_shards: int =
     parameters = FLOAT * (d_in * width + width + width * d_out + d_out)
     selected = cfg.k + cfg.k_aux
     stored = resolve_dtype(cache_dtype).itemsize
-    full_draw = FLOAT * 3 * cfg.d_sae * max(d_in, d_out)  # W_enc, W_dec and the random draw they copy
+    # the seeded draw of every latent's decoder row (a shard copies out its rows) beside this rank's parameters
+    full_draw = parameters + FLOAT * (cfg.d_sae + (width if latent_shards > 1 else 0)) * d_out
     init_encode = parameters + (1 if latent_shards > 1 else 2) * FLOAT * INIT_SAMPLE * width  # unsharded: + codes
     return MemoryEstimate(
         cfg.d_in, cfg.d_sae, cfg.k, batch_size, latent_shards, replicas, cache_dtype,
         parameters=parameters, gradients=parameters, adam=2 * parameters,
         batch=batch_size * d_in * (stored + 2 * FLOAT) + 4 * FLOAT * rows * d_out,
-        pre_activations=2 * FLOAT * rows * width,
+        pre_activations=FLOAT * rows * width,
         codes=rows * selected * (FLOAT + INDEX) * (latent_shards + 1),
         initialisation=max(full_draw, init_encode))

@@ -22,7 +22,7 @@ from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.dictionary import Dictionary
 from mechscope.dictionaries.formats import saelens
 from mechscope.dictionaries.geometric_median import geometric_median
-from mechscope.dictionaries.latent_shards import ShardLayout, needs_spawn, spawn
+from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, needs_spawn, spawn
 from mechscope.dictionaries.run_log import RunLog
 from mechscope.dictionaries.variants import StepContext, make_variant
 from mechscope.errors import MechscopeError
@@ -140,10 +140,8 @@ def _prepare(cfg: DictionaryConfig, src: BatchSource) -> DictionaryConfig:
 
 def _make_run(cfg: DictionaryConfig, name: str, out: Path, tcfg: TrainConfig, stats: dict, device,
               layout: ShardLayout) -> _Run:
-    d = Dictionary(cfg, device=device)
+    d = DictionaryShard(cfg, layout, device=device) if layout.sharded else Dictionary(cfg, device=device)
     d.reset_parameters(seed=tcfg.seed)
-    if layout.sharded:
-        d = layout.take(d)
     d.variant.init_from_data(d, stats["b_dec"], stats["sample"], stats["target"])
     lr = tcfg.lr or 2e-4 * math.sqrt(2**14 / cfg.d_sae)
     optimizer = adam(d, lr, tcfg.adam_betas)

@@ -80,7 +80,8 @@ class TopK(Variant):
         k_aux = 0 if ctx.dead_mask is None else min(self.cfg.k_aux, self.count_dead(ctx.dead_mask))
         if k_aux == 0:
             return torch.zeros((), device=x_in.device)
-        codes, raw = self.top_pairs(d, pre.masked_fill(~ctx.dead_mask, float("-inf")), k_aux)
+        # in place: the [batch, d_sae] pre-activations are not needed after this, and a copy would double them
+        codes, raw = self.top_pairs(d, pre.masked_fill_(~ctx.dead_mask, float("-inf")), k_aux)
         values = encoder_values(raw, x_in, d.input_centre(), d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
         e_hat = self.decode_selected(d, values, codes)
         return squared_error(ctx.target_for(x_in) - x_hat, e_hat) / (x_in.shape[0] * ctx.variance)
