@@ -20,6 +20,7 @@ import torch.multiprocessing as mp
 from torch import Tensor
 
 from mechscope.dictionaries import distributed
+from mechscope.dictionaries.checkpoint import STATE_FILE
 from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.dictionary import Dictionary
 from mechscope.dictionaries.sparse_codes import SparseCodes
@@ -66,12 +67,12 @@ class ShardLayout:
         written = sorted(p.name for p in directory.glob("shard-*-of-*")) if directory.exists() else []
         mine = f"shard-{self.shard}-of-{self.shards}"
         if (written and not any(n.endswith(f"-of-{self.shards}") for n in written)) or \
-                (self.sharded and (directory / "trainer_state.json").exists()):
+                (self.sharded and (directory / STATE_FILE).exists()):
             raise MechscopeError(f"{directory} was written with another latent_shards ({written or 'unsharded'}); "
                                  f"resume with the same latent_shards ({self.shards} given) or use another --out")
         return directory / mine if self.sharded else directory
 
-    # ----- building and gathering the dictionary ---------------------------------------------------
+    # ----- the finished dictionary -----------------------------------------------------------------
     @torch.no_grad()
     def gather(self, part: Dictionary) -> Dictionary | None:
         """The full dictionary on global rank 0 (None on the others); unsharded: the dictionary itself."""
