@@ -115,6 +115,25 @@ def test_sharded_harvest_opens_as_one_cache(minilm, small_cache, tmp_path):
     assert not {tuple(r) for r in windows[0]} & {tuple(r) for r in windows[1]}  # disjoint slices of the stream
 
 
+def test_bfloat16_cache_holds_the_rounded_activations_and_trains_like_float32(minilm, small_cache, tmp_path):
+    from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
+    from mechscope.dictionaries.formats import load_dictionary
+    from mechscope.evaluation.reconstruction import fraction_of_variance_unexplained
+
+    half = harvest(minilm, "pydocs", HOOKS[:1], tokens=3000, out=tmp_path / "bf16", dtype="bfloat16", **OPTS)
+    full, rounded = ActivationCache(small_cache), ActivationCache(half)
+    assert rounded.info()["dtype"] == "bfloat16" and rounded.info()["bytes"] < 0.55 * full.info()["bytes"] / 2
+    stored = rounded.get(HOOKS[0], slice(None))
+    assert stored.dtype == torch.bfloat16 and torch.equal(stored, full.get(HOOKS[0], slice(None)).bfloat16())
+    tcfg = TrainConfig(tokens=6000, batch_size=200, init_tokens=2000, device="cpu", log_every=10)
+    x = full.get(HOOKS[0], slice(None))
+    fvus = []
+    for cache in (small_cache, half):
+        trained = train(cache, DictionaryConfig(384, 768, "topk", k=16), tmp_path / cache.name, tcfg, hook=HOOKS[0])
+        fvus.append(fraction_of_variance_unexplained(x, load_dictionary(trained[0])(x)))
+    assert fvus[1] < 0.9 and abs(fvus[0] - fvus[1]) < 0.03  # 30 steps: learning, and as from float32
+
+
 def test_bad_requests_are_refused(minilm, tmp_path):
     with pytest.raises(MechscopeError, match="attention pattern"):
         harvest(minilm, "pydocs", ["blocks.0.attn.hook_pattern"], tokens=10, out=tmp_path)

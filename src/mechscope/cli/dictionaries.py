@@ -4,6 +4,8 @@ crosscoders), convert."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from pathlib import Path
 
@@ -103,6 +105,7 @@ def _train_transcoders(args: argparse.Namespace, tcfg) -> dict:
 def train(args: argparse.Namespace) -> dict:
     import json as _json
 
+    from mechscope.data import ActivationCache
     from mechscope.data.paired import is_pair
     from mechscope.dictionaries import TrainConfig, train
     from mechscope.dictionaries.batches import as_batch_source
@@ -122,12 +125,53 @@ def train(args: argparse.Namespace) -> dict:
     else:
         source = as_batch_source(args.cache, args.hook)
         configs = dictionary_configs(args.extra, source.d_in)
+        memory = _print_estimates(configs, tcfg, ActivationCache(args.cache).manifest["dtype"])
+        if args.estimate_memory:
+            return {"memory": memory}
+        if tcfg.latent_shards > 1:  # spawned ranks open the cache themselves
+            source = args.cache
     directories = train(source, configs, args.out, tcfg, hook=args.hook)
     results = {}
     for directory in directories:
         log = (directory / "training_log.jsonl").read_text().splitlines()
         results[directory.name] = {"dir": str(directory), **(_json.loads(log[-1]) if log else {})}
     return {"dictionaries": results}
+
+
+def _print_estimates(configs: list, tcfg: TrainConfig, cache_dtype: str) -> dict:
+    """Each dictionary's memory estimate, printed (to stderr) before training starts."""
+    from mechscope.dictionaries.memory import estimate_memory
+
+    replicas = max(1, int(os.environ.get("WORLD_SIZE", tcfg.latent_shards)) // tcfg.latent_shards)
+    estimates = {}
+    for cfg in configs:
+        found = estimate_memory(cfg, tcfg.batch_size, tcfg.latent_shards, replicas, cache_dtype)
+        if os.environ.get("RANK", "0") == "0":
+            print(found.table(), file=sys.stderr)
+        estimates[f"{cfg.architecture}_{cfg.d_sae}"] = found.to_dict()
+    return estimates
+
+
+def estimate(args: argparse.Namespace) -> dict:
+    """`mechscope dictionaries estimate`: the memory a TopK training run needs, without data."""
+    from mechscope.dictionaries import DictionaryConfig
+    from mechscope.dictionaries.memory import estimate_memory
+
+    cfg = DictionaryConfig(**config_options(args, DictionaryConfig))
+    found = estimate_memory(cfg, args.batch_size, args.latent_shards, args.replicas, args.cache_dtype)
+    print(found.table(), file=sys.stderr)
+    return found.to_dict()
+
+
+def register_estimate(group) -> None:
+    """The `dictionaries estimate` verb (its group belongs to the releases module)."""
+    from mechscope.dictionaries import DictionaryConfig
+
+    p = leaf(group, "estimate", estimate, "memory a TopK training run needs per rank and in total")
+    add_config_flags(p, DictionaryConfig, only=("d_in", "d_sae", "k", "aux_k"))
+    add_config_flags(p, TrainConfig, only=("batch_size", "latent_shards"))
+    p.add_argument("--replicas", type=int, default=1, help="data-parallel replicas of each latent shard")
+    p.add_argument("--cache-dtype", default="float32", help="dtype of the activation cache (bfloat16 halves it)")
 
 
 def convert(args: argparse.Namespace) -> dict:
@@ -154,6 +198,7 @@ def register(verbs) -> None:
     p.add_argument("--hooks", help="a,b,c: train a cross-layer crosscoder over these hooks of the cache "
                                    "(a paired-harvest CACHE trains a model-diffing crosscoder without it)")
     add_config_flags(p, TrainConfig, aliases={"wandb_project": ["--wandb"]})
+    p.add_argument("--estimate-memory", action="store_true", help="print the memory estimate and stop")
 
     p = leaf(verbs, "convert", convert, "convert a dictionary between file formats")
     p.add_argument("input")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mechscope.cli.arguments import leaf
+from mechscope.cli.dictionaries import register_estimate
 
 
 def list_releases(args: argparse.Namespace) -> dict:
@@ -44,3 +45,4 @@ def register(verbs) -> None:
     p.add_argument("--model", help="check the dictionary against this model (hook, width)")
     p = leaf(group, "info", info, "what an id resolves to: repository, files, hook, width, cache")
     p.add_argument("id")
+    register_estimate(group)

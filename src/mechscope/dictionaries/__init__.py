@@ -6,11 +6,12 @@ from mechscope.dictionaries.clt_training import train_clt
 from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.crosscoder import crosscoder_source
 from mechscope.dictionaries.dictionary import Dictionary
+from mechscope.dictionaries.memory import MemoryEstimate, estimate_memory
 from mechscope.dictionaries.public import load_release, pull_release, resolve_release
 from mechscope.dictionaries.releases import RELEASES
 from mechscope.dictionaries.training import TrainConfig, TrainingError, train
 from mechscope.dictionaries.transcoders import TranscoderSet, load_transcoders
 
-__all__ = ["CLTConfig", "CrossLayerTranscoder", "Dictionary", "DictionaryConfig", "RELEASES", "TrainConfig",
-           "TrainingError", "TranscoderSet", "crosscoder_source", "load_release", "load_transcoders", "pull_release",
-           "resolve_release", "train", "train_clt"]
+__all__ = ["CLTConfig", "CrossLayerTranscoder", "Dictionary", "DictionaryConfig", "MemoryEstimate", "RELEASES",
+           "TrainConfig", "TrainingError", "TranscoderSet", "crosscoder_source", "estimate_memory", "load_release",
+           "load_transcoders", "pull_release", "resolve_release", "train", "train_clt"]

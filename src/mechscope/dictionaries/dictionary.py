@@ -51,11 +51,11 @@ class Dictionary(nn.Module):
         """Random unit decoder rows, encoder tied to their transpose (a transcoder's encoder has unit columns of
         its own, W_skip starts at zero); then the variant's own initialisation."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        w = torch.randn(self.d_sae, self.d_out, generator=generator).to(self.W_dec.device)
+        w = self.random_rows(self.d_out, generator).to(self.W_dec.device)
         w /= w.norm(dim=1, keepdim=True)
         self.W_dec.copy_(w)
         if self.cfg.is_transcoder:
-            w = torch.randn(self.d_sae, self.d_in, generator=generator).to(self.W_dec.device)
+            w = self.random_rows(self.d_in, generator).to(self.W_dec.device)
             w /= w.norm(dim=1, keepdim=True)
         self.W_enc.copy_(w.T)
         self.b_enc.zero_()
@@ -63,6 +63,10 @@ class Dictionary(nn.Module):
         if self.W_skip is not None:
             self.W_skip.zero_()
         self.variant.init_parameters(self)
+
+    def random_rows(self, width: int, generator: torch.Generator | None) -> Tensor:
+        """[d_sae, width] standard normal draws, one row per latent (a latent shard keeps its rows of the full draw)."""
+        return torch.randn(self.d_sae, width, generator=generator)
 
     # ----- inference ---------------------------------------------------------------------------
     def input_norm(self, x: Tensor) -> tuple[Tensor, Tensor] | None:

@@ -22,6 +22,7 @@ from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.dictionary import Dictionary
 from mechscope.dictionaries.formats import saelens
 from mechscope.dictionaries.geometric_median import geometric_median
+from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, needs_spawn, spawn
 from mechscope.dictionaries.run_log import RunLog
 from mechscope.dictionaries.variants import StepContext, make_variant
 from mechscope.errors import MechscopeError
@@ -53,6 +54,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     device: str = "auto"
+    latent_shards: int = 1  # >1: each process holds d_sae / latent_shards latents (TopK; local gloo ranks or torchrun)
     wandb_project: str | None = None
 
     @property
@@ -78,8 +80,9 @@ class _Run:
     dictionary: Dictionary
     optimizer: torch.optim.Optimizer
     step_module: nn.Module
-    tokens_since_fired: torch.Tensor
+    tokens_since_fired: torch.Tensor  # [d_sae] (this shard's latents when sharded)
     lr: float
+    layout: ShardLayout
     start_step: int = 0
     done: bool = False
 
@@ -135,15 +138,17 @@ def _prepare(cfg: DictionaryConfig, src: BatchSource) -> DictionaryConfig:
     return replace(cfg, hook_name=cfg.hook_name or src.hook_name, model_name=cfg.model_name or src.model_name)
 
 
-def _make_run(cfg: DictionaryConfig, name: str, out: Path, tcfg: TrainConfig, stats: dict, device) -> _Run:
-    d = Dictionary(cfg, device=device)
+def _make_run(cfg: DictionaryConfig, name: str, out: Path, tcfg: TrainConfig, stats: dict, device,
+              layout: ShardLayout) -> _Run:
+    d = DictionaryShard(cfg, layout, device=device) if layout.sharded else Dictionary(cfg, device=device)
     d.reset_parameters(seed=tcfg.seed)
     d.variant.init_from_data(d, stats["b_dec"], stats["sample"], stats["target"])
     lr = tcfg.lr or 2e-4 * math.sqrt(2**14 / cfg.d_sae)
     optimizer = adam(d, lr, tcfg.adam_betas)
-    module = distributed.wrap(TrainingStep(d))
-    run = _Run(name, out / name, d, optimizer, module, torch.zeros(cfg.d_sae, dtype=torch.int64, device=device), lr)
-    checkpoint = run.directory / "checkpoint"
+    module = TrainingStep(d) if layout.sharded else distributed.wrap(TrainingStep(d))
+    run = _Run(name, out / name, d, optimizer, module, torch.zeros(d.d_sae, dtype=torch.int64, device=device), lr,
+               layout)
+    checkpoint = layout.checkpoint_dir(run.directory / "checkpoint")
     if (checkpoint / STATE_FILE).exists():
         state, tensors = load_checkpoint(checkpoint, d, optimizer)
         if state["config"] != cfg.to_dict() or state["train"] != train_dict(tcfg):
@@ -183,11 +188,15 @@ def train(source, dictionaries: DictionaryConfig | list[DictionaryConfig], out: 
     names = [run_name(c) for c in cfgs]
     if len(set(names)) != len(names):
         names = [f"{n}_{i}" for i, n in enumerate(names)]
+    out = Path(out)
+    if needs_spawn(tcfg.latent_shards):
+        spawn(tcfg.latent_shards, train, (source, dictionaries, out, tcfg, hook, hook_out))
+        return [out / n for n in names]
     rank, world = distributed.setup(tcfg.device)
     device = resolve_device(tcfg.device) if world == 1 else distributed.device(tcfg.device)
-    if tcfg.batch_size % world:
-        raise MechscopeError(f"batch_size {tcfg.batch_size} must divide evenly over {world} processes")
-    out = Path(out)
+    layout = ShardLayout.create(tcfg.latent_shards, rank, world)
+    if tcfg.batch_size % layout.replicas:
+        raise MechscopeError(f"batch_size {tcfg.batch_size} must divide evenly over {layout.replicas} data replicas")
 
     batches = src.batches(tcfg.batch_size, 0)
     if src.resumable:
@@ -197,27 +206,29 @@ def train(source, dictionaries: DictionaryConfig | list[DictionaryConfig], out: 
         sample = tuple(t.float() for t in first) if src.paired else first.float()
         batches = chain([first], batches)
     stats = _init_statistics(sample, tcfg)
-    runs = [_make_run(c, n, out, tcfg, stats, device) for c, n in zip(cfgs, names)]
+    runs = [_make_run(c, n, out, tcfg, stats, device, layout) for c, n in zip(cfgs, names)]
     active = [r for r in runs if not r.done]
     if active:
         start = min(r.start_step for r in active)
         if start and src.resumable:
             batches = src.batches(tcfg.batch_size, start)
-        _loop(active, batches, start, tcfg, stats, rank, world, device, src)
-    if rank == 0:
-        for run in active:
+        _loop(active, batches, start, tcfg, stats, rank, layout, device, src)
+    for run in active:
+        run.dictionary = layout.gather(run.dictionary)
+        if rank == 0:
             _finish(run, stats, tcfg, src)
     distributed.barrier()
     return [r.directory for r in runs]
 
 
-def _loop(runs: list[_Run], batches, start: int, tcfg: TrainConfig, stats: dict, rank: int, world: int,
+def _loop(runs: list[_Run], batches, start: int, tcfg: TrainConfig, stats: dict, rank: int, layout: ShardLayout,
           device, src: BatchSource) -> None:
     dead_after = tcfg.dead_after_tokens or max(tcfg.batch_size, min(10_000_000, tcfg.steps * tcfg.batch_size // 10))
     resample_steps = {int(f * tcfg.steps) for f in tcfg.resample_fractions}
-    local = slice(rank * tcfg.batch_size // world, (rank + 1) * tcfg.batch_size // world)
+    local = layout.rows(tcfg.batch_size)
     logs = {r.name: RunLog(r.directory, r.start_step, tcfg.wandb_project, r.name,
-                           {"dictionary": r.dictionary.cfg.to_dict(), "train": train_dict(tcfg)}) if rank == 0 else None
+                           {"dictionary": r.dictionary.variant.cfg.to_dict(), "train": train_dict(tcfg)})
+            if rank == 0 else None
             for r in runs}
     started = time.perf_counter()
     bar = tqdm(range(start, tcfg.steps), desc="train", unit="step", disable=None if rank == 0 else True)
@@ -237,7 +248,7 @@ def _loop(runs: list[_Run], batches, start: int, tcfg: TrainConfig, stats: dict,
                               resample_steps)
                 if step % tcfg.log_every == 0 or step == tcfg.steps - 1:
                     _log(logs[run.name], run, step, terms, tcfg, dead_after, started)
-                if rank == 0 and (step + 1) % tcfg.checkpoint_every == 0 and step + 1 < tcfg.steps:
+                if layout.replica == 0 and (step + 1) % tcfg.checkpoint_every == 0 and step + 1 < tcfg.steps:
                     _checkpoint(run, step + 1, tcfg)
     finally:
         bar.close()
@@ -269,16 +280,17 @@ def _step(run: _Run, x: torch.Tensor, y: torch.Tensor | None, step: int, tcfg: T
                             "is intact (lower the learning rate or check the data)")
     run.optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
+    run.layout.average_gradients(d)
     if d.variant.unit_norm_decoder:
         d.remove_parallel_gradient()
-    torch.nn.utils.clip_grad_norm_(d.parameters(), tcfg.grad_clip)
+    run.layout.clip_grad_norm_(d, tcfg.grad_clip)
     run.optimizer.step()
     if d.variant.unit_norm_decoder:
         d.normalize_decoder()
     if "min_value" in terms:
         terms["min_value"] = distributed.all_reduce_min(terms["min_value"])
     d.variant.after_step(d, terms)
-    fired = distributed.all_reduce_any(terms["fired"])
+    fired = run.layout.any_fired(terms["fired"])
     run.tokens_since_fired += tcfg.batch_size
     run.tokens_since_fired[fired] = 0
     if step in resample_steps and d.variant.resample(d, run.optimizer, x, run.tokens_since_fired >= dead_after, step):
@@ -297,8 +309,8 @@ def _log(log: RunLog | None, run: _Run, step: int, terms: dict, tcfg: TrainConfi
 
 
 def _checkpoint(run: _Run, step: int, tcfg: TrainConfig) -> None:
-    save_checkpoint(run.directory / "checkpoint", run.dictionary, run.optimizer,
-                    {"step": step, "config": run.dictionary.cfg.to_dict(), "train": train_dict(tcfg)},
+    save_checkpoint(run.layout.checkpoint_dir(run.directory / "checkpoint"), run.dictionary, run.optimizer,
+                    {"step": step, "config": run.dictionary.variant.cfg.to_dict(), "train": train_dict(tcfg)},
                     {"tokens_since_fired": run.tokens_since_fired})
 
 

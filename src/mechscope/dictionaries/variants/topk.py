@@ -38,8 +38,19 @@ class TopK(Variant):
 
     def select(self, d, pre: Tensor) -> tuple[SparseCodes, Tensor]:
         """The selected pairs and their pre-activations (in the codes' order)."""
-        top = pre.topk(self.cfg.k, dim=-1, sorted=False)
+        return self.top_pairs(d, pre, self.cfg.k)
+
+    def top_pairs(self, d, pre: Tensor, k: int) -> tuple[SparseCodes, Tensor]:
+        """Each token's k largest pre-activations as selected pairs, and their values."""
+        top = pre.topk(k, dim=-1, sorted=False)
         return SparseCodes.from_topk(top.indices, d.d_sae), top.values.reshape(-1)
+
+    def decode_selected(self, d, values: Tensor, codes: SparseCodes) -> Tensor:
+        """codes @ W_dec without the offset (a latent shard adds its part to the other shards')."""
+        return decode(values, d.W_dec, codes, d.sparse_kernels)
+
+    def count_dead(self, dead_mask: Tensor) -> int:
+        return int(dead_mask.sum())
 
     def activate(self, d, x_in: Tensor, pre: Tensor) -> Tensor:
         top = pre.topk(self.cfg.k, dim=-1, sorted=False)
@@ -61,20 +72,18 @@ class TopK(Variant):
                 "min_value": values.detach()[values > 0].min() if (values > 0).any() else torch.zeros(())}
 
     def reconstruction(self, d, values, codes, x_in, ctx) -> tuple[Tensor, Tensor]:
-        x_hat = decode(values, d.W_dec, codes, d.sparse_kernels) + d.offset(x_in)
+        x_hat = self.decode_selected(d, values, codes) + d.offset(x_in)
         return squared_error(ctx.target_for(x_in), x_hat) / (x_in.shape[0] * ctx.variance), x_hat
 
     def auxk(self, d, x_in: Tensor, pre: Tensor, x_hat: Tensor, ctx: StepContext) -> Tensor:
         """Gao et al.'s AuxK: the top k_aux dead latents reconstruct the residual target - x_hat."""
-        if ctx.dead_mask is None or not bool(ctx.dead_mask.any()):
+        k_aux = 0 if ctx.dead_mask is None else min(self.cfg.k_aux, self.count_dead(ctx.dead_mask))
+        if k_aux == 0:
             return torch.zeros((), device=x_in.device)
-        k_aux = min(self.cfg.k_aux, int(ctx.dead_mask.sum()))
-        masked = pre.masked_fill(~ctx.dead_mask, float("-inf"))
-        top = masked.topk(k_aux, dim=-1, sorted=False)
-        codes = SparseCodes.from_topk(top.indices, d.d_sae)
-        values = encoder_values(top.values.reshape(-1), x_in, d.input_centre(), d.W_enc, d.b_enc, codes,
-                                d.sparse_kernels).relu()
-        e_hat = decode(values, d.W_dec, codes, d.sparse_kernels)
+        # in place: the [batch, d_sae] pre-activations are not needed after this, and a copy would double them
+        codes, raw = self.top_pairs(d, pre.masked_fill_(~ctx.dead_mask, float("-inf")), k_aux)
+        values = encoder_values(raw, x_in, d.input_centre(), d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
+        e_hat = self.decode_selected(d, values, codes)
         return squared_error(ctx.target_for(x_in) - x_hat, e_hat) / (x_in.shape[0] * ctx.variance)
 
 

@@ -1,0 +1,84 @@
+"""What a TopK training run holds in memory, per rank and in total, known before it starts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from mechscope.devices import resolve_dtype
+from mechscope.dictionaries.config import DictionaryConfig
+
+FLOAT = 4  # parameters, optimiser states and activations train in float32
+INDEX = 8  # int64 latent indices
+INIT_SAMPLE = 4096  # tokens the encoder-scale initialisation encodes at once (TrainConfig's "sample")
+
+
+@dataclass
+class MemoryEstimate:
+    """Bytes per rank of each thing a TopK training step holds (tensors only, not the Python runtime)."""
+
+    d_in: int
+    d_sae: int
+    k: int
+    batch_size: int
+    latent_shards: int = 1
+    replicas: int = 1
+    cache_dtype: str = "float32"
+    parameters: int = 0  # W_enc, b_enc, W_dec of this rank's latents; b_dec replicated
+    gradients: int = 0  # dense, one per parameter
+    adam: int = 0  # exp_avg and exp_avg_sq
+    batch: int = 0  # the global batch as read (cache dtype, float32, scaled) and this rank's x_hat-sized terms
+    pre_activations: int = 0  # [rows, latents] encoder output (AuxK masks it in place): what a fused encoder removes
+    codes: int = 0  # local and merged top-k candidates (values and indices), for k and k_aux
+    initialisation: int = 0  # at start: the seeded draw of all d_sae decoder rows (a shard keeps its own), or
+    #                          the initial encode of INIT_SAMPLE tokens, whichever is larger
+
+    @property
+    def training(self) -> int:
+        return self.parameters + self.gradients + self.adam + self.batch + self.pre_activations + self.codes
+
+    @property
+    def per_rank(self) -> int:
+        """The peak: the training step, or the initialisation if that is larger."""
+        return max(self.training, self.initialisation)
+
+    @property
+    def ranks(self) -> int:
+        return self.latent_shards * self.replicas
+
+    @property
+    def total(self) -> int:
+        return self.per_rank * self.ranks
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "training": self.training, "per_rank": self.per_rank, "total": self.total}
+
+    def table(self) -> str:
+        """Readable lines in GiB, for the CLI."""
+        gib = 2**30
+        rows = ["parameters", "gradients", "adam", "batch", "pre_activations", "codes", "training",
+                "initialisation", "per_rank", "total"]
+        head = (f"memory estimate: d_in={self.d_in} d_sae={self.d_sae} k={self.k} batch={self.batch_size} "
+                f"cache={self.cache_dtype} ranks={self.ranks} ({self.replicas} replicas x {self.latent_shards} "
+                "latent shards)")
+        return "\n".join([head] + [f"  {name:<16}{getattr(self, name) / gib:9.3f} GiB" for name in rows])
+
+
+def estimate_memory(cfg: DictionaryConfig, batch_size: int, latent_shards: int = 1, replicas: int = 1,
+                    cache_dtype: str = "float32") -> MemoryEstimate:
+    """Bytes per rank for training `cfg` (TopK family) with these batch, shard and replica counts."""
+    width = cfg.d_sae // latent_shards
+    rows = batch_size // replicas
+    d_in, d_out = cfg.d_in, cfg.d_output
+    parameters = FLOAT * (d_in * width + width + width * d_out + d_out)
+    selected = cfg.k + cfg.k_aux
+    stored = resolve_dtype(cache_dtype).itemsize
+    # the seeded draw of every latent's decoder row (a shard copies out its rows) beside this rank's parameters
+    full_draw = parameters + FLOAT * (cfg.d_sae + (width if latent_shards > 1 else 0)) * d_out
+    init_encode = parameters + (1 if latent_shards > 1 else 2) * FLOAT * INIT_SAMPLE * width  # unsharded: + codes
+    return MemoryEstimate(
+        cfg.d_in, cfg.d_sae, cfg.k, batch_size, latent_shards, replicas, cache_dtype,
+        parameters=parameters, gradients=parameters, adam=2 * parameters,
+        batch=batch_size * d_in * (stored + 2 * FLOAT) + 4 * FLOAT * rows * d_out,
+        pre_activations=FLOAT * rows * width,
+        codes=rows * selected * (FLOAT + INDEX) * (latent_shards + 1),
+        initialisation=max(full_draw, init_encode))

@@ -1,0 +1,39 @@
+"""The memory estimate against byte counts worked out by hand."""
+
+from __future__ import annotations
+
+import json
+
+from mechscope.dictionaries import DictionaryConfig
+from mechscope.dictionaries.memory import estimate_memory
+
+
+def test_estimate_equals_the_hand_count_for_two_shards():
+    # d_in 8, 32 latents over 2 shards: 16 per rank; batch 16, k 2, k_aux = d_in // 2 = 4
+    found = estimate_memory(DictionaryConfig(8, 32, "topk", k=2), batch_size=16, latent_shards=2)
+    assert found.parameters == 4 * (8 * 16 + 16 + 16 * 8 + 8) == 1120
+    assert (found.gradients, found.adam) == (1120, 2240)
+    assert found.batch == 16 * 8 * (4 + 4 + 4) + 4 * 4 * 16 * 8  # read, float32, scaled; x_hat-sized terms
+    assert found.pre_activations == 4 * 16 * 16  # [16 rows, 16 latents] float32
+    assert found.codes == 16 * (2 + 4) * (4 + 8) * 3  # 2 shards' candidates and the merged winners
+    assert found.training == 1120 + 1120 + 2240 + 3584 + 1024 + 3456
+    assert found.initialisation == 1120 + 4 * 4096 * 16  # the first encode of 4096 tokens dominates here
+    assert found.per_rank == found.initialisation and found.total == 2 * found.initialisation
+
+
+def test_bf16_cache_halves_the_read_and_replicas_split_the_batch():
+    cfg = DictionaryConfig(8, 32, "topk", k=2)
+    f32, bf16 = (estimate_memory(cfg, 16, 2, cache_dtype=dtype) for dtype in ("float32", "bfloat16"))
+    assert f32.batch - bf16.batch == 16 * 8 * 2
+    grid = estimate_memory(cfg, 16, latent_shards=2, replicas=2)
+    assert grid.pre_activations == 4 * 8 * 16 and grid.ranks == 4
+
+
+def test_cli_estimate_prints_the_library_numbers(capsys):
+    from mechscope.cli import main
+
+    assert main(["dictionaries", "estimate", "--d-in", "576", "--d-sae", "1048576", "--k", "32", "--batch-size",
+                 "4096", "--latent-shards", "8", "--cache-dtype", "bfloat16", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    expected = estimate_memory(DictionaryConfig(576, 1_048_576, "topk", k=32), 4096, 8, cache_dtype="bfloat16")
+    assert printed["per_rank"] == expected.per_rank and printed["total"] == 8 * expected.per_rank
