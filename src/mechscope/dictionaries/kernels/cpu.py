@@ -1,0 +1,60 @@
+"""The C++ fused TopK extension: built once per (torch version, source) into the mechscope cache, loaded lazily.
+
+No compiler, a failed build or `MECHSCOPE_FUSED_TOPK=0` leave `extension()` at None, and callers take the
+plain PyTorch path; mechscope imports either way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from mechscope.cache_dirs import build_once, cache_root
+
+SOURCE = Path(__file__).with_name("fused_topk.cpp")
+NAME = "mechscope_fused_topk"
+DISABLE_VARIABLE = "MECHSCOPE_FUSED_TOPK"  # "0": always the plain PyTorch path
+
+
+FLAGS = ["-O3"]
+
+
+def build_directory() -> Path:
+    """The cache entry of this torch version, Python version, kernel source and compiler flags."""
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
+    python = f"py{sys.version_info.major}{sys.version_info.minor}"
+    return cache_root() / "kernels" / f"{NAME}-torch{torch.__version__}-{python}-{digest}"
+
+
+def library_file(directory: Path) -> Path:
+    return directory / f"{NAME}.so"
+
+
+def disabled() -> bool:
+    return os.environ.get(DISABLE_VARIABLE, "1").strip().lower() in ("0", "off", "false", "no")
+
+
+def build() -> Path:
+    """Compile the extension into the cache (a no-op when this version is there already); returns its .so."""
+    from torch.utils import cpp_extension
+
+    def compile_into(tmp: Path) -> None:
+        cpp_extension.load(NAME, [str(SOURCE)], build_directory=str(tmp), extra_cflags=FLAGS, verbose=False)
+
+    return library_file(build_once(build_directory(), compile_into, library_file(Path()).name))
+
+
+@cache
+def extension():
+    """The loaded extension module, or raises: OSError / RuntimeError / ImportError from building or loading."""
+    path = build()
+    spec = importlib.util.spec_from_file_location(NAME, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
