@@ -21,8 +21,9 @@ HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 @pytest.fixture
 def small_tiles(monkeypatch):
-    """64-latent tiles, so small test matrices span several blocks."""
+    """16-row, 64-latent tiles, so small test matrices span several blocks of both."""
     monkeypatch.setattr(fused, "TILE_BYTES", 1)
+    monkeypatch.setattr(fused, "ROW_BLOCK", 16)
 
 
 @pytest.fixture

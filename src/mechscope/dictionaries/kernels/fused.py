@@ -16,6 +16,7 @@ from mechscope.dictionaries.kernels import cpu, triton_topk
 from mechscope.errors import MechscopeError
 
 TILE_BYTES = 4 << 20  # one [rows, latent_block] tile of pre-activations: stays in this CPU's 32 MB L3
+ROW_BLOCK = 4096  # rows per GEMM: the running top-k's state is k entries for each of them
 
 
 class KernelInputError(MechscopeError):
@@ -90,8 +91,8 @@ def fused_topk(x: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, mask: Tensor | N
     elif x.device.type == "cpu":
         module, reason = _cpu_backend()
         if module is not None:
-            rows = x.shape[0]
-            latent_block = max(64, min(W_enc.shape[1], TILE_BYTES // (x.element_size() * max(1, rows))))
+            rows = max(1, min(x.shape[0], ROW_BLOCK))
+            latent_block = max(64, min(W_enc.shape[1], TILE_BYTES // (x.element_size() * rows)))
             return tuple(module.fused_topk(x.contiguous(), W_enc, b_enc, k, rows, latent_block))
         _warn_fallback(reason)
     top = torch.addmm(b_enc, x, W_enc).topk(k, dim=-1, sorted=False)
