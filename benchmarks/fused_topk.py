@@ -10,12 +10,13 @@ plain path the whole [batch, d_sae] pre-activation matrix.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
 import torch
 
-from mechscope.dictionaries.kernels import cpu, fused, fused_topk
+from mechscope.dictionaries.kernels import fused, fused_topk
 
 
 def rss_kb(field: str) -> int:
@@ -54,7 +55,7 @@ def main() -> None:
         W = torch.randn(args.d_in, d_sae, generator=g) / args.d_in ** 0.5
         b = torch.randn(d_sae, generator=g) * 0.1
         for path, setting in (("fused (C++)", "1"), ("addmm + topk", "0")):
-            cpu.os.environ[cpu.DISABLE_VARIABLE] = setting
+            os.environ[fused.DISABLE_VARIABLE] = setting
             fused.reset()
 
             def run():

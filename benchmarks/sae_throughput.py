@@ -63,14 +63,14 @@ def run_mechscope_fallback(*args):
     """mechscope with the fused TopK encoder switched off (MECHSCOPE_FUSED_TOPK=0): addmm + topk."""
     import os
 
-    from mechscope.dictionaries.kernels import cpu, fused
+    from mechscope.dictionaries.kernels import fused
 
-    os.environ[cpu.DISABLE_VARIABLE] = "0"
+    os.environ[fused.DISABLE_VARIABLE] = "0"
     fused.reset()
     try:
         return run_mechscope(*args)
     finally:
-        del os.environ[cpu.DISABLE_VARIABLE]
+        del os.environ[fused.DISABLE_VARIABLE]
         fused.reset()
 
 

@@ -29,10 +29,10 @@ def small_tiles(monkeypatch):
 @pytest.fixture
 def fallback(monkeypatch):
     """The plain PyTorch path, as MECHSCOPE_FUSED_TOPK=0 forces it."""
-    monkeypatch.setenv(cpu.DISABLE_VARIABLE, "0")
+    monkeypatch.setenv(fused.DISABLE_VARIABLE, "0")
     fused.reset()
     yield
-    monkeypatch.delenv(cpu.DISABLE_VARIABLE)
+    monkeypatch.delenv(fused.DISABLE_VARIABLE)
     fused.reset()
 
 
@@ -112,7 +112,7 @@ def trained(arch: str, seed: int = 0) -> Dictionary:
 
 def test_a_training_step_with_the_fused_path_matches_the_fallback(small_tiles, monkeypatch):
     fused_params = [p.detach().clone() for p in trained("topk").parameters()]
-    monkeypatch.setenv(cpu.DISABLE_VARIABLE, "0")
+    monkeypatch.setenv(fused.DISABLE_VARIABLE, "0")
     fused.reset()
     with pytest.warns(UserWarning, match="MECHSCOPE_FUSED_TOPK=0"):
         plain = trained("topk")

@@ -1,14 +1,13 @@
 """The C++ fused TopK extension: built once per (torch version, source) into the mechscope cache, loaded lazily.
 
-No compiler, a failed build or `MECHSCOPE_FUSED_TOPK=0` leave `extension()` at None, and callers take the
-plain PyTorch path; mechscope imports either way.
+Nothing here runs at import: without a compiler `extension()` raises, `kernels.fused` then takes the plain
+PyTorch path, and mechscope imports either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import sys
 from functools import cache
 from pathlib import Path
@@ -19,7 +18,6 @@ from mechscope.cache_dirs import build_once, cache_root
 
 SOURCE = Path(__file__).with_name("fused_topk.cpp")
 NAME = "mechscope_fused_topk"
-DISABLE_VARIABLE = "MECHSCOPE_FUSED_TOPK"  # "0": always the plain PyTorch path
 
 
 FLAGS = ["-O3"]
@@ -34,10 +32,6 @@ def build_directory() -> Path:
 
 def library_file(directory: Path) -> Path:
     return directory / f"{NAME}.so"
-
-
-def disabled() -> bool:
-    return os.environ.get(DISABLE_VARIABLE, "1").strip().lower() in ("0", "off", "false", "no")
 
 
 def build() -> Path:

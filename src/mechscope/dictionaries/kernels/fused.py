@@ -6,6 +6,7 @@ when neither is available, the plain `addmm` + `topk` path, with one warning say
 
 from __future__ import annotations
 
+import os
 import warnings
 from functools import cache
 
@@ -17,17 +18,22 @@ from mechscope.errors import MechscopeError
 
 TILE_BYTES = 4 << 20  # one [rows, latent_block] tile of pre-activations: stays in this CPU's 32 MB L3
 ROW_BLOCK = 4096  # rows per GEMM: the running top-k's state is k entries for each of them
+DISABLE_VARIABLE = "MECHSCOPE_FUSED_TOPK"  # "0": the plain PyTorch path on every device
 
 
 class KernelInputError(MechscopeError):
     """fused_topk was given tensors whose shapes or k do not fit together."""
 
 
+def disabled() -> bool:
+    return os.environ.get(DISABLE_VARIABLE, "1").strip().lower() in ("0", "off", "false", "no")
+
+
 @cache
 def _cpu_backend() -> tuple[object | None, str]:
     """(extension module or None, why not)."""
-    if cpu.disabled():
-        return None, f"{cpu.DISABLE_VARIABLE}=0"
+    if disabled():
+        return None, f"{DISABLE_VARIABLE}=0"
     try:
         return cpu.extension(), ""
     except (OSError, RuntimeError, ImportError) as err:  # cpp_extension reports a failed compile as RuntimeError
@@ -40,12 +46,17 @@ def _warn_fallback(reason: str) -> None:
                   "`mechscope kernels build` builds it, `mechscope kernels status` says why", stacklevel=3)
 
 
+def _cuda_reason() -> str:
+    """Why CUDA tensors take the plain path ("" when the Triton kernel runs)."""
+    return f"{DISABLE_VARIABLE}=0" if disabled() else triton_topk.unusable_reason()
+
+
 def kernel_status() -> dict:
     """Which fused TopK backends this process uses, and why not where it does not."""
     module, reason = _cpu_backend()
     return {"cpu": "c++ extension" if module is not None else f"fallback: {reason}",
             "cpu_library": str(cpu.library_file(cpu.build_directory())) if module is not None else None,
-            "cuda": "triton" if triton_topk.usable() else f"fallback: {triton_topk.unusable_reason()}"}
+            "cuda": f"fallback: {_cuda_reason()}" if _cuda_reason() else "triton"}
 
 
 def reset() -> None:
@@ -85,9 +96,9 @@ def fused_topk(x: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, mask: Tensor | N
         return values, columns[local]
     x, W_enc, b_enc = x.detach(), W_enc.detach(), b_enc.detach()
     if x.is_cuda:
-        if triton_topk.usable():
+        if not _cuda_reason():
             return triton_topk.topk(x, W_enc, b_enc, k)
-        _warn_fallback(triton_topk.unusable_reason())
+        _warn_fallback(_cuda_reason())
     elif x.device.type == "cpu":
         module, reason = _cpu_backend()
         if module is not None:

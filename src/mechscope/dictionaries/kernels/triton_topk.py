@@ -23,10 +23,6 @@ def unusable_reason() -> str:
     return ""
 
 
-def usable() -> bool:
-    return not unusable_reason()
-
-
 def interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
 
