@@ -69,7 +69,7 @@ def test_gemma_scope_2_folder_converts_to_the_same_jumprelu(tmp_path):
     assert torch.equal(again.W_enc, loaded.W_enc)
 
 
-def test_gemma_scope_2_refuses_affine_transcoders_and_reads_plain_ones(tmp_path):
+def test_gemma_scope_2_affine_flag_must_match_the_files_and_plain_transcoders_read(tmp_path):
     gemma_scope_2_folder(tmp_path, "affine", type="transcoder", affine_connection=True)
     with pytest.raises(MechscopeError, match="affine_connection=True"):
         load_dictionary(tmp_path / "affine")
@@ -124,8 +124,8 @@ def test_bad_ids_are_named():
         resolve_release("gemma-scope-2b-pt-res/layer_12/width_16k")
     with pytest.raises(ReleaseError, match="publishes widths 16k, 65k, not 1m"):
         resolve_release("gemma-scope-2b-pt-mlp/layer_1/width_1m/average_l0_5")
-    with pytest.raises(ReleaseError, match="no converter"):
-        pull_release("llama-scope-lxr-8x/L15R")
+    with pytest.raises(ReleaseError, match="does not follow"):
+        resolve_release("gemma-scope-2-1b-pt/clt/width_262k")
 
 
 def test_transcoder_sets_are_pulled_whole_and_load_as_sets(tmp_path):
@@ -158,3 +158,59 @@ def test_cli_list_info_and_pull(tmp_path, capsys):
     assert "--from DIR" in capsys.readouterr().err
     assert main(["dictionaries", "list", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["releases"]) == len(RELEASES)
+
+
+def test_llama_scope_folders_pull_from_a_local_copy(tmp_path):
+    from tests.dictionaries.test_llama_scope import write_folder
+
+    folder = tmp_path / "repo" / "Llama3_1-8B-Base-L15R-8x"
+    write_folder(folder, hooks=("blocks.15.hook_resid_post",) * 2, width=32768)
+    loaded = load_release("llama-scope-lxr-8x/L15R", source=tmp_path / "repo")
+    x = torch.randn(4, loaded.d_in)
+    assert torch.allclose(loaded(x), load_dictionary(folder)(x), atol=1e-6)
+    assert loaded.cfg.hook_name == "blocks.15.hook_resid_post"
+
+
+def test_gemma_scope_2_clts_and_crosscoders_pull_from_local_copies(tmp_path):
+    from mechscope.dictionaries.clt import CrossLayerTranscoder
+    from tests.dictionaries.test_gemmascope2_layers import layer_tensors, write_layers
+
+    write_layers(tmp_path / "repo" / "clt" / "width_16k_l0_medium_affine",
+                 [layer_tensors(i, affine=True) for i in range(3)])
+    clt = load_release("gemma-scope-2-1b-pt/clt/width_16k_l0_medium_affine", source=tmp_path / "repo")
+    assert isinstance(clt, CrossLayerTranscoder) and clt.W_skip is not None and clt.cfg.n_layers == 3
+    shared = layer_tensors(0)
+    files = [{**layer_tensors(i), **{k: shared[k] for k in ("w_dec", "b_enc", "threshold")}} for i in range(3)]
+    for f in files:
+        f["w_enc"], f["b_enc"], f["threshold"] = (torch.randn(6, 16384) * 0.1, torch.zeros(16384),
+                                                  torch.full((16384,), 0.5))
+        f["w_dec"] = torch.zeros(16384, 3, 6)
+    write_layers(tmp_path / "repo" / "crosscoder" / "layer_1_4_7_width_16k_l0_small", files)
+    entry = resolve_release("gemma-scope-2-1b-pt/crosscoder/layer_1_4_7_width_16k_l0_small")
+    assert entry.kind == "crosscoder" and entry.width == 16384
+    coder = load_release(entry.id, source=tmp_path / "repo")
+    assert coder.cfg.n_sources == 3 and coder.cfg.hook_name.split(",")[2] == "blocks.7.hook_resid_post"
+
+
+def test_hf_uris_in_a_transcoder_set_config_are_rewritten_to_local_files(tmp_path):
+    from mechscope.dictionaries.formats.circuit_tracer import read_config, write_config
+    from mechscope.dictionaries.public import parse_hf_uri
+
+    layers = [dictionary("jumprelu", 16, hook_name=f"blocks.{i}.hook_mlp_in", hook_name_out=f"blocks.{i}.hook_mlp_out",
+                         d_out=D) for i in range(2)]
+    save_transcoder_set(TranscoderSet(layers, [0, 1], "tiny"), tmp_path / "set")
+    store = tmp_path / "set" / "mntss" / "tc-repo" / "sub"
+    store.mkdir(parents=True)
+    for i in range(2):
+        (tmp_path / "set" / f"layer_{i}.safetensors").rename(store / f"layer_{i}.safetensors")
+    config = read_config(tmp_path / "set", "transcoder_set")
+    uris = [f"hf://mntss/tc-repo/sub/layer_{i}.safetensors?revision=v2" for i in range(2)]
+    write_config(tmp_path / "set", {**config, "transcoders": uris})
+    assert parse_hf_uri(uris[1]) == ("mntss/tc-repo", "sub/layer_1.safetensors", "v2")
+    loaded = load_release("circuit-tracer-llama-3.2-1b", source=tmp_path / "set")
+    assert torch.equal(loaded.dictionaries[1].W_enc, layers[1].W_enc)
+    rewritten = read_config(resolve_release("circuit-tracer-llama-3.2-1b").cached / "files", "transcoder_set")
+    assert rewritten["transcoders"] == ["layer_0.safetensors", "layer_1.safetensors"]
+    write_config(tmp_path / "set", {**config, "transcoders": ["hf://mntss/elsewhere/missing.safetensors"]})
+    with pytest.raises(ReleaseUnavailableError, match="hf://mntss/elsewhere/missing.safetensors"):
+        pull_release("circuit-tracer-gemma-2-2b", tmp_path / "set")

@@ -159,5 +159,5 @@ def register(verbs) -> None:
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--to", default="saelens", choices=["saelens", "sparsify", "gemmascope", "gemmascope2",
-                                                       "dictionary_learning", "openai"])
+                                                       "llama_scope", "dictionary_learning", "openai"])
     p.add_argument("--from", help="source format (detected when omitted)")

@@ -44,6 +44,7 @@ class CLTConfig:
     hook_out: str = "blocks.{layer}.hook_mlp_out"
     first_layer: int = 0  # layers first_layer .. first_layer + n_layers - 1
     model_name: str = ""
+    skip_connection: bool = False  # W_skip[l] [d_in, d_out]: y_l += x_l @ W_skip[l] (Gemma Scope 2's affine CLTs)
 
     def __post_init__(self):
         if min(self.n_layers, self.d_in, self.d_latent, self.d_output) < 1:
@@ -85,7 +86,7 @@ class CLTConfig:
 
 class CrossLayerTranscoder(nn.Module):
     """W_enc [n_layers, d_in, d_latent], b_enc and threshold [n_layers, d_latent], W_dec[i] [d_latent,
-    n_layers - i, d_out], b_dec [n_layers, d_out]."""
+    n_layers - i, d_out], b_dec [n_layers, d_out], optionally W_skip [n_layers, d_in, d_out]."""
 
     def __init__(self, cfg: CLTConfig, device: str | torch.device = "cpu"):
         super().__init__()
@@ -97,6 +98,7 @@ class CrossLayerTranscoder(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(n, d_out, device=device))
         self.log_threshold = nn.Parameter(torch.zeros(n, f, device=device))
         self.register_buffer("threshold", torch.zeros(n, f, device=device))
+        self.W_skip = nn.Parameter(torch.zeros(n, d_in, d_out, device=device)) if cfg.skip_connection else None
         self.reset_parameters()
 
     @property
@@ -126,6 +128,8 @@ class CrossLayerTranscoder(nn.Module):
         self.normalize_decoder()
         self.b_enc.zero_()
         self.b_dec.zero_()
+        if self.W_skip is not None:
+            self.W_skip.zero_()
         init = math.log(self.cfg.jumprelu_init_threshold) if self.cfg.activation == "jumprelu" else -30.0
         self.log_threshold.fill_(init)
         self.threshold.copy_(self.log_threshold.exp())
@@ -149,15 +153,19 @@ class CrossLayerTranscoder(nn.Module):
         pre = self.pre_activations(xs)
         return pre * (pre > self.threshold)
 
-    def decode(self, codes: Tensor) -> Tensor:
-        """Predictions [n_tokens, n_layers, d_out] of every layer's MLP output."""
+    def decode(self, codes: Tensor, xs: Tensor | None = None) -> Tensor:
+        """Predictions [n_tokens, n_layers, d_out] of every layer's MLP output (the skip term needs the inputs xs)."""
         out = self.b_dec.expand(codes.shape[0], -1, -1).clone()
         for i, W in enumerate(self.W_dec):
             out[:, i:] += torch.einsum("bf,fld->bld", codes[:, i], W)
+        if self.W_skip is not None:
+            if xs is None:
+                raise MechscopeError("this CLT has a skip connection: decode(codes, xs) needs the inputs xs")
+            out = out + torch.einsum("bld,lde->ble", xs, self.W_skip)
         return out
 
     def forward(self, xs: Tensor) -> Tensor:
-        return self.decode(self.encode(xs))
+        return self.decode(self.encode(xs), xs)
 
     # ----- the MLPReplacement protocol (one layer at a time, as a forward pass reaches it) -------
     def encode_layer(self, i: int, x: Tensor) -> Tensor:
@@ -165,7 +173,8 @@ class CrossLayerTranscoder(nn.Module):
         return pre * (pre > self.threshold[i])
 
     def decode_layer(self, j: int, codes: list[Tensor], x: Tensor) -> Tensor:
-        return self.b_dec[j] + sum(codes[i] @ self.W_dec[i][:, j - i] for i in range(j + 1))
+        out = self.b_dec[j] + sum(codes[i] @ self.W_dec[i][:, j - i] for i in range(j + 1))
+        return out if self.W_skip is None else out + x @ self.W_skip[j]
 
     def replacement_hooks(self, error_term: bool = False) -> list:
         return replacement_hooks(self, error_term)
@@ -189,7 +198,7 @@ class CrossLayerTranscoder(nn.Module):
             chosen = None
             weighted = codes.abs() * self.decoder_norms()
             sparsity = self.cfg.sparsity_coefficient * torch.tanh(self.cfg.tanh_scale * weighted).sum((1, 2)).mean()
-        y_hat = self.decode(codes)
+        y_hat = self.decode(codes, xs)
         error = (y_hat - ys).pow(2).sum() / xs.shape[0]
         recon = error / variance if self.cfg.activation == "topk" else error
         active = codes > 0
@@ -216,6 +225,8 @@ class CrossLayerTranscoder(nn.Module):
         """Make a CLT trained on in_scales[l] * x_l predicting out_scales[l] * y_l work on raw activations."""
         self.W_enc *= in_scales[:, None, None].to(self.W_enc.device)
         out = out_scales.to(self.b_dec.device)
+        if self.W_skip is not None:
+            self.W_skip *= (in_scales.to(out.device) / out)[:, None, None]
         self.b_dec /= out[:, None]
         for i, W in enumerate(self.W_dec):
             W /= out[i:][None, :, None]
@@ -228,12 +239,16 @@ class CrossLayerTranscoder(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "CrossLayerTranscoder":
-        from mechscope.dictionaries.formats import circuit_tracer
+        """From circuit-tracer's CLT layout or a Gemma Scope 2 `clt/...` folder."""
+        from mechscope.dictionaries.formats import circuit_tracer, gemmascope2
 
+        if gemmascope2.holds_layers(path):
+            return gemmascope2.load_clt(path).to(device)
         return circuit_tracer.load_clt(path).to(device)
 
     @staticmethod
     def holds(path: str | Path) -> bool:
-        from mechscope.dictionaries.formats import circuit_tracer
+        from mechscope.dictionaries.formats import circuit_tracer, gemmascope2
 
-        return circuit_tracer.holds_clt(path)
+        return circuit_tracer.holds_clt(path) or (gemmascope2.holds_layers(path)
+                                                  and gemmascope2.multilayer_kind(path) == "clt")

@@ -34,9 +34,17 @@ class Release:
     files: tuple[str, ...]  # files in that folder ("" : the folder is the file)
     hook: str  # mechscope hook, formatted with the path's groups; "" where each folder's config names it
     widths: tuple[str, ...]
-    kind: str = "sae"  # sae | transcoder | transcoder_set
+    kind: str = "sae"  # sae | transcoder | transcoder_set | clt | crosscoder
     example: str = ""  # an id's path in this release (a layout example)
     notes: str = ""
+    sites: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (site group value, kind, files) overriding the two
+
+    def layout(self, groups: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+        """(kind, files) of the dictionary an id's groups name: a site of `sites`, else the release's own."""
+        for site, kind, files in self.sites:
+            if groups.get("site") == site:
+                return kind, files
+        return self.kind, self.files
 
     def match(self, path: str) -> dict[str, str]:
         """The path's named groups; ReleaseError when it does not follow the layout."""
@@ -57,9 +65,10 @@ def width_count(width: str) -> int:
 
 
 _GEMMA_SCOPE = r"layer_(?P<layer>\d+)/width_(?P<width>\d+[km])/average_l0_(?P<l0>\d+)"
-_GEMMA_SCOPE_2 = (r"(?P<site>[a-z_]+)/layer_(?P<layer>\d+)_width_(?P<width>\d+[km])_l0_(?P<l0>[a-z]+|\d+)"
-                  r"(?P<affine>_affine)?")
-_LLAMA_SCOPE = "Llama Scope's own layout (hyperparams.json + checkpoints/final.safetensors) has no converter yet"
+_GEMMA_SCOPE_2 = (r"(?P<site>[a-z_]+)/(?:layer_(?P<layer>\d+(?:_\d+)*)_)?width_(?P<width>\d+[km])_l0_"
+                  r"(?P<l0>[a-z]+|\d+)(?P<affine>_affine)?")
+_LLAMA_SCOPE = ("lm_saes's layout, trained on dataset-normalised activations; read in lm_saes's own inference form "
+                "(see dictionaries.formats.llama_scope)")
 
 
 def _gemma_scope(site: str, hook: str, widths: tuple[str, ...], size: str = "2b") -> Release:
@@ -74,10 +83,14 @@ def _gemma_scope_2(size: str, variant: str) -> Release:
                    f"google/gemma-scope-2-{size}-{variant}", "gemmascope2", _GEMMA_SCOPE_2, "{path}",
                    ("config.json", "params.safetensors"), "", ("16k", "65k", "262k", "1m"),
                    example="resid_post_all/layer_12_width_16k_l0_medium",
+                   sites=(("clt", "clt", ("params_layer_0.safetensors",)),
+                          ("crosscoder", "crosscoder", ("params_layer_0.safetensors",))),
                    notes="hooks from each folder's config.json (hf_hook_point_in/out): model.layers.L.output -> "
                          "blocks.L.hook_resid_post, post_feedforward_layernorm -> hook_mlp_out, "
                          "post_attention_layernorm -> hook_attn_out, self_attn.o_proj.input -> attn.hook_z; "
-                         "transcoders with affine_connection and crosscoders are not read yet")
+                         "transcoders with _affine read with their skip matrix; clt/width_W_l0_L[_affine] as a "
+                         "cross-layer transcoder (load_transcoders); crosscoder/layer_A_B_..._width_W_l0_L as one "
+                         "crosscoder over those layers' residual streams")
 
 
 def _llama_scope(site: str, hook: str, expansion: int) -> Release:

@@ -1,4 +1,5 @@
-"""Dictionary file formats: SAELens (native), sparsify, Gemma Scope, dictionary_learning and OpenAI.
+"""Dictionary file formats: SAELens (native), sparsify, Gemma Scope 1 and 2, Llama Scope, dictionary_learning and
+OpenAI.
 
 `load_dictionary` detects the format; `save_dictionary` / `convert` write any of them.
 """
@@ -8,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from mechscope.dictionaries.dictionary import Dictionary
-from mechscope.dictionaries.formats import dictionary_learning, gemmascope, gemmascope2, openai, saelens, sparsify
+from mechscope.dictionaries.formats import (dictionary_learning, gemmascope, gemmascope2, llama_scope, openai, saelens,
+                                           sparsify)
 from mechscope.errors import MechscopeError
 
 FORMATS = {"saelens": saelens, "sparsify": sparsify, "gemmascope": gemmascope, "gemmascope2": gemmascope2,
-           "dictionary_learning": dictionary_learning, "openai": openai}
+           "dictionary_learning": dictionary_learning, "openai": openai, "llama_scope": llama_scope}
 
 
 def detect_format(path: str | Path) -> str:
@@ -24,8 +26,10 @@ def detect_format(path: str | Path) -> str:
             return "saelens"
         if {"cfg.json", "sae.safetensors"} <= names:
             return "sparsify"
-        if {"config.json", "params.safetensors"} <= names:
+        if {"config.json", "params.safetensors"} <= names or "params_layer_0.safetensors" in names:
             return "gemmascope2"
+        if llama_scope.holds(path):
+            return "llama_scope"
         if "params.npz" in names:
             return "gemmascope"
         if "ae.pt" in names:
@@ -41,13 +45,15 @@ def detect_format(path: str | Path) -> str:
     if not path.exists():
         raise MechscopeError(f"no dictionary at {path}")
     raise MechscopeError(f"{path} holds no known dictionary: expected SAELens (cfg.json + sae_weights.safetensors), "
-                         "sparsify (cfg.json + sae.safetensors), Gemma Scope (params.npz), dictionary_learning "
+                         "sparsify (cfg.json + sae.safetensors), Gemma Scope (params.npz), Gemma Scope 2 (config.json "
+                         "+ params.safetensors, or params_layer_{i}.safetensors), Llama Scope (hyperparams.json + "
+                         "checkpoints/final.safetensors), dictionary_learning "
                          "(ae.pt + config.json) or an OpenAI .pt state dict")
 
 
 def load_dictionary(path: str | Path, format: str | None = None, device: str = "cpu") -> Dictionary:
-    """Load a dictionary written by mechscope, SAELens, sparsify, Gemma Scope (1 and 2), dictionary_learning or
-    OpenAI; or a public release by id (`gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82`, see
+    """Load a dictionary written by mechscope, SAELens, sparsify, Gemma Scope (1 and 2), Llama Scope,
+    dictionary_learning or OpenAI; or a public release by id (`gemma-scope-2b-pt-res/layer_12/width_16k/average_l0_82`, see
     `dictionaries.public`), pulled into the cache on first use."""
     from mechscope.dictionaries.releases import is_release_id
 

@@ -6,7 +6,8 @@ without the `blocks.{l}.` prefix, e.g. "ln2.hook_normalized" / "hook_mlp_out").
   [d_transcoder, d_model], W_dec [d_transcoder, d_out], b_enc, b_dec, optionally `activation_function.threshold`
   (JumpReLU; ReLU without it) and W_skip [d_out, d_in] (applied as x @ W_skip.T).
 - cross_layer_transcoder: W_enc_{i}.safetensors with W_enc_{i} [d_transcoder, d_model], b_enc_{i}, b_dec_{i},
-  optionally threshold_{i}; W_dec_{i}.safetensors with W_dec_{i} [d_transcoder, n_layers - i, d_out].
+  optionally threshold_{i} (and mechscope's W_skip_{i} [d_in, d_out] for a CLT with a skip connection);
+  W_dec_{i}.safetensors with W_dec_{i} [d_transcoder, n_layers - i, d_out].
 Relative paths in `transcoders` are read relative to the config's directory.
 """
 
@@ -149,9 +150,10 @@ def save_clt(clt, path: str | Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     cfg = clt.cfg
     for i in range(cfg.n_layers):
+        skip = {} if clt.W_skip is None else {f"W_skip_{i}": clt.W_skip[i].detach().contiguous().cpu()}
         write_safetensors(path / f"W_enc_{i}.safetensors", {
             f"W_enc_{i}": clt.W_enc[i].detach().T.contiguous().cpu(), f"b_enc_{i}": clt.b_enc[i].detach().cpu(),
-            f"b_dec_{i}": clt.b_dec[i].detach().cpu(), f"threshold_{i}": clt.threshold[i].detach().cpu()})
+            f"b_dec_{i}": clt.b_dec[i].detach().cpu(), f"threshold_{i}": clt.threshold[i].detach().cpu(), **skip})
         write_safetensors(path / f"W_dec_{i}.safetensors", {f"W_dec_{i}": clt.W_dec[i].detach().contiguous().cpu()})
     write_config(path, {"model_kind": "cross_layer_transcoder", "model_name": cfg.model_name,
                         "feature_input_hook": cfg.hook_in.removeprefix("blocks.{layer}."),
@@ -182,6 +184,7 @@ def load_clt(path: str | Path):
     d_out = dec[0]["W_dec_0"].shape[-1]
     saved = config.get("mechscope") or {}
     cfg = CLTConfig.from_dict({"activation": "jumprelu", **saved, "n_layers": n_layers, "d_in": d_in,
+                               "skip_connection": "W_skip_0" in enc[0],
                                "d_latent": d_latent, "d_out": d_out if d_out != d_in else saved.get("d_out"),
                                "hook_in": "blocks.{layer}." + config.get("feature_input_hook", "hook_resid_mid"),
                                "hook_out": "blocks.{layer}." + config.get("feature_output_hook", "hook_mlp_out")})
@@ -199,5 +202,7 @@ def load_clt(path: str | Path):
             clt.b_enc[i].copy_(tensors[f"b_enc_{i}"])
             clt.b_dec[i].copy_(tensors[f"b_dec_{i}"])
             clt.threshold[i].copy_(tensors.get(f"threshold_{i}", torch.zeros(d_latent)).reshape(-1))
+            if clt.W_skip is not None:
+                clt.W_skip[i].copy_(tensors[f"W_skip_{i}"])
         clt.log_threshold.copy_(clt.threshold.clamp_min(1e-30).log())
     return clt
