@@ -20,7 +20,7 @@ SOURCE = Path(__file__).with_name("fused_topk.cpp")
 NAME = "mechscope_fused_topk"
 
 
-FLAGS = ["-O3"]
+FLAGS = ["-O3", "-fopenmp"]  # OpenMP: at::parallel_for in the extension runs on torch's threads
 
 
 def build_directory() -> Path:
@@ -39,7 +39,8 @@ def build() -> Path:
     from torch.utils import cpp_extension
 
     def compile_into(tmp: Path) -> None:
-        cpp_extension.load(NAME, [str(SOURCE)], build_directory=str(tmp), extra_cflags=FLAGS, verbose=False)
+        cpp_extension.load(NAME, [str(SOURCE)], build_directory=str(tmp), extra_cflags=FLAGS,
+                           extra_ldflags=["-fopenmp"], verbose=False)
 
     return library_file(build_once(build_directory(), compile_into, library_file(Path()).name))
 

@@ -16,8 +16,8 @@ from torch import Tensor
 from mechscope.dictionaries.kernels import cpu, triton_topk
 from mechscope.errors import MechscopeError
 
-TILE_BYTES = 4 << 20  # one [rows, latent_block] tile of pre-activations: stays in this CPU's 32 MB L3
-ROW_BLOCK = 4096  # rows per GEMM: the running top-k's state is k entries for each of them
+TILE_BYTES = 8 << 20  # one [rows, latent_block] tile of pre-activations: stays in this CPU's 32 MB L3
+ROW_BLOCK = 1024  # rows per GEMM (its slice of x stays in cache across latent blocks)
 DISABLE_VARIABLE = "MECHSCOPE_FUSED_TOPK"  # "0": the plain PyTorch path on every device
 
 
