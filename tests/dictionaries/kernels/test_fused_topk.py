@@ -121,12 +121,17 @@ def test_a_training_step_with_the_fused_path_matches_the_fallback(small_tiles, m
         torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
 
 
-def test_topk_inference_encode_matches_the_dense_path(small_tiles):
+def test_topk_inference_encode_matches_the_dense_path(small_tiles, monkeypatch):
     d = trained("topk", seed=1)
-    x = torch.randn(2, 9, 16)
+    x = torch.randn(2, 9, 16, requires_grad=True)
     dense = d.variant.activate(d, x, d.pre_activations(x))  # the plain topk over [..., d_sae]
-    torch.testing.assert_close(d.encode(x), dense)
-    assert bool((d.encode(x) > 0).sum(-1).le(8).all())
+    with torch.no_grad():
+        calls = []
+        monkeypatch.setattr(fused, "_check", lambda *a: calls.append(a))
+        torch.testing.assert_close(d.encode(x), dense)
+        assert len(calls) == 1  # the fused path ran
+    d.encode(x).sum().backward()  # with autograd recording, the dense path: gradients reach x
+    torch.testing.assert_close(x.grad, torch.autograd.grad(dense.sum(), x)[0])
 
 
 def test_forced_fallback_gives_the_same_codes_and_warns_once(fallback):

@@ -47,6 +47,9 @@ class TopK(Variant):
         return torch.zeros_like(pre).scatter(-1, top.indices, top.values.relu())
 
     def encode(self, d, x_in: Tensor) -> Tensor:
+        """Fused when no gradient is recorded (fused_topk has none); else through the dense pre-activations."""
+        if torch.is_grad_enabled() and (x_in.requires_grad or d.W_enc.requires_grad):
+            return super().encode(d, x_in)
         values, indices = fused_topk((x_in - d.input_centre()).reshape(-1, d.d_in), d.W_enc, d.b_enc, self.cfg.k)
         codes = values.new_zeros(indices.shape[0], d.d_sae).scatter(-1, indices, values.relu())
         return codes.reshape(*x_in.shape[:-1], d.d_sae)
