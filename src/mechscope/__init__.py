@@ -2,7 +2,7 @@
 
 from mechscope.autointerp import LabelConfig, label_features
 from mechscope.circuits import EdgeCircuit, find_circuit
-from mechscope.circuits.graphs import AttributionGraph, GraphConfig, Transcoders, attribute
+from mechscope.circuits.graphs import AttributionGraph, CrossLayerTranscoders, GraphConfig, Transcoders, attribute
 from mechscope.data import ActivationCache, harvest, harvest_pair, stream_batches, text_source
 from mechscope.dictionaries import (CLTConfig, CrossLayerTranscoder, Dictionary, DictionaryConfig, TrainConfig,
                                     TranscoderSet, fused_topk, kernel_status, load_transcoders, train, train_clt)
@@ -18,18 +18,19 @@ from mechscope.report import ReportFiles, redact_personal_data, scan_personal_da
 from mechscope.scans import FamilyScanConfig, scan_families
 from mechscope.server import ServerConfig, make_server
 from mechscope.steering import SteeringVector, caa, fit_iti, persona_vector, select_refusal_direction, steer
-from mechscope.toy import Organism, load_organism, open_organism, organism_path, train_organism
+from mechscope.toy import (Organism, load_organism, open_organism, organism_path, organism_transcoders,
+                           train_organism)
 
 from mechscope.version import __version__  # noqa: E402  (re-exported)
 
 __all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "CrossLayerTranscoder",
-           "Dictionary", "DictionaryConfig", "EdgeCircuit", "FamilyScanConfig", "GraphConfig",
+           "CrossLayerTranscoders", "Dictionary", "DictionaryConfig", "EdgeCircuit", "FamilyScanConfig", "GraphConfig",
            "HookedModel", "LabelConfig", "MechscopeError", "Organism", "PipelineConfig", "ReportFiles",
            "ServerConfig", "SteeringVector", "TrainConfig", "TranscoderSet", "Transcoders", "__version__",
            "attribute", "caa", "classify_latents", "convert", "diff_models", "evaluate_transcoders",
            "find_circuit", "fit_iti", "fused_topk", "harvest", "harvest_pair", "kernel_status", "label_features", "latent_scaling",
            "load_dictionary", "load_model", "load_organism", "load_release", "load_transcoders",
-           "make_server", "match_features", "mine", "open_organism", "organism_path", "persona_vector",
-           "redact_personal_data", "run_pipeline", "save_dictionary", "scan_families", "scan_personal_data",
-           "select_refusal_direction", "steer", "stream_batches", "text_source", "train", "train_clt",
-           "train_organism", "write_report"]
+           "make_server", "match_features", "mine", "open_organism", "organism_path", "organism_transcoders",
+           "persona_vector", "redact_personal_data", "run_pipeline", "save_dictionary", "scan_families",
+           "scan_personal_data", "select_refusal_direction", "steer", "stream_batches", "text_source", "train",
+           "train_clt", "train_organism", "write_report"]

@@ -13,6 +13,7 @@ from mechscope.circuits.edge_runs import find_circuit
 from mechscope.circuits.edge_selection import greedy, prune, top_n
 from mechscope.circuits.faithfulness import circuit_metrics, cpr_cmd
 from mechscope.circuits.graph import EdgeGraph
+from mechscope.circuits.mib import read_mib_circuit
 from mechscope.circuits.patching import paired_inputs
 from mechscope.errors import MechscopeError
 from tests.circuits.test_patching import last_token_metric
@@ -78,7 +79,12 @@ def test_an_edge_circuit_round_trips_through_its_files(ioi_circuits, tmp_path):
     loaded = EdgeCircuit.load(tmp_path)
     assert loaded.scores == found["eap"].scores and loaded.circuit == found["eap"].circuit
     assert loaded.curve == found["eap"].curve and loaded.graph == found["eap"].graph
-    assert set(files) == {"scores", "circuit", "curve", "manifest"}
+    assert set(files) == {"scores", "circuit", "curve", "graph", "mib", "manifest"}
+    mib = read_mib_circuit(files["mib"])  # the file MIB reads: same scores, same circuit
+    assert mib.edges == frozenset(found["eap"].circuit)
+    assert all(mib.scores[e] == pytest.approx(v) for e, v in found["eap"].scores.items())
+    page = (tmp_path / "graph.html").read_text()
+    assert page.count('class="c"') >= len(found["eap"].circuit)  # every circuit edge drawn, highlighted
     other = EdgeCircuit.from_scores(loaded.scores, loaded.circuit)
     assert other.graph == loaded.graph and other.nodes() == loaded.nodes()
     with pytest.raises(MechscopeError, match="holds no edge circuit"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import mechscope
-from mechscope.dictionaries import Dictionary, DictionaryConfig, TranscoderSet
+from mechscope.dictionaries import CLTConfig, CrossLayerTranscoder, Dictionary, DictionaryConfig, TranscoderSet
 from tests.conftest import word_tokenizer
 
 WORDS = "the cat sat on a mat and dog ran far away while birds sang in trees".split()
@@ -49,6 +49,22 @@ def exact_transcoder(model, layer: int) -> Dictionary:
 def exact_set(model) -> TranscoderSet:
     layers = list(range(model.info.n_layers))
     return TranscoderSet([exact_transcoder(model, layer) for layer in layers], layers, model.info.name)
+
+
+def clt_from_transcoders(dictionaries, hook_in: str = "blocks.{layer}.ln2.hook_normalized") -> CrossLayerTranscoder:
+    """A CLT whose latents write only to their own layer, each layer's block one of `dictionaries` (ReLU ones: the
+    threshold is zero)."""
+    first = dictionaries[0]
+    clt = CrossLayerTranscoder(CLTConfig(len(dictionaries), first.d_in, first.cfg.d_sae, hook_in=hook_in))
+    with torch.no_grad():
+        for i, d in enumerate(dictionaries):
+            clt.W_enc[i].copy_(d.W_enc)
+            clt.b_enc[i].copy_(d.b_enc)
+            clt.W_dec[i].zero_()
+            clt.W_dec[i][:, 0].copy_(d.W_dec)
+            clt.b_dec[i].copy_(d.b_dec)
+        clt.threshold.zero_()
+    return clt
 
 
 def replaced_logit_change(model, replacement, error_term: bool = False) -> float:

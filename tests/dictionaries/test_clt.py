@@ -13,7 +13,7 @@ from mechscope.dictionaries.clt_training import train_clt
 from mechscope.dictionaries.formats import circuit_tracer
 from mechscope.dictionaries.replacement import clean_activations
 from mechscope.errors import MechscopeError
-from tests.dictionaries.exact_transcoders import TEXT, exact_set, relu_gpt2, replaced_logit_change
+from tests.dictionaries.exact_transcoders import TEXT, clt_from_transcoders, exact_set, relu_gpt2, replaced_logit_change
 
 HOOKS = [f"blocks.{layer}.{h}" for layer in range(3) for h in ("ln2.hook_normalized", "hook_mlp_out")]
 
@@ -37,17 +37,7 @@ def per_layer_fvu(clt, gpt2) -> list[float]:
 
 def exact_clt(gpt2) -> CrossLayerTranscoder:
     """A CLT whose latents write only to their own layer, each block the MLP itself: the model exactly."""
-    tset = exact_set(gpt2)
-    clt = CrossLayerTranscoder(CLTConfig(3, 32, 128))
-    with torch.no_grad():
-        for i, d in enumerate(tset.dictionaries):
-            clt.W_enc[i].copy_(d.W_enc)
-            clt.b_enc[i].copy_(d.b_enc)
-            clt.W_dec[i].zero_()
-            clt.W_dec[i][:, 0].copy_(d.W_dec)
-            clt.b_dec[i].copy_(d.b_dec)
-        clt.threshold.zero_()
-    return clt
+    return clt_from_transcoders(exact_set(gpt2).dictionaries)
 
 
 @pytest.mark.parametrize("activation,options", [("jumprelu", {"sparsity_coefficient": 0.01}), ("topk", {"k": 12})])

@@ -184,3 +184,38 @@ def test_bad_settings_and_models_without_an_unembedding_are_refused():
         scoped(lambda act, name: act, "answer")
     with pytest.raises(MechscopeError, match="only known inside a hook"):
         model.positions
+
+
+def _byte_level_bpe():
+    """A byte-level BPE tokenizer (GPT-2/Llama 3 style) trained here, offline, on text with multi-byte characters."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    text = ["Çığ düştü, şöyle böyle 🙂 naïve café — the cat sat on the mat.", "def f(x):\n    return x ** 2"] * 20
+    core.train_from_iterator(text, trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel
+                                                       .alphabet(), special_tokens=["<eos>"]))
+    return PreTrainedTokenizerFast(tokenizer_object=core, eos_token="<eos>")
+
+
+@pytest.mark.parametrize("which", ["bpe", "wordpiece"])
+def test_incremental_text_equals_decoding_every_token_at_once(which, minilm):
+    from mechscope.models.generation import IncrementalText
+
+    tokenizer = _byte_level_bpe() if which == "bpe" else minilm.tokenizer
+    rng = torch.Generator().manual_seed(0)
+    rows = [tokenizer.encode("Çığ 🙂 naïve café, the mat. x ** 2", add_special_tokens=False)]
+    rows += [torch.randint(0, len(tokenizer), (40,), generator=rng).tolist() for _ in range(5)]
+    partial = 0
+    for row in rows:
+        stream = IncrementalText(tokenizer)
+        for n, token in enumerate(row, 1):
+            text, full = stream.push(token), tokenizer.decode(row[:n], skip_special_tokens=True)
+            if not full.endswith("\ufffd"):
+                assert text == full
+            else:  # inside a multi-byte character: only whole characters so far, a prefix of the full text
+                partial += 1
+                assert full.startswith(text)
+    assert which == "wordpiece" or partial > 0  # the byte-level rows did split characters across tokens

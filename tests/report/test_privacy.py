@@ -42,6 +42,12 @@ def test_each_kind_is_found_and_lookalikes_are_not():
                             ("ipv6", "2001:db8::8a2e:370:7334")]
 
 
+def test_version_numbers_netmasks_and_local_addresses_are_not_ip_addresses():
+    text = ("Python 3.11.4.1, version 1.2.3.4, v2.0.0.1, pkg==10.1.2.3, mask 255.255.255.0, listen on 0.0.0.0 "
+            "or 127.0.0.1, multicast 224.0.0.251, broadcast 255.255.255.255; but a client at 81.214.7.9")
+    assert _found(text) == [("ipv4", "81.214.7.9")]
+
+
 def test_random_eleven_digit_numbers_rarely_pass_the_tckn_checksum():
     import random
 

@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from mechscope.circuits import CircuitResult
+from mechscope.circuits.edge_results import EdgeCircuit
+from mechscope.circuits.graph import EdgeGraph
 from mechscope.errors import MechscopeError
 from mechscope.server import ServerConfig, load_circuits, make_server
 from tests.server.conftest import call
@@ -61,13 +63,16 @@ def saved_circuits(tmp_path):
     CircuitResult(-values, ("layer", "head"), patching.labels, "head_scores").save(tmp_path / "heads" / "induction")
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "result.json").write_text("{}")  # no heatmap: not a saved result
+    names = EdgeGraph(2, 2, 2, False).edge_names
+    scores = {name: float(i % 5) - 2 for i, name in enumerate(names)}
+    EdgeCircuit.from_scores(scores, set(names[:3]), {"method": "eap"}).save(tmp_path / "edges" / "eap")
     return tmp_path
 
 
 def test_saved_circuits_are_listed_and_served(served, saved_circuits):
     _, resources = served
     circuits = load_circuits(saved_circuits)
-    assert sorted(circuits) == ["heads-induction", "ioi"]
+    assert sorted(circuits) == ["edges-eap", "heads-induction", "ioi"]
     server = make_server(dataclasses.replace(resources, circuits=circuits), ServerConfig(port=0))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -76,13 +81,16 @@ def test_saved_circuits_are_listed_and_served(served, saved_circuits):
         assert listed["ioi"]["viewer"] == "/circuits/ioi" and listed["ioi"]["clean"] == 5.0
         assert listed["ioi"]["top"][0] == {"entry": "layer=1 head=2", "value": 5.0}
         assert listed["heads-induction"]["kind"] == "head_scores"
+        edges = listed["edges-eap"]  # an edge circuit: the same summary shape, its graph page as the viewer
+        assert edges["kind"] == "eap circuit (edges)" and edges["shape"] == [3] and abs(edges["top"][0]["value"]) == 2
+        assert _get(url + "/circuits/edges-eap")[2] == (saved_circuits / "edges/eap/graph.html").read_bytes()
         code, result = call(url, "/v1/circuits/ioi")
         assert code == 200 and result == json.loads((saved_circuits / "ioi" / "result.json").read_text())
         status, kind, page = _get(url + "/circuits/heads-induction")
         assert kind.startswith("text/html") and page == (saved_circuits / "heads/induction/heatmap.html").read_bytes()
         code, body = call(url, "/v1/circuits/heads%2Finduction")
         assert code == 404 and "no circuit named" in body["error"]["message"]
-        assert call(url, "/v1/resources")[1]["circuits"] == ["heads-induction", "ioi"]
+        assert call(url, "/v1/resources")[1]["circuits"] == ["edges-eap", "heads-induction", "ioi"]
     finally:
         server.shutdown()
         server.server_close()

@@ -108,6 +108,9 @@ def test_browse_steer_and_view_graphs_in_headless_chromium(served, app_url, arti
             cells = strip.locator("span")
             assert cells.count() == len(scores) > 0 and cells.first.get_attribute("title").startswith("token 1: ")
             assert cells.all_inner_texts() == [t or " " for t in choice["monitors"][0]["completion_tokens"]]
+            unscored = [k for k, v in enumerate(scores) if v is None]  # the last token is never read by the model
+            assert strip.locator("span.unscored").count() == len(unscored)
+            assert all("not scored" in cells.nth(k).get_attribute("title") for k in unscored)
         peak = max(abs(v) for choice in references for v in choice["monitors"][0]["completion_scores"] if v is not None)
         assert peak > 0 and page.locator(".strip span[style*='rgba']").count() > 0
         page.screenshot(path=str(artifacts / "3-steering.png"), full_page=True)

@@ -50,7 +50,11 @@ class EdgeCircuit:
                 **({"cpr": self.curve.get("cpr"), "cmd": self.curve.get("cmd")} if self.curve else {})}
 
     def save(self, out: str | Path, model=None, config=None) -> dict[str, str]:
-        """scores.json, circuit.json, curve.json (when measured) and manifest.json in `out`."""
+        """scores.json, circuit.json, curve.json (when measured), graph.html (the interactive graph), mib.json (MIB's
+        circuit file; graphs whose heads have their own k/v inputs, as MIB's have) and manifest.json in `out`."""
+        from mechscope.circuits.graph_view import write_graph_view
+        from mechscope.circuits.mib import write_mib_circuit
+
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         graph = self.graph.describe()
@@ -61,6 +65,13 @@ class EdgeCircuit:
         if self.curve is not None:
             atomic_write_json(out / "curve.json", self.curve)
             names.append("curve.json")
+        write_graph_view(self.scores, out / "graph.html", self.circuit,
+                         title=f"{self.info.get('method', 'edge')} circuit, {len(self.circuit)} edges")
+        names.append("graph.html")
+        if self.graph.n_kv_heads == self.graph.n_heads:
+            write_mib_circuit(out / "mib.json", self.scores, self.circuit,
+                              {"n_layers": self.graph.n_layers, "n_heads": self.graph.n_heads})
+            names.append("mib.json")
         write_manifest(out, build_manifest("mechscope.edge_circuit", model=model, config=config,
                                            info=self.info, files=file_checksums(out, names)))
         return {name.split(".")[0]: str(out / name) for name in names + ["manifest.json"]}

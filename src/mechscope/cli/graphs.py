@@ -1,4 +1,4 @@
-"""CLI verb for attribution graphs: `mechscope graph MODEL TRANSCODERS "prompt" --out DIR`."""
+"""CLI verb for attribution graphs: `mechscope graph MODEL TRANSCODERS "prompt" --out DIR` (per-layer or CLT)."""
 
 from __future__ import annotations
 
@@ -36,14 +36,16 @@ def graph(args: argparse.Namespace) -> dict:
 
 
 def register(verbs) -> None:
-    p = leaf(verbs, "graph", graph, "attribution graph of a prompt through per-layer transcoders (circuit tracing): "
-             "graph files, Neuronpedia JSON and an offline HTML viewer")
+    p = leaf(verbs, "graph", graph, "attribution graph of a prompt through per-layer or cross-layer transcoders "
+             "(circuit tracing): graph files, Neuronpedia JSON and an offline HTML viewer")
     p.add_argument("model", help='"smollm2", an organism directory, a local HF directory or a hub id')
-    p.add_argument("transcoders", help="directory with one saved dictionary (SAELens layout) per layer subfolder")
+    p.add_argument("transcoders", help="a transcoder set (mechscope's or circuit-tracer's config.yaml), a cross-layer "
+                   "transcoder (circuit-tracer's CLT files, as train_clt writes them), or one saved dictionary "
+                   "(SAELens layout) per layer subfolder")
     p.add_argument("prompt")
     p.add_argument("--out", required=True, help="directory for graph.safetensors/json, {slug}.json, graph.html")
     p.add_argument("--device", default="auto")
-    p.add_argument("--slug", default="graph", help="the graph's name in its Neuronpedia JSON")
+    p.add_argument("--slug", default="attribution-graph", help="the graph's name in its Neuronpedia JSON")
     p.add_argument("--scan", help="Neuronpedia scan id of the transcoder set (default: MODEL-transcoders)")
     p.add_argument("--catalog", action="append", default=[], help="LAYER=PATH of a feature catalogue for labels")
     p.add_argument("--supernodes", help='hand-made groups as JSON: [["name", "node_id", ...], ...]')

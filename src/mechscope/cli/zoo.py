@@ -1,10 +1,12 @@
-"""CLI verbs for model organisms: zoo list, zoo train, zoo check."""
+"""CLI verbs for model organisms: zoo list, zoo train, zoo check, zoo transcoders."""
 
 from __future__ import annotations
 
 import argparse
 
 from mechscope.cli.arguments import leaf
+from mechscope.cli.config_flags import add_config_flags, config_options
+from mechscope.toy.zoo_transcoders import OrganismTranscoderConfig
 
 
 def zoo_list(args: argparse.Namespace) -> dict:
@@ -47,6 +49,19 @@ def zoo_check(args: argparse.Namespace) -> dict:
     return _summary(organism, organism.check().to_dict())
 
 
+def zoo_transcoders(args: argparse.Namespace) -> dict:
+    import json
+
+    from mechscope.toy import organism_transcoders_path
+
+    config = OrganismTranscoderConfig(**config_options(args, OrganismTranscoderConfig))
+    path = organism_transcoders_path(args.name, args.size, config)
+    manifest = json.loads((path / "manifest.json").read_text())
+    return {"organism": args.name, "size": args.size, "kind": config.kind, "path": str(path),
+            "tokens_harvested": manifest["tokens_harvested"], "fvu_per_layer": manifest["fvu_per_layer"],
+            "l0_per_layer": manifest["l0_per_layer"]}
+
+
 def register(verbs) -> None:
     zoo = verbs.add_parser("zoo", help="model organisms: small LMs with known mechanisms").add_subparsers(
         dest="action", required=True)
@@ -65,3 +80,9 @@ def register(verbs) -> None:
     p.add_argument("dir", nargs="?", help="an organism directory (default: the whole zoo cache)")
     p.add_argument("--size", default="default", help="without DIR: which size of every organism")
     p.add_argument("--device", default="auto")
+
+    p = leaf(zoo, "transcoders", zoo_transcoders, "an organism's per-layer transcoders (or CLT) from the zoo cache, "
+             "trained there on first use; prints the directory (for `mechscope graph`) and each layer's FVU and L0")
+    p.add_argument("name", help="an organism: induction, ioi, refusal or greater-than")
+    p.add_argument("--size", default="default", help="default or small (the test suite's quick variant)")
+    add_config_flags(p, OrganismTranscoderConfig)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from mechscope.errors import MechscopeError, SteeringError
 from mechscope.models.chat import chat_inputs
+from mechscope.models.generation import IncrementalText
 from mechscope.server import edits
 from mechscope.server.config import ServerConfig
 from mechscope.server.resources import Resources
@@ -108,11 +109,10 @@ def run(resources: Resources, job: Job, on_text: Callable[[int, str], None] | No
     """Generate; with `on_text(row, delta)` the text is streamed as it is chosen. Returns the results per row."""
     model, sampling = resources.model, job.sampling
     streams = [TextStream(sampling.stop) for _ in range(len(job.inputs["input_ids"]))]
-    tokens: list[list[int]] = [[] for _ in streams]
+    texts = [IncrementalText(model.tokenizer) for _ in streams]
 
     def on_token(row: int, token: int) -> None:
-        tokens[row].append(token)
-        delta = streams[row].delta(model.tokenizer.decode(tokens[row], skip_special_tokens=True))
+        delta = streams[row].delta(texts[row].push(token))
         if delta:
             on_text(row, delta)
 

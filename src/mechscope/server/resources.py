@@ -130,25 +130,49 @@ CIRCUIT_DEPTH = 3  # folders below --circuits searched for results
 
 
 def load_circuits(directory: str | Path) -> dict[str, SavedCircuit]:
-    """Every CircuitResult saved under `directory` (result.json + heatmap.html, as `mechscope patch --out` and
-    the other circuits verbs write them), named by its path below `directory` with "-" between folders."""
+    """Every circuit result saved under `directory`: CircuitResults (result.json + heatmap.html, as `mechscope patch
+    --out` and the other circuits verbs write them) and edge circuits (`mechscope circuit --out`: circuit.json +
+    graph.html), named by its path below `directory` with "-" between folders."""
     directory = Path(directory)
     found = {}
-    for result in sorted(directory.rglob("result.json")) if directory.is_dir() else []:
-        folder = result.parent
+    folders = sorted({p.parent for name in ("result.json", "circuit.json") for p in directory.rglob(name)}) \
+        if directory.is_dir() else []
+    for folder in folders:
         parts = folder.relative_to(directory).parts
-        if len(parts) > CIRCUIT_DEPTH or not (folder / "heatmap.html").is_file():
-            continue
-        try:
-            summary = json.loads(result.read_text())
-            summary = {key: summary[key] for key in ("kind", "axes", "shape", "clean", "corrupted", "top")}
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        found["-".join(parts) or directory.name] = SavedCircuit(result, folder / "heatmap.html", summary)
+        saved = _saved_circuit(folder) if len(parts) <= CIRCUIT_DEPTH else None
+        if saved is not None:
+            found["-".join(parts) or directory.name] = saved
     if not found:
         raise MechscopeError(f"{directory} holds no saved circuit results (folders with result.json and "
-                             "heatmap.html, written by `mechscope patch --out` and the other circuits verbs)")
+                             "heatmap.html, or circuit.json and graph.html, written by `mechscope patch --out`, "
+                             "`mechscope circuit --out` and the other circuits verbs)")
     return found
+
+
+def _saved_circuit(folder: Path) -> SavedCircuit | None:
+    """A CircuitResult or an edge circuit in `folder`, with one summary shape for both; None for anything else."""
+    try:
+        if (folder / "heatmap.html").is_file() and (folder / "result.json").is_file():
+            summary = json.loads((folder / "result.json").read_text())
+            summary = {key: summary[key] for key in ("kind", "axes", "shape", "clean", "corrupted", "top")}
+            return SavedCircuit(folder / "result.json", folder / "heatmap.html", summary)
+        if (folder / "graph.html").is_file() and (folder / "circuit.json").is_file():
+            manifest = json.loads((folder / "manifest.json").read_text())
+            if manifest.get("format") != "mechscope.edge_circuit":
+                return None
+            scores = json.loads((folder / "scores.json").read_text())["scores"]
+            edges = json.loads((folder / "circuit.json").read_text())["edges"]
+            curve = json.loads((folder / "curve.json").read_text()) if (folder / "curve.json").is_file() else {}
+            top = sorted(scores.items(), key=lambda item: -abs(item[1]))[:10]
+            method = (manifest.get("config") or {}).get("method") or (manifest.get("info") or {}).get("method")
+            summary = {"kind": f"{method or 'edge'} circuit (edges)", "axes": ["edge"],
+                       "shape": [len(edges)], "clean": curve.get("model_metric"),
+                       "corrupted": curve.get("empty_metric"), "cpr": curve.get("cpr"), "cmd": curve.get("cmd"),
+                       "top": [{"entry": edge, "value": value} for edge, value in top]}
+            return SavedCircuit(folder / "circuit.json", folder / "graph.html", summary)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return None
 
 
 def load_variants(path: str | Path) -> dict[str, list]:

@@ -7,6 +7,8 @@ from mechscope.toy.handbuilt import (HandBuiltConfig, build_handbuilt, handbuilt
                                      open_handbuilt, repeat_accuracy, save_handbuilt)
 from mechscope.toy.induction_circuit import induction_circuit
 from mechscope.toy.lm_training import LMConfig, LMTrainConfig, build_lm, train_lm
+from mechscope.toy.zoo_transcoders import (OrganismTranscoderConfig, organism_transcoders,
+                                               organism_transcoders_path, train_organism_transcoders)
 from mechscope.toy.organisms import FINE_TUNED, ORGANISMS, Organism, open_organism, train_organism
 from mechscope.toy.refusal_smollm2 import SafetyCheck, SafetyTask
 from mechscope.toy.plots import plot_superposition
@@ -19,5 +21,7 @@ __all__ = ["FINE_TUNED", "ORGANISMS", "AbsorptionFeatures", "ChatTuneConfig", "F
            "absorption_scores", "ToyConfig", "ToyModel", "build_lm", "check_zoo", "dimensions_per_feature",
            "feature_dimensionality", "feature_norms", "feature_recovery", "gram", "load_organism", "open_organism",
            "organism_path", "plot_superposition", "train_lm", "train_organism", "train_toy", "tune_chat"]
+__all__ += ["OrganismTranscoderConfig", "organism_transcoders", "organism_transcoders_path",
+            "train_organism_transcoders"]
 __all__ += ["HandBuiltConfig", "build_handbuilt", "handbuilt_circuit", "handbuilt_model", "induction_circuit",
             "open_handbuilt", "repeat_accuracy", "save_handbuilt"]

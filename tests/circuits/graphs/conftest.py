@@ -3,14 +3,14 @@ transcoders fitted quickly to a model's MLPs."""
 
 from __future__ import annotations
 
-import random
 
 import pytest
 import torch
 
-from mechscope.circuits.graphs import Transcoders
-from mechscope.dictionaries import Dictionary, DictionaryConfig
+from mechscope.circuits.graphs import CrossLayerTranscoders, Transcoders
+from mechscope.dictionaries import CLTConfig, CrossLayerTranscoder, Dictionary, DictionaryConfig
 from mechscope.models import wrap
+from tests.dictionaries.exact_transcoders import clt_from_transcoders
 
 EXACT_INPUT = "blocks.{layer}.ln2.hook_normalized"
 
@@ -55,6 +55,46 @@ def exact_transcoders(relu_gpt2):
     return Transcoders([exact_transcoder(relu_gpt2, layer) for layer in range(2)], [0, 1], input_hook=EXACT_INPUT)
 
 
+def exact_clt(exact: Transcoders) -> CrossLayerTranscoders:
+    """The exact per-layer transcoders as a CLT whose cross-layer decoders are zero."""
+    return CrossLayerTranscoders(clt_from_transcoders(exact.dictionaries, exact.input_hook))
+
+
+def random_clt(model, d_latent: int = 48, seed: int = 0) -> CrossLayerTranscoders:
+    """A random JumpReLU CLT over every layer (threshold 0.5, decoders scaled up): real cross-layer writes."""
+    clt = CrossLayerTranscoder(CLTConfig(model.n_layers, model.info.d_model, d_latent, hook_in=EXACT_INPUT))
+    clt.reset_parameters(seed)
+    with torch.no_grad():
+        for decoder in clt.W_dec:
+            decoder.mul_(3)
+        clt.b_dec.normal_(0, 0.1, generator=torch.Generator().manual_seed(seed))
+    return CrossLayerTranscoders(clt)
+
+
+def removal_effects(model, transcoders, graph, prompt, sources: list[int]):
+    """Finite-difference direct effects of removing each source node's output (every decoder row it writes, or its
+    token embedding) in the frozen model: (effects on every feature's pre-activation [sources, n_features], on each
+    logit target [sources, n_logits]). GPT-2 models only (the embedding is read from wte)."""
+    deltas = {name: torch.zeros(len(sources), len(prompt), model.info.d_model)
+              for name in ["hook_embed", *(f"blocks.{l}.hook_mlp_out" for l in range(model.n_layers))]}
+    for row, index in enumerate(sources):
+        node = graph.node(index)
+        if node.kind == "feature":
+            i = transcoders.layers.index(node.layer)
+            writes = transcoders.decoder_rows(i, torch.tensor([node.latent]))[0].detach()  # [n_out, d]
+            for offset, direction in enumerate(writes):
+                name = f"blocks.{transcoders.layers[i + offset]}.hook_mlp_out"
+                deltas[name][row, node.pos] = -graph.activations[index] * direction
+        else:
+            deltas["hook_embed"][row, node.pos] = -model.hf.transformer.wte.weight[int(prompt[node.pos])].detach()
+    clean_pre, clean_logits = frozen_values(model, transcoders, prompt, {}, 1)
+    pre, logits = frozen_values(model, transcoders, prompt, deltas, len(sources))
+    features = graph.features
+    on_features = torch.stack([clean_pre[layer][0, pos, latent] - pre[layer][:, pos, latent]
+                               for layer, pos, latent in features.tolist()], 1)
+    return on_features, (clean_logits - logits)[:, graph.logit_tokens]
+
+
 def fit_transcoders(model, texts, layers, d_sae: int = 256, k: int = 8, steps: int = 400, seed: int = 0) -> Transcoders:
     """TopK transcoders from each layer's hook_mlp_in to hook_mlp_out, fitted with Adam on `texts`' tokens."""
     names = [f"blocks.{layer}.hook_{kind}" for layer in layers for kind in ("mlp_in", "mlp_out")]
@@ -91,7 +131,7 @@ def frozen_values(model, transcoders, prompt, deltas: dict[str, torch.Tensor], c
     def frozen(act, name):
         value = clean[name].expand_as(act).clone()
         if zero_sources and name.endswith("hook_mlp_out"):
-            value[:] = dict(zip(transcoders.layers, transcoders.dictionaries))[int(name.split(".")[1])].b_dec
+            value[:] = transcoders.output_bias(transcoders.layers.index(int(name.split(".")[1])))
         return value + deltas[name] if name in deltas else value
 
     def embed(act, name):
@@ -107,20 +147,30 @@ def frozen_values(model, transcoders, prompt, deltas: dict[str, torch.Tensor], c
     with torch.no_grad(), model.hooks(hooks):
         logits = model(prompt[None].expand(copies, -1))[:, -1]
     with torch.no_grad():
-        pre = {l: tc.pre_activations(inputs[l].float()) for l, tc in zip(transcoders.layers, transcoders.dictionaries)}
+        pre = {l: transcoders.pre_activations(i, inputs[l].float()) for i, l in enumerate(transcoders.layers)}
     return pre, logits - logits.mean(-1, keepdim=True)
+
+
+def _induction(cross_layer: bool):
+    from mechscope.circuits.graphs import from_transcoder_set
+    from mechscope.toy import OrganismTranscoderConfig, load_organism, organism_transcoders
+
+    organism = load_organism("induction", size="small", device="cpu")
+    found = organism_transcoders("induction", "small", OrganismTranscoderConfig(cross_layer=cross_layer))
+    transcoders = CrossLayerTranscoders(found) if cross_layer else from_transcoder_set(found)
+    first = 6
+    prompt = organism.task.repeated_tokens(organism.model.tokenizer, n=1)[0][:1 + organism.task.check_segment + first]
+    return organism, transcoders, prompt, first
 
 
 @pytest.fixture(scope="session")
 def induction():
-    """(organism, transcoders fitted to both its MLPs, a repeated-segment prompt, the position the last token
-    first occurred at)."""
-    from mechscope.toy import load_organism
+    """(organism, its zoo transcoders (one per MLP), a repeated-segment prompt, the position the last token first
+    occurred at)."""
+    return _induction(cross_layer=False)
 
-    organism = load_organism("induction", size="small", device="cpu")
-    model, task = organism.model, organism.task
-    texts = task.train_texts(random.Random(0), 40)
-    transcoders = fit_transcoders(model, texts, [0, 1], d_sae=256, k=8, steps=200)
-    first = 6
-    prompt = task.repeated_tokens(model.tokenizer, n=1)[0][:1 + task.check_segment + first]
-    return organism, transcoders, prompt, first
+
+@pytest.fixture(scope="session")
+def induction_clt():
+    """The same with the organism's zoo cross-layer transcoder."""
+    return _induction(cross_layer=True)

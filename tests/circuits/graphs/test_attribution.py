@@ -9,7 +9,7 @@ import torch
 from mechscope.circuits.graphs import AttributionGraph, GraphConfig, attribute, direction_target, graph_scores
 from mechscope.circuits.graphs.replacement import GraphError, Transcoders
 
-from tests.circuits.graphs.conftest import frozen_values
+from tests.circuits.graphs.conftest import frozen_values, removal_effects
 
 PROMPT = torch.tensor([3, 17, 8, 42, 17, 8, 5, 11])
 
@@ -26,27 +26,14 @@ def test_exact_transcoder_leaves_error_nodes_zero(exact_graph):
 
 
 def test_edges_equal_finite_difference_direct_effects(relu_gpt2, exact_transcoders, exact_graph):
-    graph, model = exact_graph, relu_gpt2
+    graph = exact_graph
     generator = torch.Generator().manual_seed(0)
     feature_sources = torch.randperm(graph.n_features, generator=generator)[:40].tolist()
     sources = feature_sources + list(range(graph.token_start, graph.logit_start))
-    d_model = model.info.d_model
-    deltas = {name: torch.zeros(len(sources), len(PROMPT), d_model)
-              for name in ["hook_embed", *(f"blocks.{l}.hook_mlp_out" for l in range(2))]}
-    for row, index in enumerate(sources):  # remove the source's output: the effect is clean minus ablated
-        node = graph.node(index)
-        if node.kind == "feature":
-            direction = exact_transcoders.dictionaries[node.layer].W_dec[node.latent].detach()
-            deltas[f"blocks.{node.layer}.hook_mlp_out"][row, node.pos] = -graph.activations[index] * direction
-        else:
-            deltas["hook_embed"][row, node.pos] = -model.hf.transformer.wte.weight[int(PROMPT[node.pos])].detach()
-    clean_pre, clean_logits = frozen_values(model, exact_transcoders, PROMPT, {}, 1)
-    pre, logits = frozen_values(model, exact_transcoders, PROMPT, deltas, len(sources))
+    on_features, expected_logit = removal_effects(relu_gpt2, exact_transcoders, graph, PROMPT, sources)
     dense = graph.dense()
     layer1 = (graph.features[:, 0] == 1).nonzero().squeeze(1)
-    expected_feature = clean_pre[1][0, graph.features[layer1, 1], graph.features[layer1, 2]] - \
-        pre[1][:, graph.features[layer1, 1], graph.features[layer1, 2]]  # [sources, layer-1 features]
-    expected_logit = (clean_logits - logits)[:, graph.logit_tokens]  # [sources, logits]
+    expected_feature = on_features[:, layer1]  # [sources, layer-1 features]
     got_feature = dense[layer1][:, sources].T
     got_logit = dense[graph.logit_start:][:, sources].T
     scale = expected_logit.abs().max()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 import torch
 
 from mechscope.circuits.graphs import (AttributionGraph, auto_supernodes, neuronpedia_graph, prune,
@@ -94,6 +95,14 @@ def test_graph_verb_on_the_induction_organism(tmp_path, induction, capsys):
     assert {"graph.safetensors", "graph.json", "graph.html", "qk.json", "manifest.json", "graph-metadata.json"} <= {
         p.name for p in (tmp_path / "g").iterdir()}
     assert AttributionGraph.load(tmp_path / "g").n_features == summary["active_features"]
+
+
+def test_a_slug_that_would_overwrite_the_graphs_own_files_is_refused(tmp_path, relu_gpt2, exact_transcoders):
+    from mechscope.circuits.graphs import GraphError, trace
+
+    with pytest.raises(GraphError, match="slug 'graph' would name"):
+        trace(relu_gpt2, exact_transcoders, torch.tensor([3, 7, 11]), tmp_path / "g", slug="graph")
+    assert not (tmp_path / "g").exists()  # refused before anything is written
 
 
 def test_a_saved_transcoder_set_traces_the_same_graph(tmp_path, relu_gpt2, exact_transcoders):

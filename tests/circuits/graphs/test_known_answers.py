@@ -68,8 +68,9 @@ def test_pruning_keeps_the_planted_path_and_drops_weak_nodes():
     assert pruned.edge_mask.tolist() == [True, False, True, False]
 
 
-def test_induction_graph_routes_the_prediction_from_the_token_after_the_first_occurrence(induction):
-    organism, transcoders, prompt, first = induction
+@pytest.mark.parametrize("transcoders_of", ["induction", "induction_clt"])
+def test_induction_graph_routes_the_prediction_from_the_token_after_the_first_occurrence(request, transcoders_of):
+    organism, transcoders, prompt, first = request.getfixturevalue(transcoders_of)
     model = organism.model
     # the last token repeats the one at position `first`; the model should copy what followed it
     assert int(prompt[-1]) == int(prompt[first])

@@ -43,3 +43,32 @@ def test_induction_head_score_comes_from_current_token_and_previous_token_heads(
     assert key_part.startswith("L0 attn h") and key_part.endswith(f"@{first + 1}")
     graph = attribute(model, transcoders, prompt, GraphConfig(max_logits=1))
     assert main_path_heads(model, graph, prune(graph))[0] == (1, head, query, first + 1)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen3", "gemma3", "olmo2"])
+def test_terms_sum_to_the_score_with_frozen_q_and_k_norms(family):
+    """Qwen3 and Gemma 3 normalise each head's q and k, OLMo2 all heads' at once (and has no ln1): with those scales
+    frozen the terms still sum to the score, for every pair of keys inside Gemma 3's sliding window."""
+    import mechscope
+    from mechscope.circuits.graphs import Transcoders
+    from mechscope.dictionaries import Dictionary, DictionaryConfig
+    from tests.conftest import tiny_hf, token_batch
+
+    hf = tiny_hf(family)
+    with torch.no_grad():  # non-trivial norm weights, q_norm/k_norm included
+        for name, param in hf.named_parameters():
+            if "norm" in name:
+                param.add_(0.3 * torch.randn_like(param))
+    model = mechscope.load_model(hf, device="cpu")
+    attn = model.root.get_submodule(f"{model.family.layers}.1.{model.family.attn_core}")
+    assert hasattr(attn, "q_norm") == (family != "llama")
+    torch.manual_seed(0)
+    transcoders = Transcoders([Dictionary(DictionaryConfig(d_in=32, d_sae=64, k=4, apply_b_dec_to_input=False))
+                               for _ in range(3)], [0, 1, 2])
+    prompt, query, keys = token_batch(pos=8)[0], 7, (4, 5, 6, 7)
+    pattern = _pattern(model, prompt, 1)
+    for head in (0, 3):
+        scores = [qk_attribution(model, transcoders, prompt, 1, head, query, key, zero_bos=False).score for key in keys]
+        logs = pattern[head, query, list(keys)].log()
+        for i in range(1, len(keys)):
+            assert scores[i] - scores[0] == pytest.approx(float(logs[i] - logs[0]), abs=1e-4)

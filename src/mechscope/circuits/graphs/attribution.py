@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from mechscope.circuits.graphs.config import GraphConfig
 from mechscope.circuits.graphs.graph import AttributionGraph
 from mechscope.circuits.graphs.influence import influence, normalized_weights
-from mechscope.circuits.graphs.replacement import FrozenRun, PromptState, Transcoders, prompt_state
+from mechscope.circuits.graphs.replacement import FrozenRun, PromptState, prompt_state
+from mechscope.circuits.graphs.transcoders import MLPTranscoders
 from mechscope.circuits.graphs.targets import LogitTargets, named_targets, salient_logits
 
 EDGE_BYTES = 20  # target and source (int64) and weight (float32)
@@ -35,7 +36,7 @@ class MemoryEstimate:
     n_nodes: int
     n_rows: int
     forward_bytes: int  # the replacement model's autograd graph over `batch_size` copies
-    batch_bytes: int  # one batch of gradients and rows
+    batch_bytes: int  # one batch of gradients and rows, and every feature's decoder rows
     edge_bytes: int  # the stored edges (an upper bound: every source of every row)
     dense_bytes: int  # what circuit-tracer's dense [rows, nodes] float32 matrix would take
 
@@ -51,39 +52,54 @@ class MemoryEstimate:
                 f"{self.dense_bytes / mib:.0f} MiB")
 
 
-def memory_estimate(model, state: PromptState, n_logits: int, config: GraphConfig) -> MemoryEstimate:
+def memory_estimate(model, state: PromptState, n_logits: int, config: GraphConfig,
+                    transcoders: MLPTranscoders | None = None) -> MemoryEstimate:
     """Bytes for the autograd graph (per copy and layer: the frozen pattern, and about eight [pos, d_model]
-    tensors the norms, value and output projections keep), one batch and the edge list."""
+    tensors the norms, value and output projections keep), one batch, the features' decoder rows (one per MLP output
+    each writes to, from `transcoders`; one each without) and the edge list."""
     info, n_pos, n_features = model.info, len(state.tokens), len(state.features)
     n_nodes = n_features + (model.n_layers + 1) * n_pos + n_logits
     n_rows = min(n_features, config.max_feature_nodes or n_features) + n_logits
     per_copy = model.n_layers * 4 * (info.n_heads * n_pos * n_pos + 8 * n_pos * info.d_model)
     n_sources = n_nodes - n_logits
     batch = 4 * config.batch_size * ((model.n_layers + 2) * n_pos * info.d_model + 2 * n_sources)
+    writes = n_features
+    if transcoders is not None:
+        per_layer = torch.tensor([transcoders.decoder_rows(i, slice(0, 1)).shape[1]
+                                  for i in range(len(transcoders.layers))])
+        index = torch.searchsorted(torch.tensor(transcoders.layers), state.features[:, 0].cpu().contiguous())
+        writes = int(per_layer[index].sum())
     per_row = min(config.edges_per_row or n_sources, n_sources)
-    return MemoryEstimate(n_features, n_nodes, n_rows, per_copy * config.batch_size, batch,
+    return MemoryEstimate(n_features, n_nodes, n_rows, per_copy * config.batch_size, batch + 4 * writes * info.d_model,
                           EDGE_BYTES * n_rows * per_row, 4 * n_rows * n_nodes)
 
 
 class _RowWriter:
     """Turns a batch of backward passes into edge rows, kept sparse."""
 
-    def __init__(self, run: FrozenRun, state: PromptState, transcoders: Transcoders, n_logits: int, keep: int):
+    def __init__(self, run: FrozenRun, state: PromptState, transcoders: MLPTranscoders, n_logits: int, keep: int):
         self.run, self.state, self.keep = run, state, keep
-        self.decoders = state.decoder_vectors(transcoders)
         self.encoders = state.encoder_vectors(transcoders)
-        self.layers = state.features[:, 0]
+        layers = state.features[:, 0]
+        # per encoder layer: its features' indices, and what each writes to which MLP outputs [n, n_out, d]
+        self.writers = []
+        for layer in layers.unique(sorted=True).tolist():
+            chosen = (layers == layer).nonzero().squeeze(1)
+            i = transcoders.layers.index(layer)
+            for part in chosen.split(4096):
+                writes = state.feature_writes(transcoders, part)
+                self.writers.append((part, writes, transcoders.layers[i:i + writes.shape[1]]))
         self.n_sources = len(state.features) + (run.model.n_layers + 1) * len(state.tokens)
         self.edges: list[tuple[Tensor, Tensor, Tensor]] = []
 
     def _sources(self, embed_grad: Tensor, grads: dict[int, Tensor]) -> Tensor:
-        """[copies, n_sources]: each node's output dotted with the gradient at it."""
+        """[copies, n_sources]: each node's output dotted with the gradient at it (a feature's over every MLP output
+        it writes to)."""
         state, columns = self.state, []
-        for layer in self.layers.unique(sorted=True).tolist():
-            chosen = (self.layers == layer).nonzero().squeeze(1)
-            for part in chosen.split(4096):
-                at = grads[layer][:, state.features[part, 1]]  # [copies, n, d]
-                columns.append(torch.einsum("bnd,nd->bn", at, self.decoders[part]))
+        for part, writes, outputs in self.writers:
+            pos = state.features[part, 1]
+            columns.append(sum(torch.einsum("bnd,nd->bn", grads[layer][:, pos], writes[:, offset])
+                               for offset, layer in enumerate(outputs)))
         columns += [torch.einsum("bpd,pd->bp", grads[layer], state.errors[layer]) for layer in sorted(grads)]
         columns.append(torch.einsum("bpd,pd->bp", embed_grad, state.embeddings))
         return torch.cat(columns, 1)
@@ -150,7 +166,7 @@ def _feature_order(writer: _RowWriter, n_features: int, n_nodes: int, config: Gr
         yield from pending.split(config.batch_size)
 
 
-def attribute(model, transcoders: Transcoders, prompt, config: GraphConfig | None = None,
+def attribute(model, transcoders: MLPTranscoders, prompt, config: GraphConfig | None = None,
               targets: LogitTargets | None = None, progress: bool = False) -> AttributionGraph:
     """The attribution graph of `prompt` (text or token ids) through `transcoders`; targets default to the likeliest
     next tokens (config.targets names others; `targets` takes any, e.g. a direction)."""
@@ -162,7 +178,7 @@ def attribute(model, transcoders: Transcoders, prompt, config: GraphConfig | Non
     if targets is None:
         targets = (named_targets(model, config.targets, probs) if config.targets
                    else salient_logits(model, state.logits[-1], config.max_logits, config.logit_probability))
-    estimate = memory_estimate(model, state, len(targets), config)
+    estimate = memory_estimate(model, state, len(targets), config, transcoders)
     if progress:
         print(f"attribution graph: {estimate}", file=sys.stderr)
     n_features = len(state.features)
@@ -181,6 +197,7 @@ def attribute(model, transcoders: Transcoders, prompt, config: GraphConfig | Non
     edge_targets, sources, weights = writer.tensors()
     named = model.tokenizer is not None
     info = {"model": model.info.name, "prompt": model.to_string(tokens) if named else None,
+            "transcoders": transcoders.kind,
             "transcoder_layers": list(transcoders.layers), "input_hook": transcoders.input_hook,
             "output_hook": transcoders.output_hook, "config": asdict(config),
             "memory_estimate": {**asdict(estimate), "total_bytes": estimate.total_bytes},

@@ -11,7 +11,7 @@ from mechscope.circuits.graphs.grouping import auto_supernodes
 from mechscope.circuits.graphs.influence import graph_scores, prune
 from mechscope.circuits.graphs.neuronpedia import LabelFn, neuronpedia_graph, write_neuronpedia_graph
 from mechscope.circuits.graphs.qk import main_path_heads, qk_attribution
-from mechscope.circuits.graphs.replacement import GraphError, Transcoders
+from mechscope.circuits.graphs.transcoders import CrossLayerTranscoders, GraphError, MLPTranscoders, Transcoders
 from mechscope.circuits.graphs.viewer import write_graph_viewer
 from mechscope.data.atomic import atomic_write_json
 from mechscope.dictionaries.transcoders import TranscoderSet, holds_transcoders, load_transcoders
@@ -32,18 +32,16 @@ def from_transcoder_set(tset: TranscoderSet) -> Transcoders:
     return Transcoders(dictionaries, tset.layers, input_hook, output_hook)
 
 
-def load_transcoder_directory(path: str | Path, device: str = "cpu") -> Transcoders:
-    """A transcoder set (TranscoderSet.save or circuit-tracer's config.yaml), or per-layer dictionaries saved one
-    subfolder each (SAELens layout) whose layer is read from the cfg's hook_name (blocks.{l}.hook_mlp_in), else
-    from the subfolder's name (layer_3, 3, ...)."""
+def load_transcoder_directory(path: str | Path, device: str = "cpu") -> MLPTranscoders:
+    """A cross-layer transcoder (mechscope's or circuit-tracer's CLT files), a transcoder set (TranscoderSet.save or
+    circuit-tracer's config.yaml), or per-layer dictionaries saved one subfolder each (SAELens layout) whose layer is
+    read from the cfg's hook_name (blocks.{l}.hook_mlp_in), else from the subfolder's name (layer_3, 3, ...)."""
     from mechscope.dictionaries.formats import load_dictionary
 
     path = Path(path)
     if holds_transcoders(path):
         found = load_transcoders(path, device)
-        if not isinstance(found, TranscoderSet):
-            raise GraphError(f"{path} holds a cross-layer transcoder; attribution graphs take per-layer transcoders")
-        return from_transcoder_set(found)
+        return from_transcoder_set(found) if isinstance(found, TranscoderSet) else CrossLayerTranscoders(found)
     folders = sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
     if not folders:
         raise GraphError(f"{path} holds no transcoders: expected one subfolder per layer, each a saved dictionary")
@@ -58,12 +56,17 @@ def load_transcoder_directory(path: str | Path, device: str = "cpu") -> Transcod
         layers.append(int(found.group(1) or found.group(2)))
     return Transcoders(dictionaries, layers)
 
+RESERVED_SLUGS = frozenset({"graph", "qk", "manifest", "graph-metadata"})  # {slug}.json would overwrite these
 
-def trace(model, transcoders: Transcoders, prompt, out: str | Path, config: GraphConfig | None = None,
-          labels: LabelFn | None = None, supernodes: list[list[str]] | None = None, slug: str = "graph",
-          scan: str | None = None, progress: bool = False) -> dict:
+
+def trace(model, transcoders: MLPTranscoders, prompt, out: str | Path, config: GraphConfig | None = None,
+          labels: LabelFn | None = None, supernodes: list[list[str]] | None = None,
+          slug: str = "attribution-graph", scan: str | None = None, progress: bool = False) -> dict:
     """Attribute, prune and score `prompt`; write graph.{safetensors,json}, {slug}.json (Neuronpedia),
     graph.html, qk.json (QK attribution of the main paths' heads) and manifest.json to `out`; return the summary."""
+    if slug in RESERVED_SLUGS:
+        raise GraphError(f"slug {slug!r} would name the Neuronpedia JSON {slug}.json, a file trace writes for "
+                         f"itself; choose another (not {', '.join(sorted(RESERVED_SLUGS))})")
     config = config or GraphConfig()
     out = Path(out)
     graph = attribute(model, transcoders, prompt, config, progress=progress)
@@ -87,5 +90,6 @@ def trace(model, transcoders: Transcoders, prompt, out: str | Path, config: Grap
                "estimated_mib": round(graph.info["memory_estimate"]["total_bytes"] / 2 ** 20, 1),
                "seconds": graph.info["seconds"]}
     write_manifest(out, build_manifest("mechscope.attribution_graph", model=model, config=config,
+                                       transcoders=transcoders.kind,
                                        transcoder_layers=list(transcoders.layers), summary=summary))
     return {**summary, "out": str(out)}

@@ -6,11 +6,13 @@ stream is a sum of node outputs: the token embedding, every active feature's a_s
 layers before, and each earlier head's output (attn.hook_result), plus the rest (biases, positional embeddings,
 b_dec, skips) as "other". Projecting each part (rotary included) splits q into per-part queries q_i and k into k_j;
 terms[i, j] = scaling * q_i . k_j, and the terms sum to the pre-softmax attention score (the norm's and the
-projection's biases are one part, "bias", on each side).
+projection's biases are one part, "bias", on each side). Families that normalise q and k (Qwen3 and Gemma 3 per
+head, OLMo2 over all heads) get that norm's scale frozen too, at the real q's and k's, so the score stays bilinear.
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 
@@ -19,8 +21,9 @@ from torch import Tensor
 
 from mechscope.circuits.graphs.graph import AttributionGraph
 from mechscope.circuits.graphs.influence import PrunedGraph
-from mechscope.circuits.graphs.replacement import GraphError, PromptState, Transcoders, prompt_state
-from mechscope.models.norms import affine
+from mechscope.circuits.graphs.replacement import PromptState, prompt_state
+from mechscope.circuits.graphs.transcoders import GraphError, MLPTranscoders
+from mechscope.models.norms import affine, split
 from mechscope.models.projections import QKVSlice
 
 
@@ -46,17 +49,19 @@ class QKAttribution:
         return [(self.query_labels[i // width], self.key_labels[i % width], float(flat[i])) for i in order]
 
 
-def _parts(model, state: PromptState, transcoders: Transcoders, cache: dict, layer: int, pos: int):
-    """(labels, vectors [n, d_model]) of the residual stream entering `layer` at `pos`; the last part is "other"."""
+def _parts(model, state: PromptState, transcoders: MLPTranscoders, cache: dict, layer: int, pos: int):
+    """(labels, vectors [n, d_model]) of the residual stream entering `layer` at `pos`; the last part is "other".
+    A feature's vector is what it writes to the MLP outputs before `layer` (all of them for a CLT's)."""
     labels, vectors = [f"token {state.tokens[pos]} @{pos}"], [state.embeddings[pos]]
-    decoders = state.decoder_vectors(transcoders)
     for before in range(layer):
         result = cache[f"blocks.{before}.attn.hook_result"][0, pos].float()  # [head, d_model]
         labels += [f"L{before} attn h{h} @{pos}" for h in range(result.shape[0])]
         vectors += list(result)
         here = ((state.features[:, 0] == before) & (state.features[:, 1] == pos)).nonzero().squeeze(1)
-        labels += [f"L{before} #{int(state.features[i, 2])} @{pos}" for i in here.tolist()]
-        vectors += list(decoders[here])
+        if len(here):
+            writes = state.feature_writes(transcoders, here)  # [n, n_out, d] to layers before, before + 1, ...
+            labels += [f"L{before} #{int(state.features[i, 2])} @{pos}" for i in here.tolist()]
+            vectors += list(writes[:, :layer - before].sum(1))
         labels.append(f"error L{before} @{pos}")
         vectors.append(state.errors[before, pos])
     parts = torch.stack(vectors)
@@ -64,45 +69,72 @@ def _parts(model, state: PromptState, transcoders: Transcoders, cache: dict, lay
     return labels + [f"other @{pos}"], torch.cat([parts, (resid - parts.sum(0))[None]])
 
 
-def _project(model, cache: dict, layer: int, pos: int, part: str, parts: Tensor) -> Tensor:
-    """Each part's contribution to the head-split q or k at `pos` [n + 1, heads, d_head] (last row: the biases)."""
-    family, info = model.family, model.info
-    block = model.root.get_submodule(f"{family.layers}.{layer}")
-    norm = block.get_submodule(family.ln1)
-    attn = block.get_submodule(family.attn_core)
-    projection = block.get_submodule(family.qkv[0] if len(family.qkv) == 1 else family.qkv["qkv".index(part)])
+def _normalized_parts(model, cache: dict, layer: int, pos: int, parts: Tensor) -> Tensor:
+    """The parts through ln1 with its scale frozen [n + 2, d_model]: linear parts, then the norm's bias, then zero
+    (ln1 absent, as in OLMo2: the parts themselves)."""
+    family = model.family
+    zero = torch.zeros(1, parts.shape[1])
+    if family.ln1 is None:
+        return torch.cat([parts, zero, zero])
+    norm = model.root.get_submodule(f"{family.layers}.{layer}.{family.ln1}")
     centred = parts - parts.mean(-1, keepdim=True) if isinstance(norm, torch.nn.LayerNorm) else parts
     scale = cache[f"blocks.{layer}.ln1.hook_scale"][0, pos].float()
-    zero = torch.zeros(1, parts.shape[1])
     bias = affine(norm, zero, family.norm_offset)
-    inputs = torch.cat([affine(norm, centred / scale, family.norm_offset) - bias, bias, zero])
-    with torch.no_grad():
-        out = QKVSlice(family, part, info.n_heads, info.n_kv_heads, info.d_head).read(
-            projection(inputs.to(model.dtype)).float())
-    out = torch.cat([out[:-2] - out[-1], out[-2:-1]])  # linear parts; the biases (norm's and projection's) last
+    return torch.cat([affine(norm, centred / scale, family.norm_offset) - bias, bias, zero])
+
+
+def _frozen_qk_norm(model, attn, part: str, out: Tensor) -> Tensor:
+    """Rows [n + 1, heads, d_head] through the attention's q_norm/k_norm (Qwen3, Gemma 3: per head; OLMo2: over
+    every head at once) with its scale frozen at the real q or k, which the rows sum to; unchanged without one."""
+    qk_norm = getattr(attn, f"{part}_norm", None)
+    if qk_norm is None:
+        return out
+    rows = out if qk_norm.weight.numel() == out.shape[-1] else out.flatten(1)
+    _, scale = split(qk_norm, rows.sum(0))
+    return affine(qk_norm, rows / scale, model.family.norm_offset).reshape(out.shape)
+
+
+def _rotate(model, attn, layer: int, pos: int, out: Tensor) -> Tensor:
+    """Rotary embedding of position `pos` applied to every row [n + 1, heads, d_head] (Gemma 3: its layer type's)."""
     rotary = getattr(model.root, "rotary_emb", None)
     if rotary is None:
         return out
-    cos, sin = rotary(out, torch.tensor([[pos]]))
+    layer_types = getattr(model.hf.config, "layer_types", None)
+    extra = (layer_types[layer],) if layer_types and "layer_type" in inspect.signature(rotary.forward).parameters \
+        else ()
+    cos, sin = rotary(out, torch.tensor([[pos]]), *extra)
     rotate = sys.modules[type(attn).__module__].apply_rotary_pos_emb
     return rotate(out.transpose(0, 1)[None], out.transpose(0, 1)[None], cos.float(), sin.float())[0][0].transpose(0, 1)
 
 
-def qk_attribution(model, transcoders: Transcoders, prompt: Tensor, layer: int, head: int, query_pos: int,
+def _project(model, cache: dict, layer: int, pos: int, part: str, parts: Tensor) -> Tensor:
+    """Each part's contribution to the head-split q or k at `pos` [n + 1, heads, d_head] (last row: the biases),
+    norm scales frozen (ln1's, and the per-head q/k norm's where the family has one)."""
+    family, info = model.family, model.info
+    block = model.root.get_submodule(f"{family.layers}.{layer}")
+    attn = block.get_submodule(family.attn_core)
+    projection = block.get_submodule(family.qkv[0] if len(family.qkv) == 1 else family.qkv["qkv".index(part)])
+    inputs = _normalized_parts(model, cache, layer, pos, parts)
+    with torch.no_grad():
+        out = QKVSlice(family, part, info.n_heads, info.n_kv_heads, info.d_head).read(
+            projection(inputs.to(model.dtype)).float())
+        out = torch.cat([out[:-2] - out[-1], out[-2:-1]])  # linear parts; the biases (norm's and projection's) last
+        return _rotate(model, attn, layer, pos, _frozen_qk_norm(model, attn, part, out))
+
+
+def qk_attribution(model, transcoders: MLPTranscoders, prompt: Tensor, layer: int, head: int, query_pos: int,
                    key_pos: int, zero_bos: bool = True) -> QKAttribution:
     """The attention score of `head` in `layer` from `query_pos` to `key_pos`, split over (query part, key part)."""
     family = model.family
-    if family.topology != "prenorm" or family.ln1 is None or family.qkv_layout == "interleaved":
+    if family.topology != "prenorm" or family.qkv_layout == "interleaved":
         raise GraphError(f"QK attribution supports pre-norm blocks with split or concatenated q/k/v, not "
                          f"{model.info.model_type}")
     attn = model.root.get_submodule(f"{family.layers}.{layer}.{family.attn_core}")
-    if hasattr(attn, "q_norm") or hasattr(attn, "k_norm"):
-        raise GraphError(f"{model.info.model_type} normalises q and k per head, so the score is not bilinear in them")
     if not 0 <= key_pos <= query_pos < len(prompt):
         raise GraphError(f"need 0 <= key_pos <= query_pos < {len(prompt)}, got key {key_pos}, query {query_pos}")
     tokens = torch.as_tensor(prompt).reshape(-1)
     state = prompt_state(model, transcoders, tokens, zero_bos)
-    names = [f"blocks.{layer}.hook_resid_pre", f"blocks.{layer}.ln1.hook_scale"]
+    names = [f"blocks.{layer}.hook_resid_pre"] + ([f"blocks.{layer}.ln1.hook_scale"] if family.ln1 else [])
     names += [f"blocks.{before}.attn.hook_result" for before in range(layer)]
     with torch.no_grad():
         _, cache = model.run_with_cache(tokens[None], names)

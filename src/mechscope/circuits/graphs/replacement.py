@@ -1,7 +1,7 @@
 """The local replacement model of one prompt (Ameisen et al. 2025, "Circuit Tracing", section 2).
 
-Each MLP's output becomes its transcoder's features plus an error node (true MLP output minus the transcoder's
-reconstruction), held constant; attention patterns and norm scales are frozen (detached). Downstream of the feature
+Each MLP's output becomes the features that write to it (its own layer's transcoder, or every earlier layer's latents
+of a cross-layer transcoder) plus an error node (true MLP output minus the prediction), held constant; attention patterns and norm scales are frozen (detached). Downstream of the feature
 outputs the model is then linear, so the gradient of any target (a feature's pre-activation, a logit) at a node's
 output, dotted with that output, is the node's direct effect on the target. Everything runs through HookedModel's
 hooks on the unmodified HF forward; layers without a transcoder keep their whole MLP output as their error node.
@@ -9,58 +9,15 @@ hooks on the unmodified HF forward; layers without a transcoder keep their whole
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from mechscope.dictionaries import Dictionary
-from mechscope.errors import MechscopeError
+from mechscope.circuits.graphs.transcoders import GraphError, MLPTranscoders, Transcoders
 
-
-class GraphError(MechscopeError):
-    """Transcoders, prompts or targets that an attribution graph cannot be built from."""
-
-
-@dataclass
-class Transcoders:
-    """Per-layer transcoders: `dictionaries[i]` reads `input_hook` and writes `output_hook` at `layers[i]`."""
-
-    dictionaries: Sequence[Dictionary]
-    layers: Sequence[int]
-    input_hook: str = "blocks.{layer}.hook_mlp_in"
-    output_hook: str = "blocks.{layer}.hook_mlp_out"
-
-    def __post_init__(self):
-        if len(self.dictionaries) != len(self.layers) or len(set(self.layers)) != len(self.layers):
-            raise GraphError(f"need one transcoder per distinct layer, got {len(self.dictionaries)} transcoders for "
-                             f"layers {list(self.layers)}")
-        order = sorted(range(len(self.layers)), key=lambda i: self.layers[i])
-        self.dictionaries = [self.dictionaries[i] for i in order]
-        self.layers = [int(self.layers[i]) for i in order]
-
-    def check(self, model) -> None:
-        """Raise GraphError unless every transcoder fits its layer's hooks and is linear in its input."""
-        for layer, transcoder in zip(self.layers, self.dictionaries):
-            if not 0 <= layer < model.n_layers:
-                raise GraphError(f"transcoder layer {layer} is outside the model's layers 0..{model.n_layers - 1}")
-            for hook in (self.input_hook, self.output_hook):
-                model.point(hook.format(layer=layer))
-            d_out = transcoder.W_dec.shape[1]
-            if (transcoder.d_in, d_out) != (model.info.d_model, model.info.d_model):
-                raise GraphError(f"transcoder for layer {layer} maps {transcoder.d_in} -> {d_out}; the model's "
-                                 f"residual stream has d_model={model.info.d_model}")
-            if transcoder.cfg.normalize_activations != "none":
-                raise GraphError(f"transcoder for layer {layer} normalises its input "
-                                 f"({transcoder.cfg.normalize_activations}), so its pre-activations are not linear "
-                                 "in it; fold the normalisation into the weights first")
-
-    def skip(self, index: int, x_in: Tensor) -> Tensor | None:
-        """The skip connection's output x_in @ W_skip [.., d_out], or None for transcoders without one."""
-        w_skip = getattr(self.dictionaries[index], "W_skip", None)
-        return None if w_skip is None else x_in @ w_skip
+__all__ = ["FrozenRun", "GraphError", "PromptState", "Transcoders", "prompt_state"]
 
 
 @dataclass
@@ -75,17 +32,17 @@ class PromptState:
     embeddings: Tensor  # [pos, d_model]: hook_embed's output
     final_residual: Tensor  # [pos, d_model]: the final norm's output (what the unembedding reads)
 
-    def decoder_vectors(self, transcoders: Transcoders) -> Tensor:
-        """a_s * W_dec[s] for every active feature [n_features, d_model]: each feature's output."""
-        return self._rows(transcoders, lambda tc, latents: tc.W_dec[latents]) * self.activations[:, None]
+    def feature_writes(self, transcoders: MLPTranscoders, chosen: Tensor) -> Tensor:
+        """a_s * decoder rows of the features `chosen` (all of one encoder layer) [n, n_out, d_model]: what each
+        writes to the MLP outputs of transcoders.layers[i:i + n_out], i its layer's index."""
+        i = transcoders.layers.index(int(self.features[chosen[0], 0]))
+        rows = transcoders.decoder_rows(i, self.features[chosen, 2]).detach().float()
+        return rows * self.activations[chosen, None, None]
 
-    def encoder_vectors(self, transcoders: Transcoders) -> Tensor:
-        """W_enc[:, s] for every active feature [n_features, d_model]: its pre-activation's input gradient."""
-        return self._rows(transcoders, lambda tc, latents: tc.W_enc[:, latents].T)
-
-    def _rows(self, transcoders: Transcoders, pick) -> Tensor:
-        index = {layer: i for i, layer in enumerate(transcoders.layers)}
-        rows = [pick(transcoders.dictionaries[index[layer]], self.features[self.features[:, 0] == layer, 2])
+    def encoder_vectors(self, transcoders: MLPTranscoders) -> Tensor:
+        """Each active feature's encoder direction [n_features, d_model]: its pre-activation's input gradient."""
+        rows = [transcoders.encoder_rows(transcoders.layers.index(layer),
+                                         self.features[self.features[:, 0] == layer, 2])
                 for layer in self.features[:, 0].unique(sorted=True).tolist()]
         d_model = self.errors.shape[-1]
         return torch.cat(rows).detach().float() if rows else torch.zeros(0, d_model)
@@ -98,7 +55,7 @@ def _final_norm_out(model) -> str:
     return "ln_final.hook_out"
 
 
-def prompt_state(model, transcoders: Transcoders, tokens: Tensor, zero_bos: bool = True) -> PromptState:
+def prompt_state(model, transcoders: MLPTranscoders, tokens: Tensor, zero_bos: bool = True) -> PromptState:
     """Run the prompt once, encode each transcoder's input and take the error nodes (zeroed at a leading special
     token when `zero_bos`, as circuit-tracer does: its huge norm would dominate every graph)."""
     transcoders.check(model)
@@ -106,23 +63,24 @@ def prompt_state(model, transcoders: Transcoders, tokens: Tensor, zero_bos: bool
     names = ["hook_embed", _final_norm_out(model)]
     names += [transcoders.input_hook.format(layer=layer) for layer in transcoders.layers]
     names += [transcoders.output_hook.format(layer=layer) for layer in range(n_layers)]
+    special = zero_bos and _is_special(model, tokens[0])
     with torch.no_grad():
         logits, cache = model.run_with_cache(tokens[None], names)
         errors = torch.stack([cache[transcoders.output_hook.format(layer=layer)][0].float()
                               for layer in range(n_layers)])
+        inputs = [cache[transcoders.input_hook.format(layer=layer)][0].float() for layer in transcoders.layers]
+        codes = [transcoders.encode(i, x_in) for i, x_in in enumerate(inputs)]
+        if special:
+            for found in codes:
+                found[0] = 0
+        for layer, prediction in zip(transcoders.layers, transcoders.predictions(codes, inputs)):
+            errors[layer] -= prediction
         features, activations = [], []
-        for i, (layer, transcoder) in enumerate(zip(transcoders.layers, transcoders.dictionaries)):
-            x_in = cache[transcoders.input_hook.format(layer=layer)][0].float()
-            codes = transcoder.encode(x_in)
-            if zero_bos and _is_special(model, tokens[0]):
-                codes[0] = 0
-            reconstruction = transcoder.decode(codes)
-            skip = transcoders.skip(i, x_in)
-            errors[layer] -= reconstruction if skip is None else reconstruction + skip
-            pos, latent = codes.nonzero(as_tuple=True)
+        for layer, found in zip(transcoders.layers, codes):
+            pos, latent = found.nonzero(as_tuple=True)
             features.append(torch.stack([torch.full_like(pos, layer), pos, latent], 1))
-            activations.append(codes[pos, latent])
-        if zero_bos and _is_special(model, tokens[0]):
+            activations.append(found[pos, latent])
+        if special:
             errors[:, 0] = 0
     return PromptState(tokens=tokens, logits=logits[0].float(),
                        features=torch.cat(features) if features else torch.zeros(0, 3, dtype=torch.long),
@@ -153,7 +111,7 @@ class FrozenRun:
     """One forward pass of `copies` copies of the prompt through the local replacement model, kept for backward
     passes: each copy carries one target's injected gradient."""
 
-    def __init__(self, model, transcoders: Transcoders, state: PromptState, copies: int):
+    def __init__(self, model, transcoders: MLPTranscoders, state: PromptState, copies: int):
         self.model, self.transcoders, self.state, self.copies = model, transcoders, state, copies
         self.inputs: dict[int, Tensor] = {}  # transcoder layer -> its input tensor [copies, pos, d_model]
         self.outputs: dict[int, Tensor] = {}  # every layer -> its MLP output leaf (features + error) [copies, pos, d]

@@ -1,6 +1,7 @@
 """Personal-data detectors: e-mail addresses, phone numbers (international, Turkish and North American
 formats), Turkish national ID numbers (TCKN, both checksum digits verified), IBANs (ISO 13616 mod-97 with
-the country's length), IPv4 and IPv6 addresses; and redaction of what they find with typed placeholders."""
+the country's length), IPv4 (not version numbers, netmasks, loopback or reserved addresses) and IPv6 addresses;
+and redaction of what they find with typed placeholders."""
 
 from __future__ import annotations
 
@@ -78,6 +79,22 @@ def _ipv6(candidate: str) -> bool:
     return len(groups) >= 3 or bool(groups) and len(groups[0]) >= 3  # not "1::2" (a slice) nor "::1"
 
 
+VERSION_BEFORE = re.compile(r"(?i)(?:\bv|\bversion|\brelease|\bpython|\bver\.?|[=<>~]=|\bbuild)\s*$")
+MASK_OCTETS = {"0", "128", "192", "224", "240", "248", "252", "254", "255"}
+
+
+def _ipv4(candidate: str, before: str) -> bool:
+    """An address that can point at someone's machine: not a version number ("version 1.2.3.4"), a netmask, or a
+    loopback, unspecified, multicast or reserved address."""
+    if VERSION_BEFORE.search(before):
+        return False
+    octets = candidate.split(".")
+    if set(octets) <= MASK_OCTETS and octets == sorted(octets, key=lambda o: -int(o)) and octets[0] == "255":
+        return False
+    address = ipaddress.IPv4Address(candidate)
+    return not (address.is_loopback or address.is_unspecified or address.is_multicast or address.is_reserved)
+
+
 def candidates(text: str):
     for found in EMAIL.finditer(text):
         yield Match("email", *found.span())
@@ -93,7 +110,8 @@ def candidates(text: str):
         if _ipv6(found.group()):
             yield Match("ipv6", *found.span())
     for found in IPV4.finditer(text):
-        yield Match("ipv4", *found.span())
+        if _ipv4(found.group(), text[max(0, found.start() - 16):found.start()]):
+            yield Match("ipv4", *found.span())
 
 
 def find_personal_data(text: str) -> list[Match]:

@@ -246,13 +246,17 @@ function monitorStrip(monitor, peak) {
   const tokens = monitor.completion_tokens || [];
   return el("div", {}, [
     el("div", {cls: "strip"}, monitor.completion_scores.map((score, k) => {
-      const cell = el("span", {cls: alerts.has(k) ? "alert" : "", text: visible(tokens[k] || " "),
-                               title: `token ${k + 1}: ${fmt(score)}`});
-      cell.style.background = scoreColour(score, peak);
+      const unscored = score === null;  // the last token: generation stops before the model reads it
+      const cell = el("span", {cls: alerts.has(k) ? "alert" : unscored ? "unscored" : "",
+                               text: visible(tokens[k] || " "),
+                               title: unscored ? `token ${k + 1}: not scored (never read by the model)`
+                                 : `token ${k + 1}: ${fmt(score)}`});
+      if (!unscored) cell.style.background = scoreColour(score, peak);
       return cell;
     })),
     el("div", {cls: "legend", text: `monitor: ${monitor.name} at ${monitor.hook}: orange +, blue −, ` +
-      `full colour at ±${fmt(peak)}` + (monitor.threshold === null ? "" : `, threshold ${fmt(monitor.threshold)}`)})]);
+      `full colour at ±${fmt(peak)}` + (monitor.threshold === null ? "" : `, threshold ${fmt(monitor.threshold)}`) +
+      "; hatched: not scored"})]);
 }
 
 async function generate(sides, problem) {
@@ -356,9 +360,13 @@ function graphPage(name) {
 }
 
 async function circuitPage(name) {
-  const result = await getJson(`/v1/circuits/${encodeURIComponent(name)}`);
+  const result = (await getJson("/v1/circuits")).data.find((item) => item.id === name);
+  if (!result) throw new Error(`no circuit result named ${name}`);
   const entries = result.top.slice(0, 10).map((t) => `${t.entry}: ${fmt(t.value)}`).join(" · ");
-  viewerPage("circuits", name, [], el("p", {cls: "note", text: `${result.kind}; largest |value|: ${entries}`}));
+  const scores = result.cpr == null ? "" : `; CPR ${fmt(result.cpr)}, CMD ${fmt(result.cmd)}`;
+  viewerPage("circuits", name, [document.createTextNode(" · "),
+    el("a", {href: `/v1/circuits/${encodeURIComponent(name)}`, target: "_blank", text: "JSON"})],
+  el("p", {cls: "note", text: `${result.kind}${scores}; largest |value|: ${entries}`}));
 }
 
 /* ----- start ----------------------------------------------------------------------------------- */
