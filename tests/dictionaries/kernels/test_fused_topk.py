@@ -24,6 +24,7 @@ def small_tiles(monkeypatch):
     """16-row, 64-latent tiles, so small test matrices span several blocks of both."""
     monkeypatch.setattr(fused, "TILE_BYTES", 1)
     monkeypatch.setattr(fused, "ROW_BLOCK", 16)
+    monkeypatch.setattr(fused, "FUSED_FROM_BYTES", 0)
 
 
 @pytest.fixture
@@ -54,6 +55,21 @@ def test_fused_topk_selects_what_torch_topk_selects(small_tiles, batch, d_sae, k
     x, W, b = problem(batch, 24, d_sae)
     values, indices = fused_topk(x, W, b, k)
     assert_same_topk(values, indices, torch.addmm(b, x, W), k)
+
+
+def test_small_problems_take_the_dense_path_on_cpu(monkeypatch):
+    calls = []
+    monkeypatch.setattr(fused.cpu, "extension", lambda: type("Spy", (), {"fused_topk": lambda *a: calls.append(a) or a[:2]}))
+    fused.reset()
+    try:
+        x, W, b = problem(8, 4, 16)
+        assert_same_topk(*fused_topk(x, W, b, 3), torch.addmm(b, x, W), 3)
+        monkeypatch.setattr(fused, "FUSED_FROM_BYTES", 8 * 16 * 4)
+        fused_topk(x, W, b, 3)
+        assert len(calls) == 1
+    finally:
+        monkeypatch.undo()
+        fused.reset()
 
 
 def test_the_mask_restricts_the_choice_to_dead_latents(small_tiles):

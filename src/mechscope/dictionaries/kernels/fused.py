@@ -18,6 +18,9 @@ from mechscope.errors import MechscopeError
 
 TILE_BYTES = 8 << 20  # one [rows, latent_block] tile of pre-activations: stays in this CPU's 32 MB L3
 ROW_BLOCK = 1024  # rows per GEMM (its slice of x stays in cache across latent blocks)
+# On CPU the fused kernel saves memory but, on this 2-core machine, not time (benchmarks/RESULTS.md): it runs where
+# the dense pre-activations would take at least this much, addmm + topk below it.
+FUSED_FROM_BYTES = 512 << 20
 DISABLE_VARIABLE = "MECHSCOPE_FUSED_TOPK"  # "0": the plain PyTorch path on every device
 
 
@@ -101,10 +104,11 @@ def fused_topk(x: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, mask: Tensor | N
         _warn_fallback(_cuda_reason())
     elif x.device.type == "cpu":
         module, reason = _cpu_backend()
-        if module is not None:
+        if module is None:
+            _warn_fallback(reason)
+        elif x.shape[0] * W_enc.shape[1] * x.element_size() >= FUSED_FROM_BYTES:
             rows = max(1, min(x.shape[0], ROW_BLOCK))
             latent_block = max(64, min(W_enc.shape[1], TILE_BYTES // (x.element_size() * rows)))
             return tuple(module.fused_topk(x.contiguous(), W_enc, b_enc, k, rows, latent_block))
-        _warn_fallback(reason)
     top = torch.addmm(b_enc, x, W_enc).topk(k, dim=-1, sorted=False)
     return top.values, top.indices
