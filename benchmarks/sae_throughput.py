@@ -6,7 +6,8 @@ Run in a venv that has the peers (never dependencies of mechscope):
 
 Every library gets the same batches (normalised so E||x|| = sqrt(d_in)), Adam at the same learning rate,
 its own initialisation and training-step code; we time steps after a warm-up, then report FVU on
-held-out tokens after the same number of training tokens. The floor is the encoder's forward matmul,
+held-out tokens after the same number of training tokens. "mechscope" uses the fused TopK encoder (the C++
+extension), "mechscope-fallback" the plain addmm + topk path (MECHSCOPE_FUSED_TOPK=0). The floor is the encoder's forward matmul,
 2 * d_in * d_sae FLOPs per token, at this machine's measured matmul GFLOP/s.
 """
 
@@ -56,6 +57,21 @@ def run_mechscope(batches, held_out, d_sae, k, lr, warmup):
     per_step = (log[-1]["elapsed_s"] - log[warmup - 1]["elapsed_s"]) / (len(log) - warmup)
     sae = load_dictionary(path)
     return per_step, fvu(sae, held_out)
+
+
+def run_mechscope_fallback(*args):
+    """mechscope with the fused TopK encoder switched off (MECHSCOPE_FUSED_TOPK=0): addmm + topk."""
+    import os
+
+    from mechscope.dictionaries.kernels import fused
+
+    os.environ[fused.DISABLE_VARIABLE] = "0"
+    fused.reset()
+    try:
+        return run_mechscope(*args)
+    finally:
+        del os.environ[fused.DISABLE_VARIABLE]
+        fused.reset()
 
 
 def _loop(step_fn, params, batches, lr, warmup, after_step=lambda phase: None):
@@ -140,7 +156,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--only", default="mechscope,sparsify,saelens",
+    parser.add_argument("--only", default="mechscope,mechscope-fallback,sparsify,saelens",
                         help="also: saelens-sparse (use_sparse_activations=True; its backward fails on CPU in sae-lens 6.54)")
     args = parser.parse_args()
     batches, held_out, label = data(args)
@@ -149,7 +165,7 @@ def main() -> None:
     lr = 2e-4 * math.sqrt(2**14 / d_sae)
     gflops = matmul_gflops(args.batch_size, d_in, d_sae)
     floor = 2 * args.batch_size * d_in * d_sae / (gflops * 1e9)
-    runners = {"mechscope": run_mechscope, "sparsify": run_sparsify, "saelens": run_saelens,
+    runners = {"mechscope": run_mechscope, "mechscope-fallback": run_mechscope_fallback, "sparsify": run_sparsify, "saelens": run_saelens,
                "saelens-sparse": lambda *a: run_saelens(*a, sparse=True)}
     results = {}
     for name in args.only.split(","):

@@ -112,6 +112,15 @@ def word_tokenizer(words: list[str]):
 
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fused_kernels():
+    """Load (or build) the fused TopK extension once from the real cache, before a test points MECHSCOPE_CACHE
+    at a temporary directory, where it would be built again."""
+    from mechscope.dictionaries.kernels import kernel_status
+
+    kernel_status()
+
+
 @pytest.fixture(scope="session")
 def zoo_cache(tmp_path_factory):
     root = tmp_path_factory.mktemp("zoo-cache")

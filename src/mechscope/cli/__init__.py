@@ -11,7 +11,7 @@ import os
 import sys
 
 from mechscope.cli import (activations, autointerp, circuits, dictionaries, diffing, evaluation, features, graphs,
-                           monitors, pipeline, releases, report, scans, server, steering, zoo)
+                           kernels, monitors, pipeline, releases, report, scans, server, steering, zoo)
 from mechscope.errors import MechscopeError
 
 
@@ -32,8 +32,8 @@ def _emit(result: dict, as_json: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mechscope", description=__doc__.splitlines()[0])
     verbs = parser.add_subparsers(dest="verb", required=True)
-    for module in (activations, autointerp, circuits, dictionaries, diffing, evaluation, features, graphs, monitors,
-                   pipeline, releases, report, scans, server, steering, zoo):
+    for module in (activations, autointerp, circuits, dictionaries, diffing, evaluation, features, graphs, kernels,
+                   monitors, pipeline, releases, report, scans, server, steering, zoo):
         module.register(verbs)
     return parser
 

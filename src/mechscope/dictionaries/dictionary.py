@@ -99,7 +99,7 @@ class Dictionary(nn.Module):
         """Dense codes [..., d_sae] as used at inference."""
         self._check_input(x)
         x_in = self.preprocess(x)
-        return self.variant.activate(self, x_in, self.pre_activations(x_in))
+        return self.variant.encode(self, x_in)
 
     def decode(self, codes: Tensor, input_norm: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """x_hat from codes alone; pass `input_norm(x)` to undo a layer-norm dictionary's normalisation."""

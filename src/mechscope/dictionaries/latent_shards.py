@@ -184,12 +184,19 @@ class ShardedTopK(TopK):
         super().__init__(cfg)
         self.layout, self.start = layout, start
 
-    def top_pairs(self, d, pre: Tensor, k: int) -> tuple[SparseCodes, Tensor]:
-        values, index = local_top_k(pre, min(k, d.d_sae))
+    def top_pairs(self, d, x_in: Tensor, k: int, mask: Tensor | None = None) -> tuple[SparseCodes, Tensor]:
+        """This shard's candidates (the fused encoder's local top k) merged with every other shard's; a shard with
+        fewer eligible latents than k pads with -inf so every rank gathers the same shape."""
+        width = min(k, d.d_sae)
+        local = min(width, d.d_sae if mask is None else int(mask.sum()))
+        values = x_in.new_full((x_in.shape[0], width), float("-inf"))
+        index = torch.zeros((x_in.shape[0], width), dtype=torch.long, device=x_in.device)
+        if local:
+            values[:, :local], index[:, :local] = self.candidates(d, x_in, local, mask)
         values, index = self.layout.merge_top_k(values, index + self.start, k)
         mine = (index >= self.start) & (index < self.start + d.d_sae)
-        rows = torch.arange(pre.shape[0], device=pre.device).unsqueeze(1).expand_as(index)[mine]
-        return SparseCodes(rows, index[mine] - self.start, pre.shape[0], d.d_sae), values[mine]
+        rows = torch.arange(x_in.shape[0], device=x_in.device).unsqueeze(1).expand_as(index)[mine]
+        return SparseCodes(rows, index[mine] - self.start, x_in.shape[0], d.d_sae), values[mine]
 
     def decode_selected(self, d, values: Tensor, codes: SparseCodes) -> Tensor:
         return self.layout.sum_over_shards(super().decode_selected(d, values, codes))
@@ -201,12 +208,6 @@ class ShardedTopK(TopK):
         terms = super().loss(d, x_in, ctx)
         terms["l0"] = self.layout.total(terms["l0"])
         return terms
-
-
-def local_top_k(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """[batch, k] values and shard-local indices of this shard's candidates: the call a fused encoder replaces."""
-    top = pre.topk(k, dim=-1, sorted=False)
-    return top.values, top.indices
 
 
 class DictionaryShard(Dictionary):
@@ -238,8 +239,7 @@ class DictionaryShard(Dictionary):
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
-        pre = self.pre_activations(x)
-        codes, raw = self.variant.select(self, pre)
+        codes, raw = self.variant.select_pairs(self, x)
         return self.variant.decode_selected(self, raw.relu(), codes) + self.offset(x)
 
 

@@ -87,6 +87,10 @@ class Variant:
         """Dense inference codes from pre-activations."""
         raise NotImplementedError
 
+    def encode(self, d, x_in: Tensor) -> Tensor:
+        """Dense inference codes [..., d_sae] of (preprocessed) inputs."""
+        return self.activate(d, x_in, d.pre_activations(x_in))
+
     def loss(self, d, x_in: Tensor, ctx: StepContext) -> dict[str, Tensor]:
         """Training loss terms; must include total, recon, l0 and fired ([d_sae] bool)."""
         raise NotImplementedError

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mechscope.dictionaries.kernels import fused_topk
 from mechscope.dictionaries.sparse_codes import SparseCodes, decode, encoder_values
 from mechscope.dictionaries.variants.base import StepContext, Variant, batch_fvu, squared_error
 from mechscope.errors import MechscopeError
@@ -36,14 +37,19 @@ class TopK(Variant):
         device = d.W_enc.device
         scale_encoder_to_data(d, sample.to(device), (sample if target is None else target).to(device))
 
-    def select(self, d, pre: Tensor) -> tuple[SparseCodes, Tensor]:
-        """The selected pairs and their pre-activations (in the codes' order)."""
-        return self.top_pairs(d, pre, self.cfg.k)
+    def select_pairs(self, d, x_in: Tensor) -> tuple[SparseCodes, Tensor]:
+        """The selected pairs and their no-grad pre-activations (in the codes' order)."""
+        return self.top_pairs(d, x_in, self.cfg.k)
 
-    def top_pairs(self, d, pre: Tensor, k: int) -> tuple[SparseCodes, Tensor]:
-        """Each token's k largest pre-activations as selected pairs, and their values."""
-        top = pre.topk(k, dim=-1, sorted=False)
-        return SparseCodes.from_topk(top.indices, d.d_sae), top.values.reshape(-1)
+    def top_pairs(self, d, x_in: Tensor, k: int, mask: Tensor | None = None) -> tuple[SparseCodes, Tensor]:
+        """Each token's k largest pre-activations (among the `mask`ed latents) as selected pairs, and their values;
+        a latent shard merges its candidates with the other shards' here."""
+        values, indices = self.candidates(d, x_in, k, mask)
+        return SparseCodes.from_topk(indices, d.d_sae), values.reshape(-1)
+
+    def candidates(self, d, x_in: Tensor, k: int, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """[batch, k] values and indices by the fused encoder, which never holds [batch, d_sae]."""
+        return fused_topk(x_in - d.input_centre(), d.W_enc, d.b_enc, k, mask=mask)
 
     def decode_selected(self, d, values: Tensor, codes: SparseCodes) -> Tensor:
         """codes @ W_dec without the offset (a latent shard adds its part to the other shards')."""
@@ -56,13 +62,19 @@ class TopK(Variant):
         top = pre.topk(self.cfg.k, dim=-1, sorted=False)
         return torch.zeros_like(pre).scatter(-1, top.indices, top.values.relu())
 
+    def encode(self, d, x_in: Tensor) -> Tensor:
+        """Fused when no gradient is recorded (fused_topk has none); else through the dense pre-activations."""
+        if torch.is_grad_enabled() and (x_in.requires_grad or d.W_enc.requires_grad):
+            return super().encode(d, x_in)
+        values, indices = self.candidates(d, x_in.reshape(-1, d.d_in), self.cfg.k)
+        codes = values.new_zeros(indices.shape[0], d.d_sae).scatter(-1, indices, values.relu())
+        return codes.reshape(*x_in.shape[:-1], d.d_sae)
+
     def loss(self, d, x_in: Tensor, ctx: StepContext) -> dict[str, Tensor]:
-        with torch.no_grad():
-            pre = d.pre_activations(x_in)
-        codes, raw = self.select(d, pre)
+        codes, raw = self.select_pairs(d, x_in)
         values = encoder_values(raw, x_in, d.input_centre(), d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
         recon_terms, x_hat = self.reconstruction(d, values, codes, x_in, ctx)
-        aux = self.auxk(d, x_in, pre, x_hat.detach(), ctx)
+        aux = self.auxk(d, x_in, x_hat.detach(), ctx)
         total = recon_terms + self.cfg.aux_coefficient * aux
         fired = torch.zeros(d.d_sae, dtype=torch.bool, device=x_in.device)
         fired[codes.cols[values > 0]] = True
@@ -75,13 +87,12 @@ class TopK(Variant):
         x_hat = self.decode_selected(d, values, codes) + d.offset(x_in)
         return squared_error(ctx.target_for(x_in), x_hat) / (x_in.shape[0] * ctx.variance), x_hat
 
-    def auxk(self, d, x_in: Tensor, pre: Tensor, x_hat: Tensor, ctx: StepContext) -> Tensor:
+    def auxk(self, d, x_in: Tensor, x_hat: Tensor, ctx: StepContext) -> Tensor:
         """Gao et al.'s AuxK: the top k_aux dead latents reconstruct the residual target - x_hat."""
         k_aux = 0 if ctx.dead_mask is None else min(self.cfg.k_aux, self.count_dead(ctx.dead_mask))
         if k_aux == 0:
             return torch.zeros((), device=x_in.device)
-        # in place: the [batch, d_sae] pre-activations are not needed after this, and a copy would double them
-        codes, raw = self.top_pairs(d, pre.masked_fill_(~ctx.dead_mask, float("-inf")), k_aux)
+        codes, raw = self.top_pairs(d, x_in, k_aux, mask=ctx.dead_mask)
         values = encoder_values(raw, x_in, d.input_centre(), d.W_enc, d.b_enc, codes, d.sparse_kernels).relu()
         e_hat = self.decode_selected(d, values, codes)
         return squared_error(ctx.target_for(x_in) - x_hat, e_hat) / (x_in.shape[0] * ctx.variance)
@@ -98,7 +109,16 @@ class BatchTopK(TopK):
     def init_parameters(self, d) -> None:
         d.threshold.fill_(-1.0)  # negative: not estimated yet
 
+    encode = Variant.encode  # the learned threshold, not a per-token top k, decides at inference
+
+    def select_pairs(self, d, x_in: Tensor) -> tuple[SparseCodes, Tensor]:
+        """A batch-level selection, so over the dense [batch, d_sae] pre-activations: a per-row running top k
+        cannot know how many of the k * batch each row contributes."""
+        with torch.no_grad():
+            return self.select(d, d.pre_activations(x_in))
+
     def select(self, d, pre: Tensor) -> tuple[SparseCodes, Tensor]:
+        """The k * batch largest pre-activations of the batch and their values (in the codes' order)."""
         batch = pre.shape[0]
         flat = pre.reshape(-1)
         top = flat.topk(min(self.cfg.k * batch, flat.numel()), sorted=False)

@@ -1,0 +1,208 @@
+"""The fused TopK encoder against torch.topk, in training and inference, and its fallback."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from mechscope.dictionaries import Dictionary, DictionaryConfig
+from mechscope.dictionaries.kernels import KernelInputError, cpu, fused, fused_topk, kernel_status
+from mechscope.dictionaries.variants import StepContext
+
+HAS_TRITON = importlib.util.find_spec("triton") is not None
+
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    """16-row, 64-latent tiles, so small test matrices span several blocks of both."""
+    monkeypatch.setattr(fused, "TILE_BYTES", 1)
+    monkeypatch.setattr(fused, "ROW_BLOCK", 16)
+    monkeypatch.setattr(fused, "FUSED_FROM_BYTES", 0)
+
+
+@pytest.fixture
+def fallback(monkeypatch):
+    """The plain PyTorch path, as MECHSCOPE_FUSED_TOPK=0 forces it."""
+    monkeypatch.setenv(fused.DISABLE_VARIABLE, "0")
+    fused.reset()
+    yield
+    monkeypatch.delenv(fused.DISABLE_VARIABLE)
+    fused.reset()
+
+
+def problem(batch: int, d_in: int, d_sae: int, seed: int = 0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    x, W, b = torch.randn(batch, d_in, generator=g), torch.randn(d_in, d_sae, generator=g), torch.randn(d_sae, generator=g)
+    return x.to(dtype), W.to(dtype), b.to(dtype)
+
+
+def assert_same_topk(values, indices, pre, k):
+    top = pre.topk(k, dim=-1)
+    assert torch.equal(indices.sort(-1).values, top.indices.sort(-1).values)
+    torch.testing.assert_close(values.sort(-1).values, top.values.sort(-1).values, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(values, pre.gather(-1, indices), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("batch,d_sae,k", [(1, 100, 1), (37, 1000, 32), (64, 777, 64), (5, 64, 64), (300, 130, 7)])
+def test_fused_topk_selects_what_torch_topk_selects(small_tiles, batch, d_sae, k):
+    x, W, b = problem(batch, 24, d_sae)
+    values, indices = fused_topk(x, W, b, k)
+    assert_same_topk(values, indices, torch.addmm(b, x, W), k)
+
+
+def test_small_problems_take_the_dense_path_on_cpu(monkeypatch):
+    calls = []
+    monkeypatch.setattr(fused.cpu, "extension", lambda: type("Spy", (), {"fused_topk": lambda *a: calls.append(a) or a[:2]}))
+    fused.reset()
+    try:
+        x, W, b = problem(8, 4, 16)
+        assert_same_topk(*fused_topk(x, W, b, 3), torch.addmm(b, x, W), 3)
+        monkeypatch.setattr(fused, "FUSED_FROM_BYTES", 8 * 16 * 4)
+        fused_topk(x, W, b, 3)
+        assert len(calls) == 1
+    finally:
+        monkeypatch.undo()
+        fused.reset()
+
+
+def test_the_mask_restricts_the_choice_to_dead_latents(small_tiles):
+    x, W, b = problem(50, 16, 500, seed=1)
+    mask = torch.rand(500, generator=torch.Generator().manual_seed(2)) < 0.3
+    values, indices = fused_topk(x, W, b, 20, mask=mask)
+    assert bool(mask[indices].all())
+    assert_same_topk(values, indices, torch.addmm(b, x, W).masked_fill(~mask, float("-inf")), 20)
+
+
+def test_bf16_inputs_select_the_top_values_of_the_bf16_product(small_tiles):
+    x, W, b = problem(40, 32, 300, seed=3, dtype=torch.bfloat16)
+    values, indices = fused_topk(x, W, b, 16)
+    assert values.dtype == torch.bfloat16
+    exact = torch.addmm(b.float(), x.float(), W.float())
+    torch.testing.assert_close(values.float().sort(-1).values, exact.topk(16).values.sort(-1).values, rtol=0.02, atol=0.1)
+
+
+def test_ties_give_the_same_values_multiset(small_tiles):
+    b = torch.tensor([1.0, 0.5] * 100)  # x = 0: every row's pre-activations are b, a hundred-way tie
+    values, indices = fused_topk(torch.zeros(3, 8), torch.randn(8, 200), b, 130)
+    assert torch.equal(values.sort(-1).values, torch.tensor([0.5] * 30 + [1.0] * 100).expand(3, -1))
+    assert torch.equal(b[indices], values) and all(len(set(row.tolist())) == 130 for row in indices)
+
+
+def test_bad_shapes_dtypes_and_k_name_what_was_expected():
+    x, W, b = problem(4, 8, 10)
+    with pytest.raises(KernelInputError, match=r"k must be in 1..3 \(the latents the mask allows\), got 4"):
+        fused_topk(x, W, b, 4, mask=torch.arange(10) < 3)
+    with pytest.raises(KernelInputError, match="one dtype"):
+        fused_topk(x, W.double(), b, 2)
+    with pytest.raises(KernelInputError, match=r"W_enc \[d_in, d_sae\]"):
+        fused_topk(x, W.T, b, 2)
+
+
+def test_the_extension_is_built_and_used_here():
+    assert kernel_status()["cpu"] == "c++ extension"
+    assert Path(kernel_status()["cpu_library"]).exists()
+
+
+def trained(arch: str, seed: int = 0) -> Dictionary:
+    """One TopK training step (with AuxK on a third of the latents marked dead) from a fixed start."""
+    torch.manual_seed(seed)
+    d = Dictionary(DictionaryConfig(16, 300, arch, k=8, aux_k=12))
+    d.reset_parameters(seed=seed)
+    x = torch.randn(64, 16)
+    optimizer = torch.optim.Adam(d.parameters(), lr=1e-2)
+    dead = torch.arange(300) % 3 == 0
+    for _ in range(3):
+        terms = d.variant.loss(d, x, StepContext(variance=1.0, dead_mask=dead))
+        optimizer.zero_grad()
+        terms["total"].backward()
+        optimizer.step()
+    return d
+
+
+def test_a_training_step_with_the_fused_path_matches_the_fallback(small_tiles, monkeypatch):
+    fused_params = [p.detach().clone() for p in trained("topk").parameters()]
+    monkeypatch.setenv(fused.DISABLE_VARIABLE, "0")
+    fused.reset()
+    with pytest.warns(UserWarning, match="MECHSCOPE_FUSED_TOPK=0"):
+        plain = trained("topk")
+    fused.reset()
+    for a, b in zip(fused_params, plain.parameters()):
+        torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_topk_inference_encode_matches_the_dense_path(small_tiles, monkeypatch):
+    d = trained("topk", seed=1)
+    x = torch.randn(2, 9, 16, requires_grad=True)
+    dense = d.variant.activate(d, x, d.pre_activations(x))  # the plain topk over [..., d_sae]
+    with torch.no_grad():
+        calls = []
+        monkeypatch.setattr(fused, "_check", lambda *a: calls.append(a))
+        torch.testing.assert_close(d.encode(x), dense)
+        assert len(calls) == 1  # the fused path ran
+    d.encode(x).sum().backward()  # with autograd recording, the dense path: gradients reach x
+    torch.testing.assert_close(x.grad, torch.autograd.grad(dense.sum(), x)[0])
+
+
+def test_forced_fallback_gives_the_same_codes_and_warns_once(fallback):
+    x, W, b = problem(30, 12, 200, seed=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = fused_topk(x, W, b, 9)
+        second = fused_topk(x, W, b, 9)
+    assert [str(w.message).count("MECHSCOPE_FUSED_TOPK=0") for w in caught] == [1]
+    assert torch.equal(first[0], second[0])
+    assert_same_topk(*first, torch.addmm(b, x, W), 9)
+    assert kernel_status()["cpu"] == "fallback: MECHSCOPE_FUSED_TOPK=0"
+
+
+def test_a_failed_build_falls_back_with_the_reason(monkeypatch):
+    def broken():
+        raise RuntimeError("Error building extension 'mechscope_fused_topk'\ng++: not found")
+
+    x, W, b = problem(3, 4, 10)
+    monkeypatch.setattr(cpu, "extension", broken)
+    fused.reset()
+    try:
+        with pytest.warns(UserWarning, match="did not build or load.*Error building extension"):
+            values, indices = fused_topk(x, W, b, 2)
+        assert_same_topk(values, indices, torch.addmm(b, x, W), 2)
+        assert kernel_status()["cpu"].startswith("fallback: the C++ extension did not build")
+    finally:
+        monkeypatch.undo()
+        fused.reset()
+
+
+TRITON_CHECK = """
+import torch
+from mechscope.dictionaries.kernels import triton_topk
+for batch, d_in, d_sae, k in [(1, 16, 64, 1), (70, 32, 130, 64), (33, 48, 1000, 32)]:
+    g = torch.Generator().manual_seed(d_sae)
+    x, W, b = torch.randn(batch, d_in, generator=g), torch.randn(d_in, d_sae, generator=g), torch.randn(d_sae, generator=g)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    values, indices = triton_topk.topk(x.to(device), W.to(device), b.to(device), k)
+    top = torch.addmm(b, x, W).topk(k)
+    assert torch.equal(indices.cpu().sort(-1).values, top.indices.sort(-1).values), (batch, d_sae, k)
+    torch.testing.assert_close(values.cpu().sort(-1).values, top.values.sort(-1).values, rtol=1e-4, atol=1e-4)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(not (HAS_TRITON and torch.cuda.is_available()), reason="needs CUDA and triton")
+def test_the_triton_kernel_selects_what_torch_topk_selects_on_gpu():
+    x, W, b = (t.cuda() for t in problem(100, 64, 3000))
+    values, indices = fused_topk(x, W, b, 32)
+    assert_same_topk(values.cpu(), indices.cpu(), torch.addmm(b, x, W).cpu(), 32)
+
+
+@pytest.mark.skipif(not HAS_TRITON, reason="needs triton (its interpreter runs the kernel on CPU tensors)")
+def test_the_triton_kernel_under_the_interpreter():
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", TRITON_CHECK], env=env, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip().endswith("ok"), done.stderr[-2000:]
