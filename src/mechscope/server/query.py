@@ -15,7 +15,7 @@ def integer(query: dict, key: str, default: int, high: int, low: int = 1) -> int
     raw = _last(query, key)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:  # "¹".isdigit(), int("¹") fails
         raise RequestError(f"query parameter {key} must be an integer in {low}..{high}, got {raw!r}", param=key)
     return int(raw)
 
