@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import pytest
 import torch
 
@@ -104,3 +106,13 @@ def test_circuit_verb_saves_a_circuit_and_eval_measures_it_again(small_organism,
     assert EdgeCircuit.load(out).curve["points"][-1]["edges"] == found["circuit_edges"]
     with pytest.raises(MechscopeError, match="method must be one of"):
         EdgeCircuitConfig(method="path-patching")
+
+
+def test_a_gqa_circuit_saves_its_graph_page_with_kv_inputs_on_their_groups_first_head(tmp_path):
+    graph = EdgeGraph(2, 4, 2, False)  # two query heads per KV head
+    scores = {name: float(i % 7) - 3 for i, name in enumerate(graph.edge_names)}
+    kv_edges = [e for e in graph.edge_names if ".kv1<k>" in e][:2]
+    files = EdgeCircuit.from_scores(scores, set(kv_edges), {"method": "eap"}, parallel=False).save(tmp_path)
+    assert "mib" not in files  # MIB's graph has per-head k/v inputs
+    page = (tmp_path / "graph.html").read_text()
+    assert html.escape(kv_edges[0].replace(".kv1<k>", ".h2<k>")) in page and ".kv1&lt;" not in page

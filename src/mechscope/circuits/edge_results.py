@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,8 +71,13 @@ class EdgeCircuit:
         if self.curve is not None:
             atomic_write_json(out / "curve.json", self.curve)
             names.append("curve.json")
-        write_graph_view(self.scores, out / "graph.html", self.circuit,
-                         title=f"{self.info.get('method', 'edge')} circuit, {len(self.circuit)} edges")
+        drawn = self._drawable()
+        grouped = self.graph.n_kv_heads != self.graph.n_heads
+        write_graph_view({drawn(e): v for e, v in self.scores.items()}, out / "graph.html",
+                         {drawn(e) for e in self.circuit},
+                         title=f"{self.info.get('method', 'edge')} circuit, {len(self.circuit)} edges"
+                               + (" (each KV head's k/v inputs drawn on its group's first query head)" if grouped
+                                  else ""))
         names.append("graph.html")
         if self.graph.n_kv_heads == self.graph.n_heads:
             write_mib_circuit(out / "mib.json", self.scores, self.circuit,
@@ -80,6 +86,13 @@ class EdgeCircuit:
         write_manifest(out, build_manifest("mechscope.edge_circuit", model=model, config=config,
                                            info=self.info, files=file_checksums(out, names)))
         return {name.split(".")[0]: str(out / name) for name in names + ["manifest.json"]}
+
+    def _drawable(self):
+        """Edge name -> a name the graph page draws: a KV head's k/v input (GQA: `a3.kv1<k>`) on the first query
+        head of its group (`a3.h3<k>` with 3 query heads per KV head); other names unchanged."""
+        group = self.graph.n_heads // self.graph.n_kv_heads
+        pattern = re.compile(r"a(\d+)\.kv(\d+)<([kv])>$")
+        return lambda edge: pattern.sub(lambda m: f"a{m[1]}.h{int(m[2]) * group}<{m[3]}>", edge)
 
     @classmethod
     def load(cls, directory: str | Path) -> EdgeCircuit:
