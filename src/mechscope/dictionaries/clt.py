@@ -217,7 +217,8 @@ class CrossLayerTranscoder(nn.Module):
             return
         chosen, pre = terms["chosen"], terms["pre"]
         counts = chosen.sum((0, 2))  # [n_layers]
-        ranked = pre.transpose(0, 1).reshape(pre.shape[1], -1).sort(dim=1, descending=True).values
+        deepest = max(int(counts.max()), 1)  # only the largest `deepest` values of a layer are ever needed
+        ranked = pre.transpose(0, 1).reshape(pre.shape[1], -1).topk(deepest, dim=1).values
         smallest = ranked.gather(1, (counts - 1).clamp_min(0)[:, None])[:, 0].clamp_min(0)
         seen = counts > 0
         current = self.threshold[:, 0]
