@@ -148,6 +148,15 @@ def test_stop_strings_cut_the_text_and_end_the_row_at_the_token_that_completed_t
     assert stopped.texts[1] == (free.texts[1] if row1_stop < 0 else free.texts[1][:row1_stop])
 
 
+def test_on_text_sees_each_rows_text_so_far_decoded_once_with_the_stop_check(worded):
+    prompts = ["w1 w2 w3", "w50 w7"]
+    seen: dict[int, list[str]] = {0: [], 1: []}
+    free = worded.generate(prompts, max_new_tokens=6, eos_token_ids=(), on_text=lambda row, text: seen[row].append(text))
+    for row in (0, 1):
+        assert seen[row] == [worded.tokenizer.decode(free.tokens[row][:n + 1]) for n in range(6)]
+        assert seen[row][-1] == free.texts[row]
+
+
 def test_a_row_ending_at_eos_does_not_change_the_rows_that_run_on(worded):
     prompts = ["w1 w2 w3", "w50 w7"]
     free = worded.generate(prompts, max_new_tokens=8, eos_token_ids=())

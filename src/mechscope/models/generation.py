@@ -169,16 +169,19 @@ def _special_ids(model: HookedModel, config: GenerationConfig) -> tuple[int, tup
 
 def generate(model: HookedModel, inputs, hooks: Mapping[str, HookFn] | Iterable[tuple[str, HookFn]] | None = None,
              config: GenerationConfig = GenerationConfig(), on_token: Callable[[int, int], None] | None = None,
-             ) -> Generation:
+             on_text: Callable[[int, str], None] | None = None) -> Generation:
     """New tokens for each prompt (text, texts, token ids or an encode() dict), with `hooks` active throughout.
 
-    `on_token(row, token)` is called as each new token is chosen (streaming); an exception it raises ends the
+    `on_token(row, token)` is called as each new token is chosen and `on_text(row, text)` with the row's text so far
+    (decoded incrementally, once, shared with the stop-string check); an exception either raises ends the
     generation and propagates, with the hooks and the model's lock released."""
     if model.hf.get_output_embeddings() is None:
         raise GenerationError(f"generate needs a language model with an unembedding; {model.info.name} "
                               f"({model.info.model_type}) has none")
-    if config.stop and model.tokenizer is None:
-        raise GenerationError("stop strings need a tokenizer; this model has none (stop on eos_token_ids instead)")
+    if (config.stop or on_text) and model.tokenizer is None:
+        needs = "stop strings need" if config.stop else "on_text needs"
+        raise GenerationError(f"{needs} a tokenizer; this model has none (stop on eos_token_ids instead, stream "
+                              "tokens with on_token)")
     batch = model.encode(inputs)
     prompt_ids = batch["input_ids"]
     pad, eos = _special_ids(model, config)
@@ -193,7 +196,8 @@ def generate(model: HookedModel, inputs, hooks: Mapping[str, HookFn] | Iterable[
     new: list[list[int]] = [[] for _ in range(n_rows)]
     kept: list[list[Tensor]] = [[] for _ in range(n_rows)]
     reasons: list[str | None] = [None] * n_rows
-    texts = [IncrementalText(model.tokenizer) for _ in range(n_rows)] if config.stop else []
+    decoding = bool(config.stop) or on_text is not None
+    texts = [IncrementalText(model.tokenizer) for _ in range(n_rows)] if decoding else []
     eos_ids = torch.tensor(eos, dtype=torch.long, device=ids.device)
     with model.hooks(hooks or {}), torch.no_grad(), _halting() as halted:  # hooks() holds the model's lock
         for step in range(config.max_new_tokens):
@@ -208,11 +212,14 @@ def generate(model: HookedModel, inputs, hooks: Mapping[str, HookFn] | Iterable[
                 new[row].append(int(chosen[row]))
                 if on_token is not None:
                     on_token(row, new[row][-1])
+                text = texts[row].push(new[row][-1]) if decoding else ""
+                if on_text is not None:
+                    on_text(row, text)
                 if config.output_logits:
                     kept[row].append(logits[row])
                 if at_eos[row]:
                     reasons[row] = "eos"
-                elif config.stop and _first_stop(texts[row].push(new[row][-1]), config.stop) is not None:
+                elif config.stop and _first_stop(text, config.stop) is not None:
                     reasons[row] = "stop"
             if all(r is not None for r in reasons):
                 break

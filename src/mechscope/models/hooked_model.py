@@ -211,10 +211,11 @@ class HookedModel:
 
     @_serialised
     def generate(self, inputs, hooks: Mapping[str, HookFn] | Iterable[tuple[str, HookFn]] | None = None,
-                 on_token: Callable[[int, int], None] | None = None, **settings) -> Generation:
+                 on_token: Callable[[int, int], None] | None = None, on_text: Callable[[int, str], None] | None = None,
+                 **settings) -> Generation:
         """New tokens and texts for each prompt with `hooks` active; settings are GenerationConfig fields;
-        `on_token(row, token)` sees each new token as it is chosen (streaming)."""
-        return generation.generate(self, inputs, hooks, GenerationConfig().updated(**settings), on_token)
+        `on_token(row, token)` sees each new token as it is chosen, `on_text(row, text)` the row's text so far."""
+        return generation.generate(self, inputs, hooks, GenerationConfig().updated(**settings), on_token, on_text)
 
     @_serialised
     def record(self, inputs, attention_mask: Tensor | None = None) -> RecordedRun:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 
 from mechscope.errors import MechscopeError, SteeringError
 from mechscope.models.chat import chat_inputs
-from mechscope.models.generation import IncrementalText
 from mechscope.server import edits
 from mechscope.server.config import ServerConfig
 from mechscope.server.resources import Resources
@@ -109,16 +108,15 @@ def run(resources: Resources, job: Job, on_text: Callable[[int, str], None] | No
     """Generate; with `on_text(row, delta)` the text is streamed as it is chosen. Returns the results per row."""
     model, sampling = resources.model, job.sampling
     streams = [TextStream(sampling.stop) for _ in range(len(job.inputs["input_ids"]))]
-    texts = [IncrementalText(model.tokenizer) for _ in streams]
 
-    def on_token(row: int, token: int) -> None:
-        delta = streams[row].delta(texts[row].push(token))
+    def on_row_text(row: int, text: str) -> None:
+        delta = streams[row].delta(text)
         if delta:
             on_text(row, delta)
 
     for _, monitor in job.monitors:
         monitor.reset()
-    generation = model.generate(job.inputs, hooks=job.hooks, on_token=on_token if on_text else None,
+    generation = model.generate(job.inputs, hooks=job.hooks, on_text=on_row_text if on_text else None,
                                 max_new_tokens=sampling.max_tokens, temperature=sampling.temperature,
                                 top_p=sampling.top_p, seed=sampling.seed, stop=sampling.stop)
     lengths = [n + len(new) for n, new in zip(generation.prompt_lengths, generation.tokens)]
