@@ -1,4 +1,5 @@
-"""Latent-sharded TopK training over local gloo ranks reaches the single-process dictionary."""
+"""Latent-sharded training over local gloo ranks reaches the single-process dictionary and log, for every variant
+that shards (TopK, BatchTopK, Matryoshka, ReLU, JumpReLU, Gated)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,19 @@ import json
 import pytest
 import torch
 
-from mechscope.dictionaries import DictionaryConfig, TrainConfig, train
+from mechscope.dictionaries import CLTConfig, Dictionary, DictionaryConfig, TrainConfig, train, train_clt
 from mechscope.dictionaries.formats import load_dictionary
-from mechscope.dictionaries import Dictionary
 from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, spawn
 from mechscope.errors import MechscopeError
 from mechscope.synthetic import SyntheticFeatures
 
 SOURCE = SyntheticFeatures(128, 32, seed=2)
 DICT = DictionaryConfig(32, 256, "topk", k=2)
+# one pass trains them all; Matryoshka's prefix of 100 ends inside shard 0's 128 latents
+DICTS = [DICT, DictionaryConfig(32, 256, "batchtopk", k=2),
+         DictionaryConfig(32, 256, "matryoshka", k=2, matryoshka_widths=[16, 100, 256]),
+         DictionaryConfig(32, 256, "relu", l1_coefficient=1.0), DictionaryConfig(32, 256, "jumprelu"),
+         DictionaryConfig(32, 256, "gated", l1_coefficient=1.0)]
 # dead after 2 batches: AuxK is active from the third step on
 CONFIG = dict(tokens=24 * 32, batch_size=32, init_tokens=256, log_every=1, dead_after_tokens=64, device="cpu")
 
@@ -40,6 +45,7 @@ def _train(out, interrupt_at: int | None = None, **overrides) -> None:
 
 
 def _assert_same(a, b, exact: bool = False) -> None:
+    assert a.state_dict().keys() == b.state_dict().keys()
     for name, tensor in a.state_dict().items():
         if exact:
             assert torch.equal(b.state_dict()[name], tensor), name
@@ -47,26 +53,43 @@ def _assert_same(a, b, exact: bool = False) -> None:
             torch.testing.assert_close(b.state_dict()[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
 
 
-@pytest.fixture(scope="module")
-def single(tmp_path_factory):
-    out = tmp_path_factory.mktemp("single")
-    return train(SOURCE, DICT, out, TrainConfig(**CONFIG))[0]
+def _log(directory) -> list[dict]:
+    return [json.loads(line) for line in (directory / "training_log.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
-def sharded(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sharded")
-    return train(SOURCE, DICT, out, TrainConfig(**CONFIG, latent_shards=2))[0]  # spawns 2 gloo ranks
+def singles(tmp_path_factory):
+    return train(SOURCE, DICTS, tmp_path_factory.mktemp("single"), TrainConfig(**CONFIG))
 
 
-def test_two_latent_shards_match_one_process_with_auxk_active(single, sharded):
-    aux = [json.loads(line)["aux"] for line in (single / "training_log.jsonl").read_text().splitlines()]
-    assert max(aux) > 0  # dead latents existed and AuxK trained them
-    _assert_same(load_dictionary(single), load_dictionary(sharded))
-    steps = [json.loads(line) for line in (sharded / "training_log.jsonl").read_text().splitlines()]
-    reference = [json.loads(line) for line in (single / "training_log.jsonl").read_text().splitlines()]
+@pytest.fixture(scope="module")
+def shardeds(tmp_path_factory):  # spawns 2 gloo ranks
+    return train(SOURCE, DICTS, tmp_path_factory.mktemp("sharded"), TrainConfig(**CONFIG, latent_shards=2))
+
+
+@pytest.fixture(scope="module")
+def single(singles):
+    return singles[0]
+
+
+@pytest.fixture(scope="module")
+def sharded(shardeds):
+    return shardeds[0]
+
+
+@pytest.mark.parametrize("index", range(len(DICTS)), ids=[c.architecture for c in DICTS])
+def test_two_latent_shards_train_the_single_process_dictionary_and_log(singles, shardeds, index):
+    _assert_same(load_dictionary(singles[index]), load_dictionary(shardeds[index]))
+    reference, steps = _log(singles[index]), _log(shardeds[index])
+    assert len(steps) == len(reference) == CONFIG["tokens"] // CONFIG["batch_size"]
     for mine, theirs in zip(steps, reference):
-        assert mine["l0"] == pytest.approx(theirs["l0"]) and mine["aux"] == pytest.approx(theirs["aux"], rel=1e-4)
+        for key in theirs.keys() - {"elapsed_s"}:  # dead_fraction over all latents, not shard 0's
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-5), (mine["step"], key)
+
+
+def test_topk_reference_run_had_dead_latents_and_auxk(single):
+    steps = _log(single)
+    assert max(s["aux"] for s in steps) > 0 and 0 < steps[-1]["dead_fraction"] < 1
 
 
 @pytest.mark.slow
@@ -105,10 +128,23 @@ def test_each_shard_starts_from_its_rows_of_the_single_process_initialisation():
         assert torch.equal(part.W_dec, full.W_dec[rows]) and torch.equal(part.W_enc, full.W_enc[:, rows])
 
 
-def test_latent_shards_need_a_topk_dictionary_that_divides():
+def test_latent_shards_need_a_dictionary_that_divides():
     with pytest.raises(MechscopeError, match="divide evenly"):
         DictionaryShard(DictionaryConfig(32, 64, "topk", k=4), ShardLayout(shards=3))
-    with pytest.raises(MechscopeError, match="TopK SAEs"):
-        DictionaryShard(DictionaryConfig(32, 64, "jumprelu"), ShardLayout(shards=2))
     with pytest.raises(MechscopeError, match="divisor of the 3 processes"):
         ShardLayout.create(2, 0, 3)
+
+
+@pytest.mark.parametrize("cfg", [DictionaryConfig(32, 64, "relu", relu_form="classic"),
+                                 DictionaryConfig(32, 64, "crosscoder", n_sources=2),
+                                 DictionaryConfig(32, 64, "topk", k=4, d_out=32)],
+                         ids=["relu-classic", "crosscoder", "transcoder"])
+def test_latent_shards_refuse_what_they_cannot_split_before_any_rank_starts(cfg, tmp_path):
+    with pytest.raises(MechscopeError, match="latent sharding trains SAEs of relu, topk, batchtopk, gated"):
+        train(SOURCE, cfg, tmp_path, TrainConfig(**CONFIG, latent_shards=2))
+    assert not any(tmp_path.iterdir())
+
+
+def test_clt_training_refuses_latent_shards(tmp_path):
+    with pytest.raises(MechscopeError, match="latent sharding trains SAEs of .* got a CLT"):
+        train_clt(None, CLTConfig(2, 8, 16), tmp_path, TrainConfig(latent_shards=2))

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mechscope.dictionaries import DictionaryConfig
+from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout
 from mechscope.dictionaries.memory import estimate_memory
+from mechscope.errors import MechscopeError
 
 
 def test_estimate_equals_the_hand_count_for_two_shards():
@@ -29,11 +33,35 @@ def test_bf16_cache_halves_the_read_and_replicas_split_the_batch():
     assert grid.pre_activations == 4 * 8 * 16 and grid.ranks == 4
 
 
-def test_cli_estimate_prints_the_library_numbers(capsys):
+@pytest.mark.parametrize("arch", ["topk", "gated"])
+def test_cli_estimate_prints_the_library_numbers(arch, capsys):
     from mechscope.cli import main
 
-    assert main(["dictionaries", "estimate", "--d-in", "576", "--d-sae", "1048576", "--k", "32", "--batch-size",
-                 "4096", "--latent-shards", "8", "--cache-dtype", "bfloat16", "--json"]) == 0
+    assert main(["dictionaries", "estimate", "--d-in", "576", "--d-sae", "1048576", "--architecture", arch, "--k",
+                 "32", "--batch-size", "4096", "--latent-shards", "8", "--cache-dtype", "bfloat16", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out.splitlines()[-1])
-    expected = estimate_memory(DictionaryConfig(576, 1_048_576, "topk", k=32), 4096, 8, cache_dtype="bfloat16")
+    expected = estimate_memory(DictionaryConfig(576, 1_048_576, arch, k=32), 4096, 8, cache_dtype="bfloat16")
     assert printed["per_rank"] == expected.per_rank and printed["total"] == 8 * expected.per_rank
+
+
+@pytest.mark.parametrize("arch", ["topk", "batchtopk", "matryoshka", "relu", "jumprelu", "gated"])
+def test_estimated_parameters_and_buffers_are_a_latent_shards_own_tensors(arch):
+    cfg = DictionaryConfig(8, 32, arch, k=2)
+    found = estimate_memory(cfg, batch_size=16, latent_shards=2)
+    part = DictionaryShard(cfg, ShardLayout(shards=2, shard=1))
+    assert found.parameters == 4 * sum(p.numel() for p in part.parameters())
+    assert found.buffers == 4 * sum(b.numel() for b in part.buffers())
+
+
+def test_dense_variants_hold_their_measured_step_and_no_top_k_codes():
+    # JumpReLU, 2 shards of 16 latents: log_threshold is trained (gradient, Adam), threshold is a buffer
+    found = estimate_memory(DictionaryConfig(8, 32, "jumprelu"), batch_size=16, latent_shards=2)
+    assert found.parameters == 4 * (8 * 16 + 16 + 16 + 16 * 8 + 8) and found.buffers == 4 * 16
+    assert (found.gradients, found.adam) == (found.parameters, 2 * found.parameters)
+    assert found.pre_activations == 5.25 * 4 * 16 * 16 and found.codes == 0
+    assert found.initialisation == found.parameters + 4 * (32 + 16) * 8  # no initial encode: the seeded draw
+
+
+def test_estimate_refuses_what_latent_sharding_cannot_split():
+    with pytest.raises(MechscopeError, match="latent sharding trains SAEs of"):
+        estimate_memory(DictionaryConfig(8, 32, "relu", relu_form="classic"), 16, latent_shards=2)

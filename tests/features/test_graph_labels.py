@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import shutil
 
+from mechscope.data.harvester import HarvestConfig, windows
+from mechscope.data.sources import text_source
 from mechscope.features import Catalog, catalog_labels
+from tests.features.conftest import DEAD, MINE, TEXT
 
 
 def test_catalog_labels_give_each_layers_newest_label(mined, tmp_path):
@@ -15,4 +18,14 @@ def test_catalog_labels_give_each_layers_newest_label(mined, tmp_path):
         catalog.add_label(3, "cats on mats", explainer="oneshot")
     label = catalog_labels({2: copy})
     assert label(2, 3) == "cats on mats"
-    assert label(2, 4) == "" and label(0, 3) == ""
+    assert label(0, 3) == "" and label(2, DEAD) == ""  # no catalogue for layer 0; a dead latent has no context
+
+
+def test_an_unlabelled_latent_is_labelled_by_the_token_of_its_largest_activation(mined, lm, reference):
+    out, _ = mined
+    label = catalog_labels({2: out})(2, 4)
+    best = int(reference.codes[:, 4].argmax())
+    cfg = HarvestConfig(hooks=["x"], context=MINE["context"], tokens=MINE["tokens"])
+    ids = list(windows(lm, text_source(TEXT), cfg))[int(reference.window[best])]
+    token = lm.to_str_tokens(ids)[int(reference.position[best])]
+    assert f"«{token}»" in label and label.index("«") > 0  # the top token, after some context

@@ -75,7 +75,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_type, skip: tuple[s
         shown = "required" if default is MISSING else f"default {written}"
         if f.name in field_comments(config_type):
             shown = f"{field_comments(config_type)[f.name]} ({shown})"
-        options = {"dest": f.name, "help": shown,
+        options = {"dest": f.name, "help": shown.replace("%", "%%"),  # argparse formats help with %
                    "default": argparse.SUPPRESS if suppress or default is MISSING else default}
         if f.type.replace(" | None", "") == "bool":
             parser.add_argument(*names, action=argparse.BooleanOptionalAction, **options)

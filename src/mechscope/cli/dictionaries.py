@@ -153,7 +153,7 @@ def _print_estimates(configs: list, tcfg: TrainConfig, cache_dtype: str) -> dict
 
 
 def estimate(args: argparse.Namespace) -> dict:
-    """`mechscope dictionaries estimate`: the memory a TopK training run needs, without data."""
+    """`mechscope dictionaries estimate`: the memory a training run needs, without data."""
     from mechscope.dictionaries import DictionaryConfig
     from mechscope.dictionaries.memory import estimate_memory
 
@@ -167,8 +167,8 @@ def register_estimate(group) -> None:
     """The `dictionaries estimate` verb (its group belongs to the releases module)."""
     from mechscope.dictionaries import DictionaryConfig
 
-    p = leaf(group, "estimate", estimate, "memory a TopK training run needs per rank and in total")
-    add_config_flags(p, DictionaryConfig, only=("d_in", "d_sae", "k", "aux_k"))
+    p = leaf(group, "estimate", estimate, "memory a training run needs per rank and in total (any SAE variant)")
+    add_config_flags(p, DictionaryConfig, only=("d_in", "d_sae", "architecture", "k", "aux_k"))
     add_config_flags(p, TrainConfig, only=("batch_size", "latent_shards"))
     p.add_argument("--replicas", type=int, default=1, help="data-parallel replicas of each latent shard")
     p.add_argument("--cache-dtype", default="float32", help="dtype of the activation cache (bfloat16 halves it)")

@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mechscope.devices import resolve_device
+from mechscope.dictionaries import latent_shards
 from mechscope.dictionaries.batches import rebatch
 from mechscope.dictionaries.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
 from mechscope.dictionaries.clt import CLTConfig, CrossLayerTranscoder
@@ -58,6 +59,9 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
     """Train a cross-layer transcoder; resumes from a checkpoint in out/<run name>. Returns its directory
     (circuit-tracer's CLT layout, scales folded into the weights)."""
     tcfg = config or TrainConfig()
+    if tcfg.latent_shards > 1:
+        raise MechscopeError(f"latent sharding trains {latent_shards.supported()}; got a CLT with "
+                             f"latent_shards={tcfg.latent_shards}")
     directory = Path(out) / cfg.run_name()
     if (directory / CONFIG_FILE).exists() and not (directory / "checkpoint").exists():
         return directory

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from mechscope.dictionaries.config import DictionaryConfig
+from mechscope.dictionaries.sparse_codes import SparseCodes
 from mechscope.errors import MechscopeError
 
 
@@ -23,7 +24,7 @@ class Dictionary(nn.Module):
         from mechscope.dictionaries.variants import make_variant
 
         self.cfg = cfg
-        d_in, d_sae, d_out = cfg.d_in, cfg.d_sae, cfg.d_output
+        d_in, d_sae, d_out = cfg.d_in, self.d_sae, cfg.d_output
         self.W_enc = nn.Parameter(torch.empty(d_in, d_sae, device=device))
         self.b_enc = nn.Parameter(torch.zeros(d_sae, device=device))
         self.W_dec = nn.Parameter(torch.empty(d_sae, d_out, device=device))
@@ -38,8 +39,11 @@ class Dictionary(nn.Module):
     def d_in(self) -> int:
         return self.cfg.d_in
 
+    first_latent = 0  # index of this module's first latent in the dictionary (a latent shard's offset)
+
     @property
     def d_sae(self) -> int:
+        """Latents this module holds (all of cfg.d_sae, or a latent shard's slice)."""
         return self.cfg.d_sae
 
     @property
@@ -89,8 +93,12 @@ class Dictionary(nn.Module):
         """The output before any latent fires: b_dec, plus x_in @ W_skip with a skip connection."""
         return self.b_dec if self.W_skip is None else self.b_dec + x_in @ self.W_skip
 
+    def centred(self, x_in: Tensor) -> Tensor:
+        """The encoder's input: x_in - b_dec when apply_b_dec_to_input, else x_in."""
+        return x_in - self.input_centre() if self.cfg.apply_b_dec_to_input else x_in
+
     def pre_activations(self, x_in: Tensor) -> Tensor:
-        centred = x_in - self.b_dec if self.cfg.apply_b_dec_to_input else x_in
+        centred = self.centred(x_in)
         if centred.ndim == 2:  # fused bias add: the [batch, d_sae] add would cost a third of the matmul
             return torch.addmm(self.b_enc, centred, self.W_enc)
         return centred @ self.W_enc + self.b_enc
@@ -103,7 +111,7 @@ class Dictionary(nn.Module):
 
     def decode(self, codes: Tensor, input_norm: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """x_hat from codes alone; pass `input_norm(x)` to undo a layer-norm dictionary's normalisation."""
-        x_hat = codes @ self.W_dec + self.b_dec
+        x_hat = self.latent_sum(codes @ self.W_dec) + self.b_dec
         if input_norm is not None:
             mu, std = input_norm
             x_hat = x_hat * std + mu
@@ -122,6 +130,22 @@ class Dictionary(nn.Module):
         if x.shape[-1] != self.d_in:
             raise MechscopeError(f"dictionary expects inputs with d_in={self.d_in} (hook {self.cfg.hook_name or '?'}), "
                                  f"got shape {tuple(x.shape)}")
+
+    # ----- where a latent shard reaches the other shards (DictionaryShard); here every latent is local --------
+    def latent_sum(self, partial: Tensor) -> Tensor:
+        """The sum over every latent of what `partial` sums over this module's latents (differentiable)."""
+        return partial
+
+    def row_winners(self, values: Tensor, latents: Tensor, k: int) -> tuple[SparseCodes, Tensor]:
+        """Each row's k largest candidates over every latent, as this module's pairs and their values; `values` and
+        `latents` [batch, c] are this module's best c = min(k, d_sae) per row."""
+        return SparseCodes.from_topk(latents, self.d_sae), values.reshape(-1)
+
+    def batch_winners(self, values: Tensor, flat: Tensor, n: int, batch: int) -> tuple[SparseCodes, Tensor]:
+        """The batch's n largest candidates over every latent, as this module's pairs (row-major) and their
+        values; `values` and `flat` (row * d_sae + latent) are this module's n best (or all it has)."""
+        chosen, order = flat.sort()
+        return SparseCodes(chosen // self.d_sae, chosen % self.d_sae, batch, self.d_sae), values[order]
 
     # ----- training helpers --------------------------------------------------------------------
     @torch.no_grad()

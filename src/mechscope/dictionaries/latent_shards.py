@@ -1,17 +1,20 @@
 """Latent-sharded training (Templeton et al. 2024's scale): each process holds a slice of the latents.
 
-A rank holds W_enc[:, slice], b_enc[slice] and W_dec[slice, :]; b_dec and the input scale are replicated.
-TopK: each rank takes its local top k, the (value, global index) candidates are all-gathered, the global
-top k is chosen identically everywhere, each rank decodes the winners in its slice and an all_reduce(sum)
-gives x_hat. The step equals the single-process step. World = replicas x shards: ranks r*S .. r*S+S-1
-share one data slice (a latent group); ranks holding the same slice average their gradients (a replica group).
+A rank holds W_enc[:, slice], b_enc[slice], W_dec[slice, :] and the variant's per-latent tensors (JumpReLU's
+threshold, Gated's r_mag/b_mag, BatchTopK's threshold); b_dec and the input scale are replicated. Variants
+reach the other latents through three seams of the dictionary, which a shard fills with collectives:
+`latent_sum` (an all_reduce(sum) of each shard's partial x_hat, L1 or L0 term), `row_winners` (TopK: each
+rank offers its local top k per row, the (value, global index) candidates are all-gathered and the global top
+k chosen identically everywhere) and `batch_winners` (BatchTopK, Matryoshka: the same over the whole batch).
+The step equals the single-process step. World = replicas x shards: ranks r*S .. r*S+S-1 share one data
+slice (a latent group); ranks holding the same slice average their gradients (a replica group).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -24,11 +27,8 @@ from mechscope.dictionaries.checkpoint import STATE_FILE
 from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.dictionary import Dictionary
 from mechscope.dictionaries.sparse_codes import SparseCodes
-from mechscope.dictionaries.variants import make_variant
-from mechscope.dictionaries.variants.topk import TopK
+from mechscope.dictionaries.variants import VARIANTS, make_variant
 from mechscope.errors import MechscopeError
-
-SHARDED = ("W_enc", "b_enc", "W_dec")  # split along the latents; every other parameter is replicated
 
 
 @dataclass
@@ -80,26 +80,27 @@ class ShardLayout:
             return part
         if self.replica:
             return None
-        full = Dictionary(part.variant.cfg, device=part.W_enc.device) if self.shard == 0 else None
-        for name, dim in (("W_enc", 1), ("b_enc", 0), ("W_dec", 0)):
-            tensor = getattr(part, name).detach().contiguous()
-            pieces = [torch.empty_like(tensor) for _ in range(self.shards)] if full is not None else None
-            dist.gather(tensor, pieces, dst=0, group=self.latent_group)
-            if full is not None:
-                getattr(full, name).copy_(torch.cat(pieces, dim))
-        if full is not None:
-            full.b_dec.copy_(part.b_dec)
+        full = Dictionary(part.cfg, device=part.W_enc.device) if self.shard == 0 else None
+        state = full.state_dict() if full is not None else {}
+        for name, tensor in part.state_dict().items():
+            if name in part.latent_dims:
+                pieces = [torch.empty_like(tensor) for _ in range(self.shards)] if full is not None else None
+                dist.gather(tensor.contiguous(), pieces, dst=0, group=self.latent_group)
+                tensor = torch.cat(pieces, part.latent_dims[name]) if full is not None else tensor
+            if name in state:
+                state[name].copy_(tensor)
         return full
 
     # ----- collectives of the training step --------------------------------------------------------
     def merge_top_k(self, values: Tensor, index: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        """[batch, k] global winners (values, global latent index) from every shard's local candidates."""
+        """The k largest along the last dim of every shard's candidates (values, global index), the same on
+        every shard: [batch, k] per row, or [k] of a flattened batch."""
         all_values = [torch.empty_like(values) for _ in range(self.shards)]
         all_index = [torch.empty_like(index) for _ in range(self.shards)]
         dist.all_gather(all_values, values.contiguous(), group=self.latent_group)
         dist.all_gather(all_index, index.contiguous(), group=self.latent_group)
-        top = torch.cat(all_values, 1).topk(k, dim=1, sorted=False)
-        return top.values, torch.cat(all_index, 1).gather(1, top.indices)
+        top = torch.cat(all_values, -1).topk(k, dim=-1, sorted=False)
+        return top.values, torch.cat(all_index, -1).gather(-1, top.indices)
 
     def sum_over_shards(self, value: Tensor) -> Tensor:
         return value if not self.sharded else _SumOverShards.apply(value, self.latent_group)
@@ -119,9 +120,9 @@ class ShardLayout:
             torch.nn.utils.clip_grad_norm_(part.parameters(), max_norm)
             return
         grads = {name: p.grad for name, p in part.named_parameters() if p.grad is not None}
-        squares = sum(g.pow(2).sum() for name, g in grads.items() if name in SHARDED)
+        squares = sum(g.pow(2).sum() for name, g in grads.items() if name in part.latent_dims)
         dist.all_reduce(squares, group=self.latent_group)
-        total = (squares + sum(g.pow(2).sum() for name, g in grads.items() if name not in SHARDED)).sqrt()
+        total = (squares + sum(g.pow(2).sum() for name, g in grads.items() if name not in part.latent_dims)).sqrt()
         coefficient = (max_norm / (total + 1e-6)).clamp(max=1.0)
         for g in grads.values():
             g.mul_(coefficient)
@@ -136,20 +137,29 @@ class ShardLayout:
         dist.all_reduce(counts, group=self.replica_group)
         return counts > 0
 
-    def total(self, value: Tensor) -> Tensor:
-        """Sum of a per-shard count over the latent group (no gradient)."""
-        value = value.detach().clone()
-        dist.all_reduce(value, group=self.latent_group)
-        return value
-
 
 def run_label(cfg: DictionaryConfig) -> str:
     return f"{cfg.architecture}{' transcoder' if cfg.is_transcoder else ''}"
 
 
+def supported() -> str:
+    """What latent sharding trains, for error messages."""
+    names = ", ".join(name for name, variant in VARIANTS.items() if variant.latent_shardable)
+    return f"SAEs of {names} (relu with relu_form='anthropic'; not transcoders, crosscoders or CLTs)"
+
+
+def check_shardable(cfg: DictionaryConfig, shards: int) -> None:
+    """Raise a MechscopeError unless `cfg` trains split over `shards` latent shards (checked before any rank starts)."""
+    variant = make_variant(cfg)
+    if not variant.latent_shardable or cfg.is_transcoder:
+        raise MechscopeError(f"latent sharding trains {supported()}, got {run_label(cfg)} ({variant.run_name()})")
+    if cfg.d_sae % shards:
+        raise MechscopeError(f"d_sae={cfg.d_sae} must divide evenly over latent_shards={shards}")
+
+
 class _SumOverShards(torch.autograd.Function):
-    """all_reduce(sum) of each shard's partial reconstruction; every rank's loss is the same, so each partial's
-    gradient is the gradient at the sum."""
+    """all_reduce(sum) of each shard's partial (x_hat, an L1 or L0 term, a count); every rank's loss is the same,
+    so each partial's gradient is the gradient at the sum."""
 
     @staticmethod
     def forward(ctx, partial: Tensor, group) -> Tensor:
@@ -177,70 +187,61 @@ class _SumGradientOverShards(torch.autograd.Function):
         return grad, None
 
 
-class ShardedTopK(TopK):
-    """TopK whose selection merges every shard's candidates and whose decoder sums every shard's part."""
-
-    def __init__(self, cfg: DictionaryConfig, layout: ShardLayout, start: int):
-        super().__init__(cfg)
-        self.layout, self.start = layout, start
-
-    def top_pairs(self, d, x_in: Tensor, k: int, mask: Tensor | None = None) -> tuple[SparseCodes, Tensor]:
-        """This shard's candidates (the fused encoder's local top k) merged with every other shard's; a shard with
-        fewer eligible latents than k pads with -inf so every rank gathers the same shape."""
-        width = min(k, d.d_sae)
-        local = min(width, d.d_sae if mask is None else int(mask.sum()))
-        values = x_in.new_full((x_in.shape[0], width), float("-inf"))
-        index = torch.zeros((x_in.shape[0], width), dtype=torch.long, device=x_in.device)
-        if local:
-            values[:, :local], index[:, :local] = self.candidates(d, x_in, local, mask)
-        values, index = self.layout.merge_top_k(values, index + self.start, k)
-        mine = (index >= self.start) & (index < self.start + d.d_sae)
-        rows = torch.arange(x_in.shape[0], device=x_in.device).unsqueeze(1).expand_as(index)[mine]
-        return SparseCodes(rows, index[mine] - self.start, x_in.shape[0], d.d_sae), values[mine]
-
-    def decode_selected(self, d, values: Tensor, codes: SparseCodes) -> Tensor:
-        return self.layout.sum_over_shards(super().decode_selected(d, values, codes))
-
-    def count_dead(self, dead_mask: Tensor) -> int:
-        return int(self.layout.total(dead_mask.sum()))
-
-    def loss(self, d, x_in: Tensor, ctx) -> dict[str, Tensor]:
-        terms = super().loss(d, x_in, ctx)
-        terms["l0"] = self.layout.total(terms["l0"])
-        return terms
-
-
 class DictionaryShard(Dictionary):
-    """One rank's slice of a dictionary's latents; forward and the loss reach across the other shards.
+    """One rank's slice of a dictionary's latents; its seams (latent_sum, row_winners, batch_winners) reach the
+    other shards, so the variant's step and forward are the full dictionary's.
 
     Seeded initialisation keeps this shard's rows of the full dictionary's draw, so every shard count starts
     from the single-process dictionary."""
 
     def __init__(self, cfg: DictionaryConfig, layout: ShardLayout, device: str | torch.device = "cpu"):
-        if type(make_variant(cfg)) is not TopK or cfg.is_transcoder:
-            raise MechscopeError(f"latent sharding trains TopK SAEs (architecture 'topk'), got {run_label(cfg)}")
-        if cfg.d_sae % layout.shards:
-            raise MechscopeError(f"d_sae={cfg.d_sae} must divide evenly over latent_shards={layout.shards}")
-        width = cfg.d_sae // layout.shards
-        self.full_width = 0  # the constructor's unseeded draw: this shard's width only
-        super().__init__(replace(cfg, d_sae=width), device=device)
-        self.full_width = cfg.d_sae
-        self.latents = slice(layout.shard * width, (layout.shard + 1) * width)
+        check_shardable(cfg, layout.shards)
+        self.width = cfg.d_sae // layout.shards
+        self.first_latent = layout.shard * self.width
         self.layout = layout
-        self.variant = ShardedTopK(cfg, layout, self.latents.start)
+        super().__init__(cfg, device=device)
+        variant = self.variant
+        self.latent_dims = {"W_enc": 1, "b_enc": 0, "W_dec": 0,
+                            **{name: 0 for name in variant.latent_parameters + variant.latent_buffers}}
+
+    @property
+    def d_sae(self) -> int:
+        return self.width
 
     def random_rows(self, width: int, generator: torch.Generator | None) -> Tensor:
-        if not self.full_width:
+        """A seeded draw is the full dictionary's (this shard keeps its rows); the constructor's unseeded one is
+        this shard's width only."""
+        if generator is None:
             return super().random_rows(width, generator)
-        return torch.randn(self.full_width, width, generator=generator)[self.latents].clone()
+        return torch.randn(self.cfg.d_sae, width, generator=generator)[self.latents].clone()
+
+    @property
+    def latents(self) -> slice:
+        return slice(self.first_latent, self.first_latent + self.width)
 
     def input_centre(self) -> Tensor:
         return _SumGradientOverShards.apply(super().input_centre(), self.layout.latent_group)
 
-    @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
-        codes, raw = self.variant.select_pairs(self, x)
-        return self.variant.decode_selected(self, raw.relu(), codes) + self.offset(x)
+    # ----- the seams --------------------------------------------------------------------------------------
+    def latent_sum(self, partial: Tensor) -> Tensor:
+        return self.layout.sum_over_shards(partial)
+
+    def row_winners(self, values: Tensor, latents: Tensor, k: int) -> tuple[SparseCodes, Tensor]:
+        values, latents = self.layout.merge_top_k(values, latents + self.first_latent, k)
+        rows = torch.arange(values.shape[0], device=values.device).unsqueeze(1).expand_as(latents)
+        return self._own(rows.reshape(-1), latents.reshape(-1), values.reshape(-1), values.shape[0])
+
+    def batch_winners(self, values: Tensor, flat: Tensor, n: int, batch: int) -> tuple[SparseCodes, Tensor]:
+        full = self.cfg.d_sae
+        values, flat = self.layout.merge_top_k(values, flat // self.width * full + flat % self.width +
+                                               self.first_latent, n)
+        flat, order = flat.sort()
+        return self._own(flat // full, flat % full, values[order], batch)
+
+    def _own(self, rows: Tensor, latents: Tensor, values: Tensor, batch: int) -> tuple[SparseCodes, Tensor]:
+        """The winners among this shard's latents, as pairs of its local latents (global order kept)."""
+        mine = (latents >= self.first_latent) & (latents < self.first_latent + self.width)
+        return SparseCodes(rows[mine], latents[mine] - self.first_latent, batch, self.width), values[mine]
 
 
 # ----- starting the processes ------------------------------------------------------------------------

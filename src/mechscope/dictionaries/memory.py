@@ -1,4 +1,7 @@
-"""What a TopK training run holds in memory, per rank and in total, known before it starts."""
+"""What a training run holds in memory, per rank and in total, known before it starts.
+
+What differs by variant comes from the variant: its per-latent parameters and buffers, how many [batch, d_sae]
+floats its step holds (measured), and whether it selects sparse candidates (the TopK family)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from dataclasses import asdict, dataclass
 
 from mechscope.devices import resolve_dtype
 from mechscope.dictionaries.config import DictionaryConfig
+from mechscope.dictionaries.latent_shards import check_shardable
+from mechscope.dictionaries.variants import make_variant
 
 FLOAT = 4  # parameters, optimiser states and activations train in float32
 INDEX = 8  # int64 latent indices
@@ -14,7 +19,7 @@ INIT_SAMPLE = 4096  # tokens the encoder-scale initialisation encodes at once (T
 
 @dataclass
 class MemoryEstimate:
-    """Bytes per rank of each thing a TopK training step holds (tensors only, not the Python runtime)."""
+    """Bytes per rank of each thing a training step holds (tensors only, not the Python runtime)."""
 
     d_in: int
     d_sae: int
@@ -23,18 +28,22 @@ class MemoryEstimate:
     latent_shards: int = 1
     replicas: int = 1
     cache_dtype: str = "float32"
-    parameters: int = 0  # W_enc, b_enc, W_dec of this rank's latents; b_dec replicated
+    architecture: str = "topk"
+    parameters: int = 0  # W_enc, b_enc, W_dec and the variant's per-latent parameters of this rank's latents; b_dec
+    buffers: int = 0  # the variant's per-latent buffers (JumpReLU's and BatchTopK's threshold)
     gradients: int = 0  # dense, one per parameter
     adam: int = 0  # exp_avg and exp_avg_sq
     batch: int = 0  # the global batch as read (cache dtype, float32, scaled) and this rank's x_hat-sized terms
-    pre_activations: int = 0  # [rows, latents] encoder output (AuxK masks it in place): what a fused encoder removes
-    codes: int = 0  # local and merged top-k candidates (values and indices), for k and k_aux
+    pre_activations: int = 0  # [rows, latents] floats the variant's step holds (TopK: the encoder output, what a
+    #                           fused encoder removes; dense variants: codes, masks and their gradients)
+    codes: int = 0  # TopK family: local and merged top-k candidates (values and indices), for k and k_aux
     initialisation: int = 0  # at start: the seeded draw of all d_sae decoder rows (a shard keeps its own), or
     #                          the initial encode of INIT_SAMPLE tokens, whichever is larger
 
     @property
     def training(self) -> int:
-        return self.parameters + self.gradients + self.adam + self.batch + self.pre_activations + self.codes
+        return (self.parameters + self.buffers + self.gradients + self.adam + self.batch + self.pre_activations +
+                self.codes)
 
     @property
     def per_rank(self) -> int:
@@ -55,9 +64,10 @@ class MemoryEstimate:
     def table(self) -> str:
         """Readable lines in GiB, for the CLI."""
         gib = 2**30
-        rows = ["parameters", "gradients", "adam", "batch", "pre_activations", "codes", "training",
+        rows = ["parameters", "buffers", "gradients", "adam", "batch", "pre_activations", "codes", "training",
                 "initialisation", "per_rank", "total"]
-        head = (f"memory estimate: d_in={self.d_in} d_sae={self.d_sae} k={self.k} batch={self.batch_size} "
+        head = (f"memory estimate: {self.architecture} d_in={self.d_in} d_sae={self.d_sae} k={self.k} "
+                f"batch={self.batch_size} "
                 f"cache={self.cache_dtype} ranks={self.ranks} ({self.replicas} replicas x {self.latent_shards} "
                 "latent shards)")
         return "\n".join([head] + [f"  {name:<16}{getattr(self, name) / gib:9.3f} GiB" for name in rows])
@@ -65,20 +75,24 @@ class MemoryEstimate:
 
 def estimate_memory(cfg: DictionaryConfig, batch_size: int, latent_shards: int = 1, replicas: int = 1,
                     cache_dtype: str = "float32") -> MemoryEstimate:
-    """Bytes per rank for training `cfg` (TopK family) with these batch, shard and replica counts."""
+    """Bytes per rank for training `cfg` with these batch, shard and replica counts."""
+    if latent_shards > 1:
+        check_shardable(cfg, latent_shards)
+    variant = make_variant(cfg)
     width = cfg.d_sae // latent_shards
     rows = batch_size // replicas
     d_in, d_out = cfg.d_in, cfg.d_output
-    parameters = FLOAT * (d_in * width + width + width * d_out + d_out)
-    selected = cfg.k + cfg.k_aux
+    parameters = FLOAT * (d_in * width + width * (1 + len(variant.latent_parameters)) + width * d_out + d_out)
+    selected = cfg.k + cfg.k_aux if variant.sparse else 0
     stored = resolve_dtype(cache_dtype).itemsize
     # the seeded draw of every latent's decoder row (a shard copies out its rows) beside this rank's parameters
     full_draw = parameters + FLOAT * (cfg.d_sae + (width if latent_shards > 1 else 0)) * d_out
-    init_encode = parameters + (1 if latent_shards > 1 else 2) * FLOAT * INIT_SAMPLE * width  # unsharded: + codes
+    # the TopK family scales its encoder to the data: one encode of INIT_SAMPLE tokens (unsharded: + codes)
+    init_encode = parameters + (1 if latent_shards > 1 else 2) * FLOAT * INIT_SAMPLE * width if variant.sparse else 0
     return MemoryEstimate(
-        cfg.d_in, cfg.d_sae, cfg.k, batch_size, latent_shards, replicas, cache_dtype,
-        parameters=parameters, gradients=parameters, adam=2 * parameters,
-        batch=batch_size * d_in * (stored + 2 * FLOAT) + 4 * FLOAT * rows * d_out,
-        pre_activations=FLOAT * rows * width,
+        cfg.d_in, cfg.d_sae, cfg.k, batch_size, latent_shards, replicas, cache_dtype, cfg.architecture,
+        parameters=parameters, buffers=FLOAT * width * len(variant.latent_buffers), gradients=parameters,
+        adam=2 * parameters, batch=batch_size * d_in * (stored + 2 * FLOAT) + 4 * FLOAT * rows * d_out,
+        pre_activations=int(variant.step_activations * FLOAT * rows * width),
         codes=rows * selected * (FLOAT + INDEX) * (latent_shards + 1),
         initialisation=max(full_draw, init_encode))

@@ -22,7 +22,7 @@ from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.dictionary import Dictionary
 from mechscope.dictionaries.formats import saelens
 from mechscope.dictionaries.geometric_median import geometric_median
-from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, needs_spawn, spawn
+from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, check_shardable, needs_spawn, spawn
 from mechscope.dictionaries.run_log import RunLog
 from mechscope.dictionaries.variants import StepContext, make_variant
 from mechscope.errors import MechscopeError
@@ -54,7 +54,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     device: str = "auto"
-    latent_shards: int = 1  # >1: each process holds d_sae / latent_shards latents (TopK; local gloo ranks or torchrun)
+    latent_shards: int = 1  # >1: d_sae / latent_shards latents per process (SAEs but classic ReLU; gloo or torchrun)
     wandb_project: str | None = None
 
     @property
@@ -183,6 +183,8 @@ def train(source, dictionaries: DictionaryConfig | list[DictionaryConfig], out: 
     """
     tcfg = config or TrainConfig()
     cfgs = [dictionaries] if isinstance(dictionaries, DictionaryConfig) else list(dictionaries)
+    for cfg in cfgs if tcfg.latent_shards > 1 else ():
+        check_shardable(cfg, tcfg.latent_shards)
     src = as_batch_source(source, hook, tcfg.seed, hook_out)
     cfgs = [_prepare(c, src) for c in cfgs]
     names = [run_name(c) for c in cfgs]
@@ -300,11 +302,14 @@ def _step(run: _Run, x: torch.Tensor, y: torch.Tensor | None, step: int, tcfg: T
 
 def _log(log: RunLog | None, run: _Run, step: int, terms: dict, tcfg: TrainConfig, dead_after: int,
          started: float) -> None:
+    """One log line on rank 0; every rank takes part in counting the dead latents over all latent shards."""
+    d = run.dictionary
+    dead = int(d.latent_sum((run.tokens_since_fired >= dead_after).sum()))
     if log is None:
         return
     log.write({"step": step, "tokens": (step + 1) * tcfg.batch_size, "lr": run.optimizer.param_groups[0]["lr"],
                **{k: round(float(terms[k].detach()), 6) for k in ("total", "recon", "aux", "sparsity", "l0", "fvu")},
-               "dead_fraction": round(float((run.tokens_since_fired >= dead_after).float().mean()), 6),
+               "dead_fraction": round(dead / d.cfg.d_sae, 6),
                "elapsed_s": round(time.perf_counter() - started, 2)})
 
 

@@ -36,7 +36,7 @@ class MemoryEstimate:
     n_nodes: int
     n_rows: int
     forward_bytes: int  # the replacement model's autograd graph over `batch_size` copies
-    batch_bytes: int  # one batch of gradients and rows, and every feature's decoder rows
+    batch_bytes: int  # one batch of gradients and rows, every feature's encoder and (padded) decoder rows
     edge_bytes: int  # the stored edges (an upper bound: every source of every row)
     dense_bytes: int  # what circuit-tracer's dense [rows, nodes] float32 matrix would take
 
@@ -55,23 +55,56 @@ class MemoryEstimate:
 def memory_estimate(model, state: PromptState, n_logits: int, config: GraphConfig,
                     transcoders: MLPTranscoders | None = None) -> MemoryEstimate:
     """Bytes for the autograd graph (per copy and layer: the frozen pattern, and about eight [pos, d_model]
-    tensors the norms, value and output projections keep), one batch, the features' decoder rows (one per MLP output
-    each writes to, from `transcoders`; one each without) and the edge list."""
+    tensors the norms, value and output projections keep), one batch, the features' encoder rows and decoder rows
+    (one per MLP output each writes to, from `transcoders`, one each without; padded to the most features at any
+    position) and the edge list."""
     info, n_pos, n_features = model.info, len(state.tokens), len(state.features)
     n_nodes = n_features + (model.n_layers + 1) * n_pos + n_logits
     n_rows = min(n_features, config.max_feature_nodes or n_features) + n_logits
     per_copy = model.n_layers * 4 * (info.n_heads * n_pos * n_pos + 8 * n_pos * info.d_model)
     n_sources = n_nodes - n_logits
     batch = 4 * config.batch_size * ((model.n_layers + 2) * n_pos * info.d_model + 2 * n_sources)
-    writes = n_features
-    if transcoders is not None:
-        per_layer = torch.tensor([transcoders.decoder_rows(i, slice(0, 1)).shape[1]
-                                  for i in range(len(transcoders.layers))])
-        index = torch.searchsorted(torch.tensor(transcoders.layers), state.features[:, 0].cpu().contiguous())
-        writes = int(per_layer[index].sum())
+    writes = 0  # decoder rows the padded layout holds: per encoder layer, outputs x positions x slots
+    for layer in state.features[:, 0].unique().tolist():
+        positions, _, _, width = padded_slots(state.features[state.features[:, 0] == layer, 1])
+        n_out = 1 if transcoders is None else transcoders.decoder_rows(transcoders.layers.index(layer),
+                                                                       slice(0, 1)).shape[1]
+        writes += n_out * len(positions) * width
     per_row = min(config.edges_per_row or n_sources, n_sources)
-    return MemoryEstimate(n_features, n_nodes, n_rows, per_copy * config.batch_size, batch + 4 * writes * info.d_model,
-                          EDGE_BYTES * n_rows * per_row, 4 * n_rows * n_nodes)
+    return MemoryEstimate(n_features, n_nodes, n_rows, per_copy * config.batch_size,
+                          batch + 4 * (writes + n_features) * info.d_model, EDGE_BYTES * n_rows * per_row,
+                          4 * n_rows * n_nodes)
+
+
+class _PaddedWrites:
+    """What one encoder layer's active features write, laid out [n_out, positions, slots, d_model] (slot = the
+    feature's rank among its position's features), so their direct effects are one batched matmul per output
+    layer against the gradients at those positions, with no [copies, n_features, d_model] gather."""
+
+    def __init__(self, state: PromptState, transcoders: MLPTranscoders, chosen: Tensor):
+        self.positions, self.index, self.slot, width = padded_slots(state.features[chosen, 1])
+        i = transcoders.layers.index(int(state.features[chosen[0], 0]))
+        n_out = transcoders.decoder_rows(i, slice(0, 1)).shape[1]
+        self.outputs = transcoders.layers[i:i + n_out]
+        self.rows = state.errors.new_zeros(n_out, len(self.positions), width, state.errors.shape[-1])
+        for part in torch.arange(len(chosen), device=chosen.device).split(4096):
+            writes = state.feature_writes(transcoders, chosen[part])  # [n, n_out, d]
+            self.rows[:, self.index[part], self.slot[part]] = writes.transpose(0, 1)
+
+    def effects(self, grads: dict[int, Tensor]) -> Tensor:
+        """[copies, n]: each feature's output (over every MLP output it writes to) dotted with the gradient there."""
+        total = sum(torch.bmm(rows, grads[layer][:, self.positions].permute(1, 2, 0))  # [positions, slots, copies]
+                    for rows, layer in zip(self.rows, self.outputs))
+        return total[self.index, self.slot].T
+
+
+def padded_slots(positions: Tensor) -> tuple[Tensor, Tensor, Tensor, int]:
+    """For features sorted by position: the distinct positions, each feature's index among them and rank within its
+    position (its slot), and the most features at any one position (the slots per position)."""
+    distinct, counts = positions.unique_consecutive(return_counts=True)
+    index = torch.arange(len(distinct), device=positions.device).repeat_interleave(counts)
+    slot = torch.arange(len(positions), device=positions.device) - (counts.cumsum(0) - counts)[index]
+    return distinct, index, slot, int(counts.max()) if len(counts) else 0
 
 
 class _RowWriter:
@@ -81,25 +114,16 @@ class _RowWriter:
         self.run, self.state, self.keep = run, state, keep
         self.encoders = state.encoder_vectors(transcoders)
         layers = state.features[:, 0]
-        # per encoder layer: its features' indices, and what each writes to which MLP outputs [n, n_out, d]
-        self.writers = []
-        for layer in layers.unique(sorted=True).tolist():
-            chosen = (layers == layer).nonzero().squeeze(1)
-            i = transcoders.layers.index(layer)
-            for part in chosen.split(4096):
-                writes = state.feature_writes(transcoders, part)
-                self.writers.append((part, writes, transcoders.layers[i:i + writes.shape[1]]))
+        self.writers = [_PaddedWrites(state, transcoders, (layers == layer).nonzero().squeeze(1))
+                        for layer in layers.unique(sorted=True).tolist()]
         self.n_sources = len(state.features) + (run.model.n_layers + 1) * len(state.tokens)
         self.edges: list[tuple[Tensor, Tensor, Tensor]] = []
 
     def _sources(self, embed_grad: Tensor, grads: dict[int, Tensor]) -> Tensor:
         """[copies, n_sources]: each node's output dotted with the gradient at it (a feature's over every MLP output
         it writes to)."""
-        state, columns = self.state, []
-        for part, writes, outputs in self.writers:
-            pos = state.features[part, 1]
-            columns.append(sum(torch.einsum("bnd,nd->bn", grads[layer][:, pos], writes[:, offset])
-                               for offset, layer in enumerate(outputs)))
+        state = self.state
+        columns = [writer.effects(grads) for writer in self.writers]
         columns += [torch.einsum("bpd,pd->bp", grads[layer], state.errors[layer]) for layer in sorted(grads)]
         columns.append(torch.einsum("bpd,pd->bp", embed_grad, state.embeddings))
         return torch.cat(columns, 1)

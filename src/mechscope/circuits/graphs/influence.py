@@ -25,14 +25,19 @@ def normalized_weights(targets: Tensor, weights: Tensor, n_nodes: int) -> Tensor
 
 
 def influence(targets: Tensor, sources: Tensor, normalized: Tensor, start: Tensor, max_steps: int = 10_000) -> Tensor:
-    """sum_k start A^k (k >= 1) for the normalised adjacency A given as edges."""
-    total = torch.zeros_like(start)
-    current = start
+    """sum_k start A^k (k >= 1) for the normalised adjacency A given as edges. Only nodes with inputs (rows) pass
+    influence on, so the powers run over the edges between rows and one last pass spreads their sum to every
+    source: a graph with a few rows costs a few passes over its edges, not one per path length."""
+    is_row = torch.zeros(len(start), dtype=torch.bool)
+    is_row[targets] = True
+    inner = is_row[sources]
+    inner_targets, inner_sources, inner_weights = targets[inner], sources[inner], normalized[inner]
+    reaching, current = start.clone(), start
     for _ in range(max_steps):
-        current = torch.zeros_like(start).index_add_(0, sources, normalized * current[targets])
+        current = torch.zeros_like(start).index_add_(0, inner_sources, inner_weights * current[inner_targets])
         if not current.any():
-            return total
-        total += current
+            return torch.zeros_like(start).index_add_(0, sources, normalized * reaching[targets])
+        reaching += current
     raise RuntimeError(f"influence did not vanish after {max_steps} steps: the graph has a cycle")
 
 

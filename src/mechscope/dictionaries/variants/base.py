@@ -35,6 +35,10 @@ class Variant:
     hyperparameters: tuple[str, ...] = ()  # the DictionaryConfig fields it reads (its `train --arch` flags)
     sweep_axis = "l0"  # which sweep list sets its sparsity: "l0" (target L0 or k) or "l1" (a coefficient)
     saved_tensors: tuple[str, ...] = ()  # its parameters or buffers that files store, beside W_enc/b_enc/W_dec/b_dec
+    latent_parameters: tuple[str, ...] = ()  # its trained per-latent [d_sae] parameters (split over latent shards)
+    latent_buffers: tuple[str, ...] = ()  # its untrained per-latent [d_sae] buffers (split over latent shards)
+    latent_shardable = False  # its step reaches other latents only through the dictionary's latent_sum/*_winners
+    step_activations = 1.0  # float [batch, d_sae] tensors its loss and backward hold at their peak (measured)
 
     def __init__(self, cfg: DictionaryConfig):
         self.cfg = cfg
@@ -121,4 +125,4 @@ def dense_terms(d, target: Tensor, codes: Tensor, x_hat: Tensor, sparsity: Tenso
     active = codes > 0
     return {"total": total, "recon": recon.detach(), "sparsity": sparsity.detach(),
             "aux": (extra.detach() if extra is not None else torch.zeros(())),
-            "l0": active.sum(-1).float().mean(), "fvu": batch_fvu(target, x_hat), "fired": active.any(0)}
+            "l0": d.latent_sum(active.sum(-1).float().mean()), "fvu": batch_fvu(target, x_hat), "fired": active.any(0)}

@@ -23,6 +23,7 @@ class SourceAxis:
     """What every crosscoder shares: n equal sources, free decoder norms, penalty weight = sum of source norms."""
 
     unit_norm_decoder = False
+    latent_shardable = False
 
     @classmethod
     def config_defaults(cls, cfg) -> dict:

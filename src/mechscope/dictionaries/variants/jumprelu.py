@@ -63,7 +63,10 @@ class JumpReLU(Variant):
 
     hyperparameters = ("l0_coefficient", "target_l0", "jumprelu_bandwidth", "jumprelu_init_threshold")
     saved_tensors = ("threshold",)
-
+    latent_parameters = ("log_threshold",)
+    latent_buffers = ("threshold",)
+    latent_shardable = True
+    step_activations = 5.25  # pre, codes, the step, their gradients
     @classmethod
     def sweep_overrides(cls, value: float) -> dict:
         return {"target_l0": float(value), "l0_coefficient": 1.0}
@@ -96,8 +99,8 @@ class JumpReLU(Variant):
         pre = d.pre_activations(x_in)
         theta = d.log_threshold.exp()
         codes = jumprelu(pre, theta, self.cfg.jumprelu_bandwidth)
-        x_hat = codes @ d.W_dec + d.offset(x_in)
-        l0 = step(pre, theta, self.cfg.jumprelu_bandwidth).sum(-1).mean()
+        x_hat = d.latent_sum(codes @ d.W_dec) + d.offset(x_in)
+        l0 = d.latent_sum(step(pre, theta, self.cfg.jumprelu_bandwidth).sum(-1).mean())
         if self.cfg.target_l0:
             sparsity = self.cfg.l0_coefficient * (l0 / self.cfg.target_l0 - 1).pow(2)
         else:

@@ -17,6 +17,7 @@ class L1Variant(Variant):
 
     hyperparameters = ("l1_coefficient",)
     sweep_axis = "l1"
+    latent_shardable = True
 
     @classmethod
     def sweep_overrides(cls, value: float) -> dict:
@@ -31,10 +32,15 @@ class ReLU(L1Variant):
     0.1), no b_dec subtraction before the encoder; "classic": plain L1, unit-norm decoder, resampling."""
 
     hyperparameters = ("l1_coefficient", "relu_form")
-
+    step_activations = 3.25  # codes, the L1 term's product, the gradient; the bool active mask
     def __init__(self, cfg):
         super().__init__(cfg)
         self.unit_norm_decoder = cfg.relu_form == "classic"
+
+    @property
+    def latent_shardable(self) -> bool:
+        """The classic form resamples dead latents from one process's view, so only the anthropic form shards."""
+        return self.cfg.relu_form == "anthropic"
 
     @classmethod
     def config_defaults(cls, cfg) -> dict:
@@ -72,9 +78,9 @@ class ReLU(L1Variant):
 
     def loss(self, d, x_in: Tensor, ctx: StepContext) -> dict[str, Tensor]:
         codes = d.pre_activations(x_in).relu()
-        x_hat = codes @ d.W_dec + d.offset(x_in)
+        x_hat = d.latent_sum(codes @ d.W_dec) + d.offset(x_in)
         weights = self.decoder_norms(d) if self.cfg.relu_form == "anthropic" else 1.0
-        sparsity = self.cfg.l1_coefficient * (codes * weights).sum(-1).mean()
+        sparsity = self.cfg.l1_coefficient * d.latent_sum((codes * weights).sum(-1).mean())
         return dense_terms(d, ctx.target_for(x_in), codes, x_hat, sparsity, ctx)
 
 
@@ -86,7 +92,8 @@ class Gated(L1Variant):
     """
 
     saved_tensors = ("r_mag", "b_mag")
-
+    latent_parameters = ("r_mag", "b_mag")
+    step_activations = 8.25  # gate, magnitude and frozen paths with their gradients
     @classmethod
     def validate_config(cls, cfg) -> None:
         if cfg.is_transcoder:
@@ -102,8 +109,7 @@ class Gated(L1Variant):
         d.b_mag.data.zero_()
 
     def _gate_and_codes(self, d, x_in: Tensor) -> tuple[Tensor, Tensor]:
-        centred = x_in - d.b_dec
-        projected = centred @ d.W_enc
+        projected = d.centred(x_in) @ d.W_enc
         pi_gate = projected + d.b_enc
         codes = (pi_gate > 0).to(x_in.dtype) * (projected * d.r_mag.exp() + d.b_mag).relu()
         return pi_gate, codes
@@ -113,9 +119,9 @@ class Gated(L1Variant):
 
     def loss(self, d, x_in: Tensor, ctx: StepContext) -> dict[str, Tensor]:
         pi_gate, codes = self._gate_and_codes(d, x_in)
-        x_hat = codes @ d.W_dec + d.b_dec
+        x_hat = d.latent_sum(codes @ d.W_dec) + d.b_dec
         gate = pi_gate.relu()
-        sparsity = self.cfg.l1_coefficient * gate.sum(-1).mean()
-        frozen = gate @ d.W_dec.detach() + d.b_dec.detach()
+        sparsity = self.cfg.l1_coefficient * d.latent_sum(gate.sum(-1).mean())
+        frozen = d.latent_sum(gate @ d.W_dec.detach()) + d.b_dec.detach()
         aux = squared_error(x_in, frozen) / x_in.shape[0]
         return dense_terms(d, x_in, codes, x_hat, sparsity, ctx, extra=aux)

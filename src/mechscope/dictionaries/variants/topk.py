@@ -19,6 +19,7 @@ class TopK(Variant):
 
     sparse = True
     hyperparameters = ("k", "aux_k", "aux_coefficient")
+    latent_shardable = True
 
     @classmethod
     def validate_config(cls, cfg) -> None:
@@ -42,33 +43,40 @@ class TopK(Variant):
         return self.top_pairs(d, x_in, self.cfg.k)
 
     def top_pairs(self, d, x_in: Tensor, k: int, mask: Tensor | None = None) -> tuple[SparseCodes, Tensor]:
-        """Each token's k largest pre-activations (among the `mask`ed latents) as selected pairs, and their values;
-        a latent shard merges its candidates with the other shards' here."""
-        values, indices = self.candidates(d, x_in, k, mask)
-        return SparseCodes.from_topk(indices, d.d_sae), values.reshape(-1)
+        """Each token's k largest pre-activations (among the `mask`ed latents) as selected pairs, and their values.
+        A latent shard offers its own best min(k, d_sae), padded with -inf where fewer latents are eligible so
+        that every shard offers one shape, and keeps its part of the winners."""
+        width = min(k, d.d_sae)
+        eligible = width if mask is None else min(width, int(mask.sum()))
+        if eligible == width:
+            values, latents = self.candidates(d, x_in, width, mask)
+        else:
+            values = x_in.new_full((x_in.shape[0], width), float("-inf"))
+            latents = torch.zeros((x_in.shape[0], width), dtype=torch.long, device=x_in.device)
+            if eligible:
+                values[:, :eligible], latents[:, :eligible] = self.candidates(d, x_in, eligible, mask)
+        return d.row_winners(values, latents, k)
 
     def candidates(self, d, x_in: Tensor, k: int, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """[batch, k] values and indices by the fused encoder, which never holds [batch, d_sae]."""
         return fused_topk(x_in - d.input_centre(), d.W_enc, d.b_enc, k, mask=mask)
 
     def decode_selected(self, d, values: Tensor, codes: SparseCodes) -> Tensor:
-        """codes @ W_dec without the offset (a latent shard adds its part to the other shards')."""
-        return decode(values, d.W_dec, codes, d.sparse_kernels)
-
-    def count_dead(self, dead_mask: Tensor) -> int:
-        return int(dead_mask.sum())
+        """codes @ W_dec over every latent, without the offset."""
+        return d.latent_sum(decode(values, d.W_dec, codes, d.sparse_kernels))
 
     def activate(self, d, x_in: Tensor, pre: Tensor) -> Tensor:
-        top = pre.topk(self.cfg.k, dim=-1, sorted=False)
-        return torch.zeros_like(pre).scatter(-1, top.indices, top.values.relu())
+        rows = pre.reshape(-1, d.d_sae)
+        top = rows.topk(min(self.cfg.k, d.d_sae), dim=-1, sorted=False)
+        codes, values = d.row_winners(top.values, top.indices, self.cfg.k)
+        return codes.dense(values.relu()).reshape(pre.shape)
 
     def encode(self, d, x_in: Tensor) -> Tensor:
         """Fused when no gradient is recorded (fused_topk has none); else through the dense pre-activations."""
         if torch.is_grad_enabled() and (x_in.requires_grad or d.W_enc.requires_grad):
             return super().encode(d, x_in)
-        values, indices = self.candidates(d, x_in.reshape(-1, d.d_in), self.cfg.k)
-        codes = values.new_zeros(indices.shape[0], d.d_sae).scatter(-1, indices, values.relu())
-        return codes.reshape(*x_in.shape[:-1], d.d_sae)
+        codes, values = self.top_pairs(d, x_in.reshape(-1, d.d_in), self.cfg.k)
+        return codes.dense(values.relu()).reshape(*x_in.shape[:-1], d.d_sae)
 
     def loss(self, d, x_in: Tensor, ctx: StepContext) -> dict[str, Tensor]:
         codes, raw = self.select_pairs(d, x_in)
@@ -78,10 +86,11 @@ class TopK(Variant):
         total = recon_terms + self.cfg.aux_coefficient * aux
         fired = torch.zeros(d.d_sae, dtype=torch.bool, device=x_in.device)
         fired[codes.cols[values > 0]] = True
+        positive = values.detach()[values > 0]
         return {"total": total, "recon": recon_terms.detach(), "aux": aux.detach(), "sparsity": torch.zeros(()),
-                "l0": (values > 0).sum().float() / x_in.shape[0], "fvu": batch_fvu(ctx.target_for(x_in), x_hat),
-                "fired": fired,
-                "min_value": values.detach()[values > 0].min() if (values > 0).any() else torch.zeros(())}
+                "l0": d.latent_sum((values > 0).sum().float()) / x_in.shape[0],
+                "fvu": batch_fvu(ctx.target_for(x_in), x_hat), "fired": fired,
+                "min_value": positive.min() if positive.numel() else values.new_full((), float("inf"))}
 
     def reconstruction(self, d, values, codes, x_in, ctx) -> tuple[Tensor, Tensor]:
         x_hat = self.decode_selected(d, values, codes) + d.offset(x_in)
@@ -89,7 +98,7 @@ class TopK(Variant):
 
     def auxk(self, d, x_in: Tensor, x_hat: Tensor, ctx: StepContext) -> Tensor:
         """Gao et al.'s AuxK: the top k_aux dead latents reconstruct the residual target - x_hat."""
-        k_aux = 0 if ctx.dead_mask is None else min(self.cfg.k_aux, self.count_dead(ctx.dead_mask))
+        k_aux = 0 if ctx.dead_mask is None else min(self.cfg.k_aux, int(d.latent_sum(ctx.dead_mask.sum())))
         if k_aux == 0:
             return torch.zeros((), device=x_in.device)
         codes, raw = self.top_pairs(d, x_in, k_aux, mask=ctx.dead_mask)
@@ -102,6 +111,8 @@ class BatchTopK(TopK):
     """The top k * batch activations of the whole batch; inference uses a learned global threshold."""
 
     saved_tensors = ("threshold",)
+    latent_buffers = ("threshold",)
+    step_activations = 5.0  # pre, and the batch-wide topk's working copy and int64 order
 
     def add_parameters(self, d) -> None:
         d.register_buffer("threshold", torch.zeros(d.d_sae, device=d.W_enc.device))
@@ -118,12 +129,11 @@ class BatchTopK(TopK):
             return self.select(d, d.pre_activations(x_in))
 
     def select(self, d, pre: Tensor) -> tuple[SparseCodes, Tensor]:
-        """The k * batch largest pre-activations of the batch and their values (in the codes' order)."""
-        batch = pre.shape[0]
-        flat = pre.reshape(-1)
+        """The k * batch largest pre-activations of the batch over every latent and their values (in the codes'
+        order); a latent shard offers its own k * batch best (or all it has)."""
+        batch, flat = pre.shape[0], pre.reshape(-1)
         top = flat.topk(min(self.cfg.k * batch, flat.numel()), sorted=False)
-        chosen, order = top.indices.sort()
-        return SparseCodes(chosen // d.d_sae, chosen % d.d_sae, batch, d.d_sae), top.values[order]
+        return d.batch_winners(top.values, top.indices, self.cfg.k * batch, batch)
 
     def activate(self, d, x_in: Tensor, pre: Tensor) -> Tensor:
         if bool((d.threshold < 0).all()):  # before any training step: fall back to per-token TopK
@@ -134,7 +144,7 @@ class BatchTopK(TopK):
     def after_step(self, d, terms: dict[str, Tensor]) -> None:
         """theta <- EMA of the smallest selected activation (Bussmann et al.), shared by every latent."""
         value = terms["min_value"]
-        if not bool(value > 0):
+        if not bool((value > 0) & value.isfinite()):  # nothing positive selected (+inf), or not trained yet (0)
             return
         current = d.threshold[0]
         new = value if current < 0 else 0.99 * current + 0.01 * value
@@ -144,7 +154,8 @@ class BatchTopK(TopK):
 class Matryoshka(BatchTopK):
     """BatchTopK whose nested prefixes each reconstruct x: loss = sum over prefixes of their errors.
 
-    Prefix widths default to 1/16, 1/8, 1/4, 1/2 and all of the dictionary.
+    Prefix widths default to 1/16, 1/8, 1/4, 1/2 and all of the dictionary. Under latent sharding a prefix may
+    end inside any shard: each group's partial decode is summed over the shards before its error is taken.
     """
 
     hyperparameters = TopK.hyperparameters + ("matryoshka_widths",)
@@ -164,14 +175,15 @@ class Matryoshka(BatchTopK):
 
     def reconstruction(self, d, values, codes, x_in, ctx) -> tuple[Tensor, Tensor]:
         widths = torch.tensor(self.cfg.matryoshka_widths, device=codes.cols.device)
-        group = torch.searchsorted(widths, codes.cols, right=True)
+        group = torch.searchsorted(widths, codes.cols + d.first_latent, right=True)
         target = ctx.target_for(x_in)
         x_hat = d.offset(x_in).expand_as(target)
         total = torch.zeros((), device=x_in.device)
         for g in range(len(widths)):
             keep = group == g
-            if bool(keep.any()):
-                x_hat = x_hat + decode(values[keep], d.W_dec, codes.subset(keep), d.sparse_kernels)
+            part = decode(values[keep], d.W_dec, codes.subset(keep), d.sparse_kernels) if bool(keep.any()) else \
+                torch.zeros_like(target)
+            x_hat = x_hat + d.latent_sum(part)  # a prefix may end inside a latent shard: sum every shard's part
             total = total + squared_error(target, x_hat) / (x_in.shape[0] * ctx.variance)
         return total, x_hat
 
