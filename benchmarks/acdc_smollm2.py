@@ -1,7 +1,12 @@
 """ACDC on SmolLM2-135M-Instruct IOI: forward passes against one forward per edge, wall time, kept edges,
-faithfulness, and CPR/CMD of the tau-ranking next to EAP and EAP-IG (benchmarks/edge_circuits.py).
+faithfulness of the kept circuit, and CPR/CMD of ACDC's scores (each edge's objective increase when visited)
+next to EAP and EAP-IG (benchmarks/edge_circuits.py: 32 prompts, logit difference).
 
-    python benchmarks/acdc_smollm2.py [--model smollm2] [--prompts 8] [--tau 0.1] [--metric kl_to_clean] [--curve]
+ACDC searches on the first `--prompts` prompts; the kept circuit and the MIB curve are measured on the first
+`--eval-prompts` (the EAP/EAP-IG prompts) with `--eval-metric`.
+
+    python benchmarks/acdc_smollm2.py [--model smollm2] [--prompts 2] [--tau 0.1] [--metric kl_to_clean]
+                                      [--eval-prompts 32] [--eval-metric logit_diff] [--curve] [--progress]
 """
 
 from __future__ import annotations
@@ -15,47 +20,64 @@ import torch
 
 import mechscope
 from mechscope import circuits, tasks
+from mechscope.circuits.edge_runs import acdc_edges
+from mechscope.circuits.faithfulness import faithfulness
+
+
+def trace_destinations() -> None:
+    """Print each destination as ACDC leaves it (time, rows and passes so far)."""
+    acdc_module = importlib.import_module("mechscope.circuits.acdc")  # the package exports the function
+    visit, start = acdc_module._visit, time.perf_counter()
+
+    def traced(evaluate, kept, dst, *rest):
+        value = visit(evaluate, kept, dst, *rest)
+        print(f"{time.perf_counter() - start:7.1f} s {evaluate.graph.destinations[dst]:>14} kept "
+              f"{int(kept[:, dst].sum())} rows {evaluate.rows} passes {evaluate.passes} objective {value:.4f}",
+              flush=True)
+        return value
+    acdc_module._visit = traced
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2", help="smollm2, an organism directory or a HF directory")
-    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--prompts", type=int, default=2)
     parser.add_argument("--tau", type=float, default=0.1)
     parser.add_argument("--metric", default="kl_to_clean")
     parser.add_argument("--max-rows", type=int, default=64)
+    parser.add_argument("--eval-prompts", type=int, default=32)
+    parser.add_argument("--eval-metric", default="logit_diff")
     parser.add_argument("--curve", action="store_true", help="also measure the faithfulness curve (MIB budgets)")
     parser.add_argument("--progress", action="store_true", help="print each destination as ACDC visits it")
     args = parser.parse_args()
     model = mechscope.load_model(args.model, device="cpu")
-    batch = tasks.make_task("ioi").batch(model.tokenizer, args.prompts)
+    prompts = tasks.make_task("ioi").batch(model.tokenizer, max(args.prompts, args.eval_prompts))
+    search, measured = prompts.select(list(range(args.prompts))), prompts.select(list(range(args.eval_prompts)))
     if args.progress:
-        acdc_module = importlib.import_module("mechscope.circuits.acdc")  # the package exports the function
-        visit, start = acdc_module._visit, time.perf_counter()
-
-        def traced(evaluate, kept, dst, *rest):
-            value = visit(evaluate, kept, dst, *rest)
-            print(f"{time.perf_counter() - start:7.1f} s {evaluate.graph.destinations[dst]:>14} rows {evaluate.rows} "
-                  f"passes {evaluate.passes} objective {value:.4f}", flush=True)
-            return value
-        acdc_module._visit = traced
-    edges = min(200, circuits.EdgeGraph.for_model(model).n_edges)  # the curve's extra budget, as for EAP
-    config = circuits.EdgeCircuitConfig(method="acdc", tau=args.tau, metric=args.metric, max_rows=args.max_rows,
-                                        edges=edges)
-    start = time.perf_counter()
-    found = circuits.find_circuit(model, batch, config, curve=args.curve)
-    info = found.info
-    row = {"prompts": len(batch), "positions": batch.clean.shape[1], "tau": args.tau, "metric": args.metric,
-           "edges_in_graph": found.graph.n_edges, "kept": len(found.circuit), "nodes": len(found.nodes()),
+        trace_destinations()
+    config = circuits.EdgeCircuitConfig(method="acdc", tau=args.tau, metric=args.metric, max_rows=args.max_rows)
+    graph, scores, kept, info = acdc_edges(model, search, config, progress=args.progress)
+    row = {"prompts": len(search), "positions": search.clean.shape[1], "tau": args.tau, "metric": args.metric,
+           "edges_in_graph": graph.n_edges, "kept": int(kept.sum()),
            "forward_passes": info["forward_passes"], "candidate_circuits": info["candidate_circuits"],
-           "naive_forward_passes": info["naive_forward_passes"], "skipped_edges": info["skipped_edges"],
+           "naive_forward_passes": info["naive_forward_passes"],
+           "fewer_passes": round(info["naive_forward_passes"] / info["forward_passes"], 1),
+           "skipped_edges": info["skipped_edges"], "edges_visited": info["edges_visited"],
            "blocks_computed": info["blocks_computed"], "acdc_seconds": info["seconds"],
-           "total_seconds": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads(),
-           "objective": info["objective"]}
+           "threads": torch.get_num_threads(), "objective": info["objective"]}
+    start = time.perf_counter()
+    model_empty_kept = torch.stack([graph.real, torch.zeros_like(kept), kept])
+    values = circuits.evaluate_circuits(model, measured, graph, model_empty_kept, metric=args.eval_metric, memory_gb=3)
+    row.update(eval_prompts=len(measured), eval_metric=args.eval_metric, model_metric=float(values[0]),
+               empty_metric=float(values[1]), kept_metric=float(values[2]),
+               kept_faithfulness=float(faithfulness(values[2:], float(values[0]), float(values[1]))[0]))
     if args.curve:
-        row.update(cpr=found.curve["cpr"], cmd=found.curve["cmd"], faithfulness=info["faithfulness"],
+        curve = circuits.faithfulness_curve(model, measured, graph, scores, [*circuits.MIB_FRACTIONS, int(kept.sum())],
+                                            metric=args.eval_metric, memory_gb=3)
+        row.update(cpr=curve["cpr"], cmd=curve["cmd"],
                    curve=[(p["budget"], p["edges_after_pruning"], round(p["faithfulness"], 4))
-                          for p in found.curve["points"]])
+                          for p in curve["points"]])
+    row["eval_seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(row))
 
 

@@ -24,8 +24,8 @@ from mechscope.circuits.edge_runs import attribute_edges, evaluate_circuits, fai
 from mechscope.circuits.edge_selection import greedy, prune, select, top_n
 from mechscope.circuits.faithfulness import MIB_FRACTIONS, cpr_cmd
 from mechscope.circuits.graph import EdgeGraph
-from mechscope.circuits.node_runs import (NODE_BUDGETS, NodeCircuit, find_nodes, node_circuit, node_faithfulness,
-                                          top_nodes)
+from mechscope.circuits.node_runs import (NEURON_BUDGETS, NODE_BUDGETS, NodeCircuit, find_nodes, neuron_faithfulness,
+                                          neuron_metrics, node_circuit, node_faithfulness, top_nodes, unit_curve)
 from mechscope.circuits.graphs import AttributionGraph, GraphConfig, Transcoders, attribute, prune as prune_graph, trace
 
 __all__ = ["COMPONENTS", "CircuitResult", "Component", "EDGE_METHODS", "EdgeCircuit", "EdgeCircuitConfig", "EdgeGraph",
@@ -41,4 +41,5 @@ __all__ += ["MIBCircuit", "ScoreAgreement", "candidate_edges", "edge_roc_auc", "
 __all__ += ["ACDCConfig", "ACDCResult", "acdc", "acdc_sweep"]
 __all__ += ["LEVELS", "NODE_BUDGETS", "NodeCircuit", "find_nodes", "neuron_groups", "node_circuit", "node_faithfulness",
             "source_chunks", "top_nodes", "unit_names"]
+__all__ += ["NEURON_BUDGETS", "neuron_faithfulness", "neuron_metrics", "unit_curve"]
 __all__ += ["AttributionGraph", "GraphConfig", "Transcoders", "attribute", "prune_graph", "trace"]

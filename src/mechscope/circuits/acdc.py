@@ -2,14 +2,16 @@
 removal raises the objective (KL to the full model, or a negated task metric) by less than tau.
 
 Removing an edge patches it from the replacement run (mask 1 in the edge engine). One edge per forward pass is
-the reference algorithm; here the candidates into one destination are evaluated speculatively in one stacked
-forward: row k removes candidate k from the state sequential ACDC would reach if the guesses for candidates
-< k hold. The first guess is "removed" for every edge (circuits are sparse); after the first wrong guess the
-rest are guessed from each edge's removal effect on its own (one more pass), and at each wrong guess the rows
-after it are recomputed. The kept set is therefore exactly sequential ACDC's. Destinations of nodes with no
-outgoing edge left cannot reach the logits, so their edges are removed without a pass (as in the reference).
-While the destinations of block l are visited, no edge into an earlier block has been touched, so blocks < l
-compute the plain run: each pass resumes the recorded run at block l (models.resume), the cached prefix.
+the reference algorithm; here the candidates into one destination are evaluated speculatively, a window of
+`max_copies` at a time stacked along the batch: row k removes candidate k from the state sequential ACDC would
+reach if the guesses for the window's candidates < k hold. Decisions are taken up to the first wrong guess; the
+next window starts after it, so a wrong guess wastes at most the rest of one pass. Guesses: an edge whose removal
+was already measured in a wasted row (on a state one decision off) is guessed from that effect, any other edge
+as the majority of this destination's decisions so far ("removed" first: circuits are sparse). The kept set is
+therefore exactly sequential ACDC's. Destinations of nodes with no outgoing edge left cannot reach the logits,
+so their edges are removed without a pass (as in the reference). While the destinations of block l are visited,
+no edge into an earlier block has been touched, so blocks < l compute the plain run: each pass resumes the
+recorded run at block l (models.resume), the cached prefix, and unembeds only the positions the objective reads.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from torch import Tensor
 
 from mechscope.circuits.edge_patching import SourceValues, edge_hooks, source_values
 from mechscope.circuits.graph import EdgeGraph
-from mechscope.circuits.patching import metric_per_copy
+from mechscope.circuits.patching import ReadoutLogits, metric_per_copy, resumed_metric
 from mechscope.errors import MechscopeError
 from mechscope.models import HookedModel
 
@@ -60,13 +62,13 @@ class _Evaluator:
     """The objective of stacked candidate circuits on one batch of prompts, resumed at a block; counts passes."""
 
     def __init__(self, model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: SourceValues,
-                 objective: Objective, max_copies: int):
+                 objective: Objective, max_copies: int, readout: Tensor | None):
         self.model, self.graph, self.replacement = model, graph, replacement
         self.objective, self.max_copies = objective, max_copies
+        self.logits_at = None if readout is None else ReadoutLogits(readout)
         self.run = model.record(inputs)
         _, clean = source_values(model, graph, inputs)
         self.diffs = {hook: replacement[hook].to(value.dtype) - value for hook, value in clean.items()}
-        self.prompts = len(inputs["input_ids"])
         self.passes = self.rows = self.blocks = 0
 
     def __call__(self, removed: Tensor, layer: int = 0) -> Tensor:
@@ -75,10 +77,9 @@ class _Evaluator:
         known = {g.hook: self.diffs[g.hook] for g in self.graph.source_groups if self.model.layer_of(g.hook) < layer}
         values = []
         for chunk in removed.split(self.max_copies):
-            with torch.no_grad(), self.model.hooks(edge_hooks(self.graph, chunk.float(), self.replacement,
-                                                              known=known)):
-                logits = self.model.resume(self.run, len(chunk), layer)
-            values.append(metric_per_copy(logits, self.objective, self.prompts))
+            with self.model.hooks(edge_hooks(self.graph, chunk.float(), self.replacement, known=known)):
+                values.append(resumed_metric(self.model, self.run, len(chunk), self.objective, layer,
+                                             logits_at=self.logits_at))
             self.passes += 1
             self.rows += len(chunk)
             self.blocks += len(chunk) * (self.model.n_layers - layer)
@@ -95,51 +96,52 @@ def _reaches_logits(graph: EdgeGraph, kept: Tensor, dst: int) -> bool:
 
 def _visit(evaluate: _Evaluator, kept: Tensor, dst: int, layer: int, candidates: list[int], current: float,
            tau: float, effects: dict[str, float]) -> float:
-    """Decide every candidate edge into `dst` as sequential ACDC would, speculating on the decisions; returns
-    the objective after them. Rows follow a guess for each earlier candidate (removed, until a guess fails;
-    then each remaining edge's removal effect on its own), so a pass is wasted only where a guess is wrong."""
+    """Decide every candidate edge into `dst` as sequential ACDC would, speculating on the decisions a window at a
+    time (see the module doc); returns the objective after them."""
     graph = evaluate.graph
-    guess_keep = [False] * len(candidates)
-    informed = False
+    measured: dict[int, bool] = {}  # candidate -> kept, judged from a wasted row's effect
+    decisions: list[bool] = []  # kept, for each decided candidate in order
     while candidates:
-        rows = torch.zeros(len(candidates), *kept.shape, dtype=torch.bool)
+        window = candidates[:evaluate.max_copies]
+        prior = 2 * sum(decisions) > len(decisions)
+        guess_keep = [measured.get(src, prior) for src in window]
+        rows = torch.zeros(len(window), *kept.shape, dtype=torch.bool)
         state = ~kept
-        for k, src in enumerate(candidates):
+        for k, src in enumerate(window):
             rows[k] = state
             rows[k, src, dst] = True  # row k: the guessed state before candidate k, with k removed
             if not guess_keep[k]:
                 state = rows[k]
-        values = evaluate(rows, layer)
-        done = len(candidates)
-        for k, src in enumerate(candidates):
-            effect = float(values[k]) - current
-            effects[f"{graph.sources[src]}->{graph.destinations[dst]}"] = effect
-            removed = effect < tau
-            if removed:
-                kept[src, dst] = False
-                current = float(values[k])
-            if removed == guess_keep[k]:  # a wrong guess: the rows after k assumed the other state
-                done = k + 1
-                break
-        candidates, guess_keep = candidates[done:], guess_keep[done:]
-        if candidates and not informed:  # a guess failed: guess the rest from their effects alone
-            alone = torch.zeros(len(candidates), *kept.shape, dtype=torch.bool)
-            for k, src in enumerate(candidates):
-                alone[k] = ~kept
-                alone[k, src, dst] = True
-            guess_keep = [bool(v - current >= tau) for v in evaluate(alone, layer).tolist()]
-            informed = True
+        values = evaluate(rows, layer).tolist()
+        base, done = current, len(window)  # base: the objective of row k's guessed state without candidate k
+        for k, src in enumerate(window):
+            effect = values[k] - base
+            if k < done:
+                effects[f"{graph.sources[src]}->{graph.destinations[dst]}"] = effect
+                keep = effect >= tau
+                decisions.append(keep)
+                if not keep:
+                    kept[src, dst] = False
+                    current = values[k]
+                if keep != guess_keep[k]:  # a wrong guess: the rows after k assumed the other state
+                    done = k + 1
+            else:
+                measured[src] = effect >= tau
+            if not guess_keep[k]:
+                base = values[k]
+        candidates = candidates[done:]
     return current
 
 
 def acdc(model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: SourceValues, objective: Objective,
-         config: ACDCConfig = ACDCConfig()) -> ACDCResult:
-    """Prune `graph` on `inputs` (patched edges carry `replacement`), minimising `objective`."""
+         config: ACDCConfig = ACDCConfig(), readout: Tensor | None = None) -> ACDCResult:
+    """Prune `graph` on `inputs` (patched edges carry `replacement`), minimising `objective`; `readout` [batch]: the
+    positions whose logits the objective reads (None: all are unembedded)."""
     if config.max_copies < 1:
         raise MechscopeError(f"max_copies must be >= 1 candidate circuit per pass, got {config.max_copies}")
-    evaluate = _Evaluator(model, graph, inputs, replacement, objective, config.max_copies)
+    evaluate = _Evaluator(model, graph, inputs, replacement, objective, config.max_copies, readout)
     kept = graph.real.clone()
-    current = float(metric_per_copy(evaluate.run.output, objective, evaluate.prompts)[0])  # the recorded clean run
+    current = float(metric_per_copy(evaluate.run.output, objective, len(inputs["input_ids"]))[0])  # the clean run
     effects: dict[str, float] = {}
     skipped = 0
     trace = []
@@ -159,7 +161,8 @@ def acdc(model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: Source
 
 
 def acdc_sweep(model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: SourceValues, objective: Objective,
-               taus: Sequence[float], max_copies: int = 16) -> tuple[dict[str, float], list[ACDCResult]]:
+               taus: Sequence[float], max_copies: int = 16,
+               readout: Tensor | None = None) -> tuple[dict[str, float], list[ACDCResult]]:
     """Edge ranking from ACDC at several thresholds: each edge scores the largest tau at which it is kept
     (0 where it never is), the ROC procedure of Conmy et al. 2023."""
     if not taus:
@@ -167,7 +170,7 @@ def acdc_sweep(model: HookedModel, graph: EdgeGraph, inputs: dict, replacement: 
     scores = dict.fromkeys(graph.edge_names, 0.0)
     runs = []
     for tau in sorted(taus):
-        run = acdc(model, graph, inputs, replacement, objective, ACDCConfig(tau=tau, max_copies=max_copies))
+        run = acdc(model, graph, inputs, replacement, objective, ACDCConfig(tau=tau, max_copies=max_copies), readout)
         runs.append(run)
         for edge in run.edges:
             scores[edge] = max(scores[edge], tau)

@@ -60,16 +60,22 @@ def _flat(diff: Tensor) -> Tensor:
 
 
 def _delta(mask: Tensor, group: HookGroup, sources: list[HookGroup], diffs: dict[str, Tensor]) -> Tensor:
-    """sum over upstream sources of mask * diff for one destination hook: [copies, size, batch * pos * d_model].
+    """sum over upstream sources of mask * diff for one destination hook: [copies or 1, size, batch * pos * d_model].
 
-    Accumulated in place, one allocation per destination: many short-lived tensors of one size fragment glibc's
-    heap until the process holds gigabytes it no longer uses."""
-    total = None
+    A source whose difference is shared by every copy (`known`) and whose mask is too is summed once, not per
+    copy (ACDC's candidates differ in one destination only). Sums accumulate in place, one allocation per
+    destination and width: many short-lived tensors of one size fragment glibc's heap until the process holds
+    gigabytes it no longer uses."""
+    totals: dict[int, Tensor] = {}
     for source in sources:
-        diff = diffs[source.hook].expand(len(mask), -1, -1)
+        diff = diffs[source.hook]
         weights = mask[:, source.start:source.stop, group.start:group.stop].transpose(1, 2).to(diff.dtype)
-        total = torch.bmm(weights, diff) if total is None else total.baddbmm_(weights, diff)
-    return total
+        if len(diff) == 1 and bool((weights == weights[:1]).all()):
+            weights = weights[:1]
+        diff = diff.expand(len(weights), -1, -1)
+        total = totals.get(len(weights))
+        totals[len(weights)] = torch.bmm(weights, diff) if total is None else total.baddbmm_(weights, diff)
+    return sum(totals.values())
 
 
 def edge_hooks(graph: EdgeGraph, mask: Tensor, replacement: SourceValues,

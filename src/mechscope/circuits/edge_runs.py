@@ -51,7 +51,8 @@ def _passes(batch: TaskBatch, prompts_per_pass: int) -> list[TaskBatch]:
             for i in range(0, len(batch), prompts_per_pass)]
 
 
-def _inputs(model: HookedModel, part: TaskBatch) -> tuple[dict, dict]:
+def task_inputs(model: HookedModel, part: TaskBatch) -> tuple[dict, dict]:
+    """The model's clean and corrupted inputs of a task batch."""
     return paired_inputs(model, part.clean, part.corrupted, part.attention_mask)
 
 
@@ -59,7 +60,7 @@ def source_means(model: HookedModel, graph: EdgeGraph, passes: Sequence[TaskBatc
     """Each source's output averaged over every prompt and real position of the clean runs [n_nodes, d_model]."""
     totals, count = None, 0
     for part in passes:
-        clean_in, _ = _inputs(model, part)
+        clean_in, _ = task_inputs(model, part)
         sums, tokens = source_sums(source_values(model, graph, clean_in)[1], clean_in["attention_mask"])
         totals = sums if totals is None else {hook: totals[hook] + value for hook, value in sums.items()}
         count += tokens
@@ -83,7 +84,7 @@ def attribute_edges(model: HookedModel, batch: TaskBatch, method: str = "eap-ig"
     means = source_means(model, graph, passes) if ablation == "mean" else None
     start, total, info = time.perf_counter(), None, {}
     for part in passes:
-        clean_in, corrupt_in = _inputs(model, part)
+        clean_in, corrupt_in = task_inputs(model, part)
         scores, run = edge_attribution(model, graph, clean_in, corrupt_in, task_metric(model, part, metric), method,
                                        steps, ablation, means, source_chunk, level)
         weighted = scores * len(part)
@@ -106,7 +107,7 @@ def evaluate_circuits(model: HookedModel, batch: TaskBatch, graph: EdgeGraph, ci
     means = source_means(model, graph, passes) if ablation == "mean" else None
     total = torch.zeros(len(circuits))
     for part in passes:
-        clean_in, corrupt_in = _inputs(model, part)
+        clean_in, corrupt_in = task_inputs(model, part)
         replacement = replacement_values(ablation, source_values(model, graph, corrupt_in)[1], means)
         total += len(part) * circuit_metrics(model, graph, clean_in, replacement, circuits,
                                              task_metric(model, part, metric), max_rows)
@@ -147,13 +148,13 @@ def acdc_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig =
     if progress:
         print(f"acdc (tau {config.tau}): {graph.n_edges} edges, {len(batch)} prompts; estimated memory "
               f"{estimate['total_gib']} GiB per pass of {copies} candidate circuits")
-    clean_in, corrupt_in = _inputs(model, batch)
+    clean_in, corrupt_in = task_inputs(model, batch)
     means = source_means(model, graph, [batch]) if config.ablation == "mean" else None
     replacement = replacement_values(config.ablation, source_values(model, graph, corrupt_in)[1], means)
     metric = task_metric(model, batch, config.metric)
     objective = metric if config.metric == "kl_to_clean" else (lambda logits: -metric(logits))
     start = time.perf_counter()
-    run = acdc(model, graph, clean_in, replacement, objective, ACDCConfig(config.tau, copies))
+    run = acdc(model, graph, clean_in, replacement, objective, ACDCConfig(config.tau, copies), batch.positions)
     scores = graph.scores_matrix(run.effects)
     info = {"method": "acdc", "tau": config.tau, "ablation": config.ablation, "metric": config.metric,
             "prompts": len(batch), "forward_passes": run.forward_passes, "candidate_circuits": run.rows,

@@ -94,7 +94,7 @@ def metric_per_copy(logits: Tensor, metric: Metric, batch: int) -> Tensor:
     return per_row.view(-1, batch).mean(1).cpu()
 
 
-class _ReadoutLogits:
+class ReadoutLogits:
     """Logits [rows, pos, vocab] that hold numbers only at the readout positions (NaN elsewhere), one buffer reused."""
 
     def __init__(self, readout: Tensor):
@@ -107,6 +107,21 @@ class _ReadoutLogits:
             self.buffer = torch.full(shape, float("nan"), device=kept.device)
         self.buffer[:, self.positions] = kept.float()
         return self.buffer
+
+
+def resumed_metric(model: HookedModel, run: RecordedRun, copies: int, metric: Metric, layer: int = 0, pos: int = 0,
+                   logits_at: ReadoutLogits | None = None) -> Tensor:
+    """Mean metric of each of `copies` copies of the recorded run resumed at (layer, pos) under the active hooks
+    [copies]; with `logits_at` only the readout positions are unembedded."""
+    batch, length = run.inputs["input_ids"].shape
+    with torch.no_grad():
+        logits = model.resume(run, copies, layer, pos, logits_at and logits_at.positions).float()
+    if logits_at is not None:
+        logits = logits_at.fill(logits, length)
+    per_copy = metric_per_copy(logits, metric, batch)
+    if logits_at is not None and per_copy.isnan().any():
+        raise MechscopeError(f"the metric read logits outside the readout positions {logits_at.positions}")
+    return per_copy
 
 
 def no_op_patches(model: HookedModel, run: RecordedRun, source: dict[str, Tensor],
@@ -129,7 +144,7 @@ def run_patches(model: HookedModel, base: dict | RecordedRun, source: dict[str, 
     row's metric reads: no others are unembedded.
     """
     run = base if isinstance(base, RecordedRun) else model.record(base)
-    batch, length = run.inputs["input_ids"].shape
+    batch = len(run.inputs["input_ids"])
     values = torch.empty(len(patches))
     todo = list(range(len(patches)))
     if resume:
@@ -138,7 +153,7 @@ def run_patches(model: HookedModel, base: dict | RecordedRun, source: dict[str, 
         todo = [i for i in todo if not no_op[i]]
     passes = plan(model, [patches[i] for i in todo], max(1, max_rows // batch), layers=resume and run.resumes_layers,
                   positions=run.resumes_positions)
-    logits_at = None if readout is None else _ReadoutLogits(readout)
+    logits_at = None if readout is None else ReadoutLogits(readout)
     if progress:
         from tqdm.auto import tqdm
 
@@ -151,14 +166,8 @@ def run_patches(model: HookedModel, base: dict | RecordedRun, source: dict[str, 
             by_hook[patches[index].hook].append((copy, patches[index]))
         hooks = {hook: _patcher(source[hook], entries, copies, step.pos, sequence_axis(model, hook))
                  for hook, entries in by_hook.items()}
-        with torch.no_grad(), model.hooks(hooks):
-            logits = model.resume(run, copies, step.layer, step.pos, logits_at and logits_at.positions).float()
-        if logits_at is not None:
-            logits = logits_at.fill(logits, length)
-        per_copy = metric_per_copy(logits, metric, batch)
-        if logits_at is not None and per_copy.isnan().any():
-            raise MechscopeError(f"the metric read logits outside the readout positions {logits_at.positions}")
-        values[indices] = per_copy
+        with model.hooks(hooks):
+            values[indices] = resumed_metric(model, run, copies, metric, step.layer, step.pos, logits_at)
     return values
 
 

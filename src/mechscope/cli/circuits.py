@@ -116,25 +116,12 @@ def attention(args: argparse.Namespace) -> dict:
 
 def circuit(args: argparse.Namespace) -> dict:
     """`circuit MODEL`: score edges and save a circuit; `circuit eval DIR`: its faithfulness curve, CPR and CMD."""
-    from mechscope.circuits.edge_results import EdgeCircuit
-    from mechscope.circuits.edge_runs import faithfulness_curve, find_circuit
+    from mechscope.circuits.edge_runs import find_circuit
     from mechscope.circuits.node_runs import find_nodes
     from mechscope.models import load_model
 
     if args.model == "eval":
-        if args.directory is None:
-            raise MechscopeError("usage: mechscope circuit eval DIR (a directory written by mechscope circuit)")
-        found = EdgeCircuit.load(args.directory)
-        manifest = json.loads((Path(args.directory) / "manifest.json").read_text())
-        config = EdgeCircuitConfig(**manifest["config"])
-        model = load_model(found.info.get("model_argument", manifest["model"]["name"]), device=args.device)
-        batch = _task_batch(model, config)
-        found.curve = faithfulness_curve(model, batch, found.graph, found.graph.scores_matrix(found.scores),
-                                         [*MIB_FRACTIONS, len(found.circuit)], selection=config.selection,
-                                         ablation=config.ablation, metric=config.metric, memory_gb=config.memory_gb,
-                                         max_rows=config.max_rows)
-        found.save(args.directory, model=model, config=config)
-        return {key: found.curve.get(key) for key in ("cpr", "cmd", "model_metric", "empty_metric", "points")}
+        return _evaluate_saved(args)
     config = EdgeCircuitConfig(**config_options(args, EdgeCircuitConfig))
     model = load_model(args.model, device=args.device)
     search = find_circuit if config.level == "edge" else find_nodes
@@ -144,6 +131,34 @@ def circuit(args: argparse.Namespace) -> dict:
     if args.out is not None:
         summary["files"] = found.save(args.out, model=model, config=config)
     return summary
+
+
+def _evaluate_saved(args: argparse.Namespace) -> dict:
+    """`circuit eval DIR`: re-measure the saved edge, node or neuron circuit's faithfulness on its own prompts."""
+    from mechscope.circuits.edge_results import EdgeCircuit
+    from mechscope.circuits.edge_runs import faithfulness_curve
+    from mechscope.circuits.node_runs import NodeCircuit, unit_curve
+    from mechscope.models import load_model
+
+    if args.directory is None:
+        raise MechscopeError("usage: mechscope circuit eval DIR (a directory written by mechscope circuit)")
+    directory = Path(args.directory)
+    units = (directory / "nodes.json").is_file()
+    found = NodeCircuit.load(directory) if units else EdgeCircuit.load(directory)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    config = EdgeCircuitConfig(**manifest["config"])
+    model = load_model(found.info.get("model_argument", manifest["model"]["name"]), device=args.device)
+    batch = _task_batch(model, config)
+    if units:
+        found.curve = unit_curve(model, batch, found.level, found.score_vector(model), config)
+    else:
+        found.curve = faithfulness_curve(model, batch, found.graph, found.graph.scores_matrix(found.scores),
+                                         [*MIB_FRACTIONS, len(found.circuit)], selection=config.selection,
+                                         ablation=config.ablation, metric=config.metric, memory_gb=config.memory_gb,
+                                         max_rows=config.max_rows)
+    found.save(directory, model=model, config=config)
+    summary = {key: found.curve.get(key) for key in ("cpr", "cmd", "model_metric", "empty_metric", "points")}
+    return {"level": found.level, **summary} if units else summary
 
 
 def _common(p: argparse.ArgumentParser, out_help: str) -> None:
