@@ -72,3 +72,12 @@ def test_help_text_is_each_fields_comment():
     assert "tokens" not in field_comments(TrainConfig)  # no comment on that line, so no help beyond the default
     text = build_parser()._subparsers._group_actions[0].choices["label"].format_help()
     assert "held-out activating examples per latent (default 20)" in " ".join(text.split())
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "mechscope", "train", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "--latent-shards" in done.stdout
