@@ -20,6 +20,14 @@ def strongest(scores: dict[str, float], k: int) -> list[tuple[str, float]]:
     return sorted(scores.items(), key=lambda item: -abs(item[1]))[:k]
 
 
+def read_saved(directory: Path, files: tuple[str, ...], what: str, writer: str) -> list:
+    """The JSON files a circuit's `save` wrote to `directory`, or an error naming them."""
+    try:
+        return [json.loads((directory / name).read_text()) for name in files]
+    except (OSError, ValueError) as err:
+        raise MechscopeError(f"{directory} holds no {what}: expected {', '.join(files)} written by {writer}") from err
+
+
 @dataclass
 class EdgeCircuit:
     """Scores keyed by edge name ("a0.h1->a1.h3<k>"), the circuit as a set of edge names, and its curve."""
@@ -97,13 +105,8 @@ class EdgeCircuit:
     @classmethod
     def load(cls, directory: str | Path) -> EdgeCircuit:
         directory = Path(directory)
-        try:
-            scores = json.loads((directory / "scores.json").read_text())
-            circuit = json.loads((directory / "circuit.json").read_text())
-            manifest = json.loads((directory / "manifest.json").read_text())
-        except (OSError, ValueError) as err:
-            raise MechscopeError(f"{directory} holds no edge circuit: expected scores.json, circuit.json and "
-                                 "manifest.json written by EdgeCircuit.save") from err
+        scores, circuit, manifest = read_saved(directory, ("scores.json", "circuit.json", "manifest.json"),
+                                               "edge circuit", "EdgeCircuit.save")
         shape = scores["graph"]
         graph = EdgeGraph(shape["n_layers"], shape["n_heads"], shape["n_kv_heads"], shape["parallel"])
         curve_path = directory / "curve.json"

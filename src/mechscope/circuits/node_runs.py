@@ -4,7 +4,6 @@ neuron) ablated."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from torch import Tensor
 
 from mechscope.circuits.config import EdgeCircuitConfig
 from mechscope.circuits.edge_attribution import neuron_groups, unit_names
-from mechscope.circuits.edge_results import strongest
+from mechscope.circuits.edge_results import read_saved, strongest
 from mechscope.circuits.edge_runs import attribute_edges, evaluate_circuits, task_inputs
 from mechscope.circuits.faithfulness import faithfulness
 from mechscope.circuits.graph import EdgeGraph
@@ -77,8 +76,8 @@ def neuron_metrics(model: HookedModel, batch: TaskBatch, kept: Tensor, *, ablati
         def ablate(act: Tensor, name: str, chunk=chunk) -> Tensor:
             group = groups[model.layer_of(name)]
             keep = chunk[:, None, None, group.start:group.stop].to(act.device)
-            value = corrupted[name] if ablation == "patching" else torch.zeros_like(corrupted[name])
-            return torch.where(keep, act.unflatten(0, (len(chunk), -1)), value.to(act.dtype)).flatten(0, 1)
+            value = corrupted[name].to(act.dtype) if ablation == "patching" else act.new_zeros(())
+            return torch.where(keep, act.unflatten(0, (len(chunk), -1)), value).flatten(0, 1)
         with model.hooks([(g.hook, ablate) for g in groups]):
             values.append(resumed_metric(model, run, len(chunk), fn, logits_at=logits_at))
     return torch.cat(values)
@@ -118,13 +117,8 @@ class NodeCircuit:
     @classmethod
     def load(cls, directory: str | Path) -> NodeCircuit:
         """The circuit `save` wrote to `directory`."""
-        directory = Path(directory)
-        try:
-            saved = json.loads((directory / "nodes.json").read_text())
-            manifest = json.loads((directory / "manifest.json").read_text())
-        except (OSError, ValueError) as err:
-            raise MechscopeError(f"{directory} holds no node or neuron circuit: expected nodes.json and manifest.json "
-                                 "written by NodeCircuit.save") from err
+        saved, manifest = read_saved(Path(directory), ("nodes.json", "manifest.json"), "node or neuron circuit",
+                                     "NodeCircuit.save")
         return cls(saved["level"], saved["scores"], saved["circuit"], manifest.get("info", {}), saved.get("curve"))
 
     def summary(self) -> dict:
