@@ -67,6 +67,7 @@ class JumpReLU(Variant):
     latent_buffers = ("threshold",)
     latent_shardable = True
     step_activations = 5.25  # pre, codes, the step, their gradients
+
     @classmethod
     def sweep_overrides(cls, value: float) -> dict:
         return {"target_l0": float(value), "l0_coefficient": 1.0}

@@ -33,6 +33,7 @@ class ReLU(L1Variant):
 
     hyperparameters = ("l1_coefficient", "relu_form")
     step_activations = 3.25  # codes, the L1 term's product, the gradient; the bool active mask
+
     def __init__(self, cfg):
         super().__init__(cfg)
         self.unit_norm_decoder = cfg.relu_form == "classic"
@@ -94,6 +95,7 @@ class Gated(L1Variant):
     saved_tensors = ("r_mag", "b_mag")
     latent_parameters = ("r_mag", "b_mag")
     step_activations = 8.25  # gate, magnitude and frozen paths with their gradients
+
     @classmethod
     def validate_config(cls, cfg) -> None:
         if cfg.is_transcoder:
