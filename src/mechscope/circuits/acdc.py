@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from mechscope.circuits.edge_patching import SourceValues, edge_hooks, source_values
+from mechscope.circuits.edge_patching import SourceValues, edge_hooks, flat_differences, source_values
 from mechscope.circuits.graph import EdgeGraph
 from mechscope.circuits.patching import ReadoutLogits, metric_per_copy, resumed_metric
 from mechscope.errors import MechscopeError
@@ -68,7 +68,7 @@ class _Evaluator:
         self.logits_at = None if readout is None else ReadoutLogits(readout)
         self.run = model.record(inputs)
         _, clean = source_values(model, graph, inputs)
-        self.diffs = {hook: replacement[hook].to(value.dtype) - value for hook, value in clean.items()}
+        self.diffs = flat_differences(replacement, clean)
         self.passes = self.rows = self.blocks = 0
 
     def __call__(self, removed: Tensor, layer: int = 0) -> Tensor:
