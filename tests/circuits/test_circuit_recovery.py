@@ -44,6 +44,17 @@ def test_acdc_finds_the_organisms_induction_circuit(small_organism):
                                                                            metric="kl_to_clean"))
     assert edge_roc_auc(graph.scores_dict(scores), truth) >= 0.9
     assert {e for e in truth if e.endswith("->logits")} <= graph.edges_in(kept)
+    # candidate circuits stacked up to the memory budget (110 here): >= 10x fewer passes than one per edge
+    assert info["forward_passes"] * 10 <= info["naive_forward_passes"] and info["most_stacked"] > 64
+
+
+def test_acdc_needs_ten_times_fewer_passes_than_one_forward_per_edge_on_the_ioi_organism(small_organism):
+    model = small_organism("ioi").model
+    batch = make_task("ioi").batch(model.tokenizer, n=4)
+    config = EdgeCircuitConfig(method="acdc", tau=0.03, metric="kl_to_clean")
+    graph, _, kept, info = acdc_edges(model, batch, config)
+    assert info["forward_passes"] * 10 <= info["naive_forward_passes"] and 0 < int(kept.sum()) < graph.n_edges
+    assert info["candidate_circuits"] >= info["edges_visited"]
 
 
 def test_eap_ig_activations_finds_the_organisms_induction_circuit(small_organism):
