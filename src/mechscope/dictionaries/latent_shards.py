@@ -6,8 +6,11 @@ reach the other latents through three seams of the dictionary, which a shard fil
 `latent_sum` (an all_reduce(sum) of each shard's partial x_hat, L1 or L0 term), `row_winners` (TopK: each
 rank offers its local top k per row, the (value, global index) candidates are all-gathered and the global top
 k chosen identically everywhere) and `batch_winners` (BatchTopK, Matryoshka: the same over the whole batch).
-The step equals the single-process step. World = replicas x shards: ranks r*S .. r*S+S-1 share one data
-slice (a latent group); ranks holding the same slice average their gradients (a replica group).
+A transcoder's target is its output hook; its offset (b_dec, and x @ W_skip with a skip connection) is added
+once to the summed partial predictions, so the replicated b_dec and W_skip see the single-process gradient on
+every rank, never once per shard. The step equals the single-process step. World = replicas x shards: ranks
+r*S .. r*S+S-1 share one data slice (a latent group); ranks holding the same slice average their gradients (a
+replica group).
 """
 
 from __future__ import annotations
@@ -145,13 +148,14 @@ def run_label(cfg: DictionaryConfig) -> str:
 def supported() -> str:
     """What latent sharding trains, for error messages."""
     names = ", ".join(name for name, variant in VARIANTS.items() if variant.latent_shardable)
-    return f"SAEs of {names} (relu with relu_form='anthropic'; not transcoders, crosscoders or CLTs)"
+    return (f"SAEs and per-layer transcoders of {names} (relu with relu_form='anthropic'; not crosscoders or "
+            "CLTs)")
 
 
 def check_shardable(cfg: DictionaryConfig, shards: int) -> None:
     """Raise a MechscopeError unless `cfg` trains split over `shards` latent shards (checked before any rank starts)."""
     variant = make_variant(cfg)
-    if not variant.latent_shardable or cfg.is_transcoder:
+    if not variant.latent_shardable:
         raise MechscopeError(f"latent sharding trains {supported()}, got {run_label(cfg)} ({variant.run_name()})")
     if cfg.d_sae % shards:
         raise MechscopeError(f"d_sae={cfg.d_sae} must divide evenly over latent_shards={shards}")

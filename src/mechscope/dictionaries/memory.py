@@ -29,11 +29,15 @@ class MemoryEstimate:
     replicas: int = 1
     cache_dtype: str = "float32"
     architecture: str = "topk"
+    d_out: int | None = None  # a transcoder's output width (None: an SAE)
+    skip_connection: bool = False
     parameters: int = 0  # W_enc, b_enc, W_dec and the variant's per-latent parameters of this rank's latents; b_dec
+    #                      and a transcoder's W_skip (replicated)
     buffers: int = 0  # the variant's per-latent buffers (JumpReLU's and BatchTopK's threshold)
     gradients: int = 0  # dense, one per parameter
     adam: int = 0  # exp_avg and exp_avg_sq
-    batch: int = 0  # the global batch as read (cache dtype, float32, scaled) and this rank's x_hat-sized terms
+    batch: int = 0  # the global batch as read (cache dtype, float32, scaled; a transcoder's targets too) and this
+    #                 rank's x_hat-sized terms
     pre_activations: int = 0  # [rows, latents] floats the variant's step holds (TopK: the encoder output, what a
     #                           fused encoder removes; dense variants: codes, masks and their gradients)
     codes: int = 0  # TopK family: local and merged top-k candidates (values and indices), for k and k_aux
@@ -66,7 +70,8 @@ class MemoryEstimate:
         gib = 2**30
         rows = ["parameters", "buffers", "gradients", "adam", "batch", "pre_activations", "codes", "training",
                 "initialisation", "per_rank", "total"]
-        head = (f"memory estimate: {self.architecture} d_in={self.d_in} d_sae={self.d_sae} k={self.k} "
+        transcoder = "" if self.d_out is None else f" transcoder d_out={self.d_out}{' +skip' * self.skip_connection}"
+        head = (f"memory estimate: {self.architecture}{transcoder} d_in={self.d_in} d_sae={self.d_sae} k={self.k} "
                 f"batch={self.batch_size} "
                 f"cache={self.cache_dtype} ranks={self.ranks} ({self.replicas} replicas x {self.latent_shards} "
                 "latent shards)")
@@ -82,17 +87,22 @@ def estimate_memory(cfg: DictionaryConfig, batch_size: int, latent_shards: int =
     width = cfg.d_sae // latent_shards
     rows = batch_size // replicas
     d_in, d_out = cfg.d_in, cfg.d_output
-    parameters = FLOAT * (d_in * width + width * (1 + len(variant.latent_parameters)) + width * d_out + d_out)
+    skip = d_in * d_out if cfg.skip_connection else 0
+    read = d_in + d_out if cfg.is_transcoder else d_in  # a transcoder reads its input and its target
+    parameters = FLOAT * (d_in * width + width * (1 + len(variant.latent_parameters)) + width * d_out + d_out + skip)
     selected = cfg.k + cfg.k_aux if variant.sparse else 0
     stored = resolve_dtype(cache_dtype).itemsize
-    # the seeded draw of every latent's decoder row (a shard copies out its rows) beside this rank's parameters
-    full_draw = parameters + FLOAT * (cfg.d_sae + (width if latent_shards > 1 else 0)) * d_out
+    # the seeded draw of every latent's decoder row (a shard copies out its rows) beside this rank's parameters;
+    # a transcoder then draws its encoder rows while holding its decoder rows
+    draw = cfg.d_sae + (width if latent_shards > 1 else 0)
+    full_draw = parameters + FLOAT * max(draw * d_out, width * d_out + draw * d_in if cfg.is_transcoder else 0)
     # the TopK family scales its encoder to the data: one encode of INIT_SAMPLE tokens (unsharded: + codes)
     init_encode = parameters + (1 if latent_shards > 1 else 2) * FLOAT * INIT_SAMPLE * width if variant.sparse else 0
     return MemoryEstimate(
         cfg.d_in, cfg.d_sae, cfg.k, batch_size, latent_shards, replicas, cache_dtype, cfg.architecture,
+        cfg.d_output if cfg.is_transcoder else None, cfg.skip_connection,
         parameters=parameters, buffers=FLOAT * width * len(variant.latent_buffers), gradients=parameters,
-        adam=2 * parameters, batch=batch_size * d_in * (stored + 2 * FLOAT) + 4 * FLOAT * rows * d_out,
+        adam=2 * parameters, batch=batch_size * read * (stored + 2 * FLOAT) + 4 * FLOAT * rows * d_out,
         pre_activations=int(variant.step_activations * FLOAT * rows * width),
         codes=rows * selected * (FLOAT + INDEX) * (latent_shards + 1),
         initialisation=max(full_draw, init_encode))

@@ -1,0 +1,110 @@
+"""Latent-sharded transcoders (plain and with a skip connection) trained over 2 local gloo ranks, through the CLI,
+reach the single-process transcoders and training log on a tiny GPT-2's MLP pairs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mechscope.data import harvest
+from safetensors.torch import load_file
+
+from mechscope.data.shard_format import write_safetensors
+from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
+from mechscope.dictionaries.formats import load_dictionary
+from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, spawn
+from mechscope.dictionaries.variants import StepContext
+from tests.dictionaries.exact_transcoders import TEXT, relu_gpt2
+from tests.dictionaries.test_latent_shards import CONFIG, _assert_same, _log
+
+TRAIN = {**CONFIG, "lr_warmup_steps": 1}  # full learning rate from the start: the weights move further
+HOOKS = [f"blocks.{layer}.{h}" for layer in range(3) for h in ("ln2.hook_normalized", "hook_mlp_out")]
+IN, OUT = HOOKS[2], HOOKS[3]
+# plain and skip transcoders of every selection the trainer shards: per row, per batch with prefixes, dense
+ARCHS = [["--arch", "topk", "--width", "128", "--k", "4"],
+         ["--arch", "topk", "--width", "128", "--k", "4", "--skip-connection"],
+         ["--arch", "matryoshka", "--width", "128", "--k", "4", "--matryoshka-widths", "16,100,128",
+          "--skip-connection"],
+         ["--arch", "jumprelu", "--width", "128", "--skip-connection"],
+         ["--arch", "relu", "--width", "128", "--l1-coefficient", "1", "--skip-connection"]]
+CONFIGS = [DictionaryConfig(32, 128, "topk", k=4), DictionaryConfig(32, 128, "topk", k=4, skip_connection=True),
+           DictionaryConfig(32, 128, "matryoshka", k=4, matryoshka_widths=[16, 100, 128], skip_connection=True),
+           DictionaryConfig(32, 128, "jumprelu", skip_connection=True),
+           DictionaryConfig(32, 128, "relu", l1_coefficient=1.0, skip_connection=True)]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return harvest(relu_gpt2(), TEXT, HOOKS, tokens=768, out=tmp_path_factory.mktemp("tc") / "cache", context=16)
+
+
+@pytest.fixture(scope="module")
+def singles(cache, tmp_path_factory):
+    return train(cache, CONFIGS, tmp_path_factory.mktemp("single"), TrainConfig(**TRAIN), hook=IN, hook_out=OUT)
+
+
+@pytest.fixture(scope="module")
+def shardeds(cache, tmp_path_factory):  # the CLI spawns 2 gloo ranks
+    from mechscope.cli import main
+
+    out = tmp_path_factory.mktemp("sharded")
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in TRAIN.items()]
+    assert main(["train", str(cache), "--out", str(out), "--transcoder", "--in-hook", IN,
+                 "--out-hook", OUT, "--latent-shards", "2", *flags, *sum(ARCHS, [])]) == 0
+    return out
+
+
+@pytest.mark.parametrize("index", range(len(CONFIGS)),
+                         ids=[f"{c.architecture}{'-skip' * c.skip_connection}" for c in CONFIGS])
+def test_two_latent_shards_train_the_single_process_transcoder_and_log(singles, shardeds, index):
+    single, sharded = load_dictionary(singles[index]), load_dictionary(shardeds / singles[index].name)
+    assert sharded.cfg.is_transcoder and (sharded.cfg.hook_name, sharded.cfg.hook_name_out) == (IN, OUT)
+    assert (sharded.W_skip is not None) == CONFIGS[index].skip_connection
+    if sharded.W_skip is not None:  # trained from zero (its gradient is checked exactly below)
+        assert bool(sharded.W_skip.any())
+    _assert_same(single, sharded)
+    reference, steps = _log(singles[index]), _log(shardeds / singles[index].name)
+    assert len(steps) == len(reference) == TRAIN["tokens"] // TRAIN["batch_size"]
+    for mine, theirs in zip(steps, reference):
+        for key in theirs.keys() - {"elapsed_s"}:
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-5), (mine["step"], key)
+
+
+def test_each_shard_takes_the_single_process_gradient_and_skip_and_bias_are_not_counted_per_shard(tmp_path):
+    spawn(2, _shard_gradients, (tmp_path,))
+    cfg, (x, y) = _gradient_case()
+    full = _initialised(Dictionary(cfg))
+    full.variant.loss(full, x, StepContext(1.0, target=y))["total"].backward()
+    for shard in range(2):
+        grads = load_file(tmp_path / f"shard{shard}.safetensors")
+        for name, param in full.named_parameters():
+            expected = param.grad if name in ("b_dec", "W_skip") else \
+                param.grad.narrow(1 if name == "W_enc" else 0, 64 * shard, 64)
+            torch.testing.assert_close(grads[name], expected, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def _gradient_case() -> tuple[DictionaryConfig, tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 32, generator=g)
+    return DictionaryConfig(32, 128, "topk", k=4, d_out=24, skip_connection=True), \
+        (x, torch.relu(x @ torch.randn(32, 24, generator=g)))
+
+
+def _initialised(module: Dictionary) -> Dictionary:
+    """The seeded initialisation (a shard: its rows of it) and a nonzero skip connection, the same everywhere."""
+    module.reset_parameters(seed=1)
+    with torch.no_grad():
+        module.W_skip.normal_(generator=torch.Generator().manual_seed(2))
+    return module
+
+
+def _shard_gradients(out) -> None:
+    import torch.distributed as dist
+
+    cfg, (x, y) = _gradient_case()
+    part = _initialised(DictionaryShard(cfg, ShardLayout.create(2, dist.get_rank(), 2)))
+    part.variant.loss(part, x, StepContext(1.0, target=y))["total"].backward()
+    write_safetensors(out / f"shard{part.layout.shard}.safetensors",
+                      {name: p.grad.contiguous() for name, p in part.named_parameters()})
