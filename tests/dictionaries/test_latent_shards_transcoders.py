@@ -1,5 +1,5 @@
-"""Latent-sharded transcoders (plain and with a skip connection) trained over 2 local gloo ranks, through the CLI,
-reach the single-process transcoders and training log on a tiny GPT-2's MLP pairs."""
+"""Latent-sharded transcoders (plain and with a skip connection, through the CLI) and cross-layer transcoders trained
+over 2 local gloo ranks reach the single-process weights and training log on a tiny GPT-2's MLP pairs."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from mechscope.data import harvest
 from safetensors.torch import load_file
 
 from mechscope.data.shard_format import write_safetensors
-from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
+from mechscope.dictionaries import CLTConfig, CrossLayerTranscoder, Dictionary, DictionaryConfig, TrainConfig, train, \
+    train_clt
 from mechscope.dictionaries.formats import load_dictionary
 from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, spawn
 from mechscope.dictionaries.variants import StepContext
+from mechscope.errors import MechscopeError
 from tests.dictionaries.exact_transcoders import TEXT, relu_gpt2
 from tests.dictionaries.test_latent_shards import CONFIG, _assert_same, _log
 
@@ -33,6 +35,9 @@ CONFIGS = [DictionaryConfig(32, 128, "topk", k=4), DictionaryConfig(32, 128, "to
            DictionaryConfig(32, 128, "matryoshka", k=4, matryoshka_widths=[16, 100, 128], skip_connection=True),
            DictionaryConfig(32, 128, "jumprelu", skip_connection=True),
            DictionaryConfig(32, 128, "relu", l1_coefficient=1.0, skip_connection=True)]
+# a TopK CLT picks k over all 3 layers' latents (merged over shards) and calibrates thresholds from the batch
+CLTS = [CLTConfig(3, 32, 64, activation="jumprelu", sparsity_coefficient=0.01),
+        CLTConfig(3, 32, 64, activation="topk", k=6, skip_connection=True)]
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +55,36 @@ def shardeds(cache, tmp_path_factory):  # the CLI spawns 2 gloo ranks
     from mechscope.cli import main
 
     out = tmp_path_factory.mktemp("sharded")
-    flags = [f"--{key.replace('_', '-')}={value}" for key, value in TRAIN.items()]
     assert main(["train", str(cache), "--out", str(out), "--transcoder", "--in-hook", IN,
-                 "--out-hook", OUT, "--latent-shards", "2", *flags, *sum(ARCHS, [])]) == 0
+                 "--out-hook", OUT, "--latent-shards", "2", *_flags(TRAIN), *sum(ARCHS, [])]) == 0
     return out
+
+
+def _flags(options: dict) -> list[str]:
+    return [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
+
+
+@pytest.fixture(scope="module")
+def clt_runs(cache, tmp_path_factory):
+    """The JumpReLU CLT sharded from the library, the TopK one from the CLI (each spawns 2 gloo ranks)."""
+    from mechscope.cli import main
+
+    single, sharded = tmp_path_factory.mktemp("clt-single"), tmp_path_factory.mktemp("clt-sharded")
+    for cfg in CLTS:
+        train_clt(cache, cfg, single, TrainConfig(**TRAIN))
+    train_clt(cache, CLTS[0], sharded, TrainConfig(**TRAIN, latent_shards=2))
+    assert main(["train", str(cache), "--out", str(sharded), "--arch", "clt", "--layers", "0,1,2", "--in-hook",
+                 "blocks.{layer}.ln2.hook_normalized", "--out-hook", "blocks.{layer}.hook_mlp_out", "--width", "64",
+                 "--activation", "topk", "--k", "6", "--skip-connection", "--latent-shards", "2", *_flags(TRAIN)]) == 0
+    return single, sharded
+
+
+def _assert_same_log(single, sharded) -> None:
+    reference, steps = _log(single), _log(sharded)
+    assert len(steps) == len(reference) == TRAIN["tokens"] // TRAIN["batch_size"]
+    for mine, theirs in zip(steps, reference):
+        for key in theirs.keys() - {"elapsed_s"}:
+            assert mine[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-5), (mine["step"], key)
 
 
 @pytest.mark.parametrize("index", range(len(CONFIGS)),
@@ -65,11 +96,24 @@ def test_two_latent_shards_train_the_single_process_transcoder_and_log(singles, 
     if sharded.W_skip is not None:  # trained from zero (its gradient is checked exactly below)
         assert bool(sharded.W_skip.any())
     _assert_same(single, sharded)
-    reference, steps = _log(singles[index]), _log(shardeds / singles[index].name)
-    assert len(steps) == len(reference) == TRAIN["tokens"] // TRAIN["batch_size"]
-    for mine, theirs in zip(steps, reference):
-        for key in theirs.keys() - {"elapsed_s"}:
-            assert mine[key] == pytest.approx(theirs[key], rel=1e-4, abs=1e-5), (mine["step"], key)
+    _assert_same_log(singles[index], shardeds / singles[index].name)
+
+
+@pytest.mark.parametrize("cfg", CLTS, ids=[c.activation for c in CLTS])
+def test_two_latent_shards_train_the_single_process_clt_and_log(clt_runs, cfg):
+    single, sharded = (directory / cfg.run_name() for directory in clt_runs)
+    clt = CrossLayerTranscoder.load(sharded)
+    assert (clt.cfg.run_name(), clt.cfg.skip_connection) == (cfg.run_name(), cfg.skip_connection)
+    assert (sharded / "manifest.json").exists() and not (sharded / "checkpoint").exists()
+    assert bool(clt.threshold.gt(0).all()) and (clt.W_skip is None or bool(clt.W_skip.any()))
+    _assert_same(CrossLayerTranscoder.load(single), clt)
+    _assert_same_log(single, sharded)
+
+
+def test_clt_latent_shards_need_latents_that_divide(tmp_path):
+    with pytest.raises(MechscopeError, match="d_latent=63 must divide evenly over latent_shards=2"):
+        train_clt(None, CLTConfig(3, 32, 63), tmp_path, TrainConfig(latent_shards=2))
+    assert not any(tmp_path.iterdir())
 
 
 def test_each_shard_takes_the_single_process_gradient_and_skip_and_bias_are_not_counted_per_shard(tmp_path):
@@ -108,3 +152,33 @@ def _shard_gradients(out) -> None:
     part.variant.loss(part, x, StepContext(1.0, target=y))["total"].backward()
     write_safetensors(out / f"shard{part.layout.shard}.safetensors",
                       {name: p.grad.contiguous() for name, p in part.named_parameters()})
+
+
+@pytest.mark.slow
+def test_a_sharded_clt_resumes_from_its_shard_checkpoints_bit_exactly(cache, clt_runs, tmp_path):
+    cfg = CLTS[1]
+    spawn(2, _train_clt_interrupted, (cache, tmp_path))
+    checkpoint = tmp_path / cfg.run_name() / "checkpoint"
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["shard-0-of-2", "shard-1-of-2"]
+    resumed = train_clt(cache, cfg, tmp_path, TrainConfig(**TRAIN, latent_shards=2, checkpoint_every=10))
+    _assert_same(CrossLayerTranscoder.load(clt_runs[1] / cfg.run_name()), CrossLayerTranscoder.load(resumed),
+                 exact=True)
+    assert not checkpoint.exists()
+
+
+def _train_clt_interrupted(cache, out) -> None:
+    """Rank main: the data stops at step 15 as if the job were killed (a checkpoint was written at step 10)."""
+    from mechscope.data import ActivationCache
+
+    real = ActivationCache.batches
+
+    def dies(self, *args, start=0, **kwargs):
+        for i, batch in enumerate(real(self, *args, start=start, **kwargs)):
+            if i == 15:
+                raise KeyboardInterrupt
+            yield batch
+    ActivationCache.batches = dies
+    try:
+        train_clt(cache, CLTS[1], out, TrainConfig(**TRAIN, latent_shards=2, checkpoint_every=10))
+    except KeyboardInterrupt:
+        pass

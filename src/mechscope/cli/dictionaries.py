@@ -58,7 +58,8 @@ def latents(width: str, d_in: int) -> int:
     return int(float(width[:-1]) * d_in) if width.endswith("x") else int(width)
 
 
-CLT_OPTIONS = ("activation", "k", "sparsity_coefficient", "tanh_scale", "jumprelu_bandwidth", "jumprelu_init_threshold")
+CLT_OPTIONS = ("activation", "k", "sparsity_coefficient", "tanh_scale", "jumprelu_bandwidth", "jumprelu_init_threshold",
+               "skip_connection")
 
 
 def _train_clt(args: argparse.Namespace, tcfg) -> dict:
@@ -80,7 +81,7 @@ def _train_clt(args: argparse.Namespace, tcfg) -> dict:
     cfg = CLTConfig(n_layers=len(layers), d_in=d_in, d_latent=latents(opts.width, d_in), d_out=d_out,
                     hook_in=hook_in, hook_out=hook_out, first_layer=layers[0],
                     model_name=cache.manifest["model"]["name"], **config_options(opts, CLTConfig))
-    directory = train_clt(cache, cfg, args.out, tcfg)
+    directory = train_clt(args.cache, cfg, args.out, tcfg)  # a path: latent-shard ranks open the cache themselves
     return {"clt": str(directory), "layers": layers}
 
 
