@@ -182,3 +182,18 @@ def _train_clt_interrupted(cache, out) -> None:
         train_clt(cache, CLTS[1], out, TrainConfig(**TRAIN, latent_shards=2, checkpoint_every=10))
     except KeyboardInterrupt:
         pass
+
+
+@pytest.mark.slow
+def test_two_replicas_of_two_latent_shards_train_the_single_process_transcoders(cache, singles, tmp_path):
+    """Per-row (TopK) and dense selections; Matryoshka, like BatchTopK under DDP, picks its k x batch within each
+    replica's rows, which is not the single-process batch's selection."""
+    spawn(4, _train_transcoder_grid, (cache, tmp_path))
+    for single, cfg in zip(singles, CONFIGS):
+        if cfg.architecture != "matryoshka":
+            _assert_same(load_dictionary(single), load_dictionary(tmp_path / single.name))
+
+
+def _train_transcoder_grid(cache, out) -> None:
+    """Rank main of a 4-process world: 2 data replicas x 2 latent shards."""
+    train(cache, CONFIGS, out, TrainConfig(**TRAIN, latent_shards=2), hook=IN, hook_out=OUT)
