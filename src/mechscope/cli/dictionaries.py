@@ -65,7 +65,7 @@ CLT_OPTIONS = ("activation", "k", "sparsity_coefficient", "tanh_scale", "jumprel
 def _train_clt(args: argparse.Namespace, tcfg) -> dict:
     """`--arch clt [--width 8x] [--activation jumprelu|topk] ...`: one cross-layer transcoder over --layers."""
     from mechscope.data import ActivationCache
-    from mechscope.dictionaries import CLTConfig, train_clt
+    from mechscope.dictionaries import CLTConfig, estimate_clt_memory, train_clt
 
     group = argparse.ArgumentParser(prog="mechscope train ... --arch clt", add_help=False)
     group.add_argument("--arch", required=True)
@@ -81,6 +81,10 @@ def _train_clt(args: argparse.Namespace, tcfg) -> dict:
     cfg = CLTConfig(n_layers=len(layers), d_in=d_in, d_latent=latents(opts.width, d_in), d_out=d_out,
                     hook_in=hook_in, hook_out=hook_out, first_layer=layers[0],
                     model_name=cache.manifest["model"]["name"], **config_options(opts, CLTConfig))
+    estimate = estimate_clt_memory(cfg, tcfg.batch_size, tcfg.latent_shards, cache.manifest["dtype"], tcfg.init_tokens)
+    print(estimate.table(), file=sys.stderr)
+    if args.estimate_memory:
+        return {"memory": estimate.to_dict()}
     directory = train_clt(args.cache, cfg, args.out, tcfg)  # a path: latent-shard ranks open the cache themselves
     return {"clt": str(directory), "layers": layers}
 

@@ -26,6 +26,9 @@ from mechscope.dictionaries.variants.jumprelu import jumprelu
 from mechscope.errors import MechscopeError
 
 ACTIVATIONS = ("jumprelu", "topk")
+# float [tokens, n_layers, d_latent] tensors a training step holds at its peak (benchmarks/clt_memory.py: the peak's
+# growth with the batch in train_clt's own loop)
+CLT_STEP_ACTIVATIONS = {"jumprelu": 7.75, "topk": 6.25}
 
 
 @dataclass

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from mechscope.devices import resolve_device
@@ -78,18 +79,12 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
     make, resumable, provenance = clt_batches(source, cfg, tcfg.seed)
     batches = make(tcfg.batch_size, 0)
     first = [next(batches) for _ in range(max(1, -(-tcfg.init_tokens // tcfg.batch_size)))]
-    xs, ys = (torch.cat(part).float() for part in zip(*first))
-    if xs.shape[1:] != (cfg.n_layers, cfg.d_in) or ys.shape[1:] != (cfg.n_layers, cfg.d_output):
-        raise DataError(f"CLT batches have shapes {tuple(xs.shape[1:])} -> {tuple(ys.shape[1:])}; expected "
-                        f"({cfg.n_layers}, {cfg.d_in}) -> ({cfg.n_layers}, {cfg.d_output})")
-    in_scales, out_scales = _scales(xs, tcfg).to(device), _scales(ys, tcfg).to(device)
-    scaled_y = ys.to(device) * out_scales[:, None]
-    variance = (scaled_y - scaled_y.mean(0)).pow(2).sum((1, 2)).mean().item()
+    in_scales, out_scales, variance, b_dec = _statistics(first, cfg, tcfg, device)
 
     clt = CLTShard(cfg, layout, device) if layout.sharded else CrossLayerTranscoder(cfg, device)
     clt.reset_parameters(tcfg.seed)
     with torch.no_grad():
-        clt.b_dec.copy_(scaled_y.mean(0))
+        clt.b_dec.copy_(b_dec)
     lr = tcfg.lr or 2e-4 * (2**14 / cfg.d_latent) ** 0.5
     optimizer = adam(clt, lr, tcfg.adam_betas)
     start = 0
@@ -100,6 +95,7 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
             raise MechscopeError(f"{directory} holds a checkpoint of a different run; use another out directory")
         start = state["step"]
     batches = make(tcfg.batch_size, start) if resumable else _chain(first, batches)
+    del first  # a stream's chain holds them until it yields them
     _loop(clt, optimizer, batches, start, lr, in_scales, out_scales, variance, tcfg, directory, layout, rank)
     clt = layout.gather(clt)
     if rank == 0:
@@ -112,6 +108,19 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
         shutil.rmtree(directory / "checkpoint", ignore_errors=True)
     distributed.barrier()
     return directory
+
+
+def _statistics(first: list, cfg: CLTConfig, tcfg: TrainConfig, device) -> tuple[Tensor, Tensor, float, Tensor]:
+    """Per-layer input and output scales, the targets' summed variance and b_dec's start (the scaled targets' mean)
+    from the first batches."""
+    xs, ys = (torch.cat(part).float() for part in zip(*first))
+    if xs.shape[1:] != (cfg.n_layers, cfg.d_in) or ys.shape[1:] != (cfg.n_layers, cfg.d_output):
+        raise DataError(f"CLT batches have shapes {tuple(xs.shape[1:])} -> {tuple(ys.shape[1:])}; expected "
+                        f"({cfg.n_layers}, {cfg.d_in}) -> ({cfg.n_layers}, {cfg.d_output})")
+    in_scales, out_scales = _scales(xs, tcfg).to(device), _scales(ys, tcfg).to(device)
+    scaled_y = ys.to(device) * out_scales[:, None]
+    variance = (scaled_y - scaled_y.mean(0)).pow(2).sum((1, 2)).mean().item()
+    return in_scales, out_scales, variance, scaled_y.mean(0)
 
 
 def _chain(first: list, rest):
@@ -150,6 +159,7 @@ def _loop(clt: CrossLayerTranscoder, optimizer, batches, start: int, lr: float, 
             if clt.cfg.activation == "topk":
                 clt.normalize_decoder()
             clt.after_step(terms)
+            del terms["pre"], terms["chosen"], terms["fired"]  # [tokens, layers, latents]: not held into the next step
             if log is not None and (step % tcfg.log_every == 0 or step == tcfg.steps - 1):
                 log.write({"step": step, "tokens": (step + 1) * tcfg.batch_size, "lr": optimizer.param_groups[0]["lr"],
                            **{k: round(float(terms[k].detach()), 6) for k in ("total", "recon", "sparsity", "l0", "fvu")},

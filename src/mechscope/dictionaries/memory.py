@@ -1,4 +1,5 @@
-"""What a training run holds in memory, per rank and in total, known before it starts.
+"""What a training run holds in memory, per rank and in total, known before it starts (SAEs and transcoders;
+cross-layer transcoders through `estimate_clt_memory`).
 
 What differs by variant comes from the variant: its per-latent parameters and buffers, how many [batch, d_sae]
 floats its step holds (measured), and whether it selects sparse candidates (the TopK family)."""
@@ -8,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from mechscope.devices import resolve_dtype
+from mechscope.dictionaries.clt import CLT_STEP_ACTIVATIONS, CLTConfig
+from mechscope.dictionaries.clt_shards import check_clt_shardable
 from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.latent_shards import check_shardable
 from mechscope.dictionaries.variants import make_variant
@@ -106,3 +109,32 @@ def estimate_memory(cfg: DictionaryConfig, batch_size: int, latent_shards: int =
         pre_activations=int(variant.step_activations * FLOAT * rows * width),
         codes=rows * selected * (FLOAT + INDEX) * (latent_shards + 1),
         initialisation=max(full_draw, init_encode))
+
+
+def estimate_clt_memory(cfg: CLTConfig, batch_size: int, latent_shards: int = 1, cache_dtype: str = "float32",
+                        init_tokens: int = 16_384) -> MemoryEstimate:
+    """Bytes per rank for training a cross-layer transcoder (`d_sae` counts every layer's latents; one data
+    replica). Its step holds CLT_STEP_ACTIVATIONS[activation] floats per [rows, n_layers, latents] entry."""
+    if latent_shards > 1:
+        check_clt_shardable(cfg, latent_shards)
+    n, d_in, d_out, full = cfg.n_layers, cfg.d_in, cfg.d_output, cfg.d_latent
+    width = full // latent_shards
+    skip = n * d_in * d_out if cfg.skip_connection else 0
+    # W_enc, b_enc, log_threshold, W_dec[i] [width, n - i, d_out], b_dec
+    parameters = FLOAT * (n * d_in * width + 2 * n * width + width * d_out * n * (n + 1) // 2 + n * d_out + skip)
+    trained = parameters - (FLOAT * n * width if cfg.activation == "topk" else 0)  # a TopK CLT's log_threshold idles
+    stored = resolve_dtype(cache_dtype).itemsize
+    rows = -(-init_tokens // batch_size) * batch_size
+    # the first batches (for the statistics, which also hold their concatenation, the scaled targets and two
+    # temporaries of the variance; a stream replays them after)
+    first = FLOAT * rows * n * (d_in + d_out)
+    draw = full + (width if latent_shards > 1 else 0)  # the seeded draw of all latents (a shard copies its slice)
+    draws = FLOAT * max(n * d_in * (draw + width), draw * n * d_out)  # encoder draw and its normalised copy; W_dec[0]
+    return MemoryEstimate(
+        d_in, n * full, cfg.k if cfg.activation == "topk" else 0, batch_size, latent_shards, 1, cache_dtype,
+        f"clt-{cfg.activation} ({n} layers)", d_out, cfg.skip_connection,
+        parameters=parameters, buffers=FLOAT * n * width, gradients=trained, adam=2 * trained,
+        batch=batch_size * n * (d_in + d_out) * (stored + 2 * FLOAT) + 4 * FLOAT * batch_size * n * d_out,
+        pre_activations=int(CLT_STEP_ACTIVATIONS[cfg.activation] * FLOAT * batch_size * n * width),
+        codes=batch_size * cfg.k * (FLOAT + INDEX) * (latent_shards + 1) if cfg.activation == "topk" else 0,
+        initialisation=max(first + FLOAT * rows * n * (d_in + 4 * d_out), first + parameters + draws))
