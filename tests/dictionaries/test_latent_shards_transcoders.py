@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from mechscope.data.shard_format import write_safetensors
 from mechscope.dictionaries import CLTConfig, CrossLayerTranscoder, Dictionary, DictionaryConfig, TrainConfig, train, \
     train_clt
+from mechscope.dictionaries.clt_shards import check_clt_shardable
 from mechscope.dictionaries.formats import load_dictionary
 from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, spawn
 from mechscope.dictionaries.variants import StepContext
@@ -110,10 +111,12 @@ def test_two_latent_shards_train_the_single_process_clt_and_log(clt_runs, cfg):
     _assert_same_log(single, sharded)
 
 
-def test_clt_latent_shards_need_latents_that_divide(tmp_path):
+def test_clt_latent_shards_need_latents_that_divide_and_one_data_replica(tmp_path):
     with pytest.raises(MechscopeError, match="d_latent=63 must divide evenly over latent_shards=2"):
         train_clt(None, CLTConfig(3, 32, 63), tmp_path, TrainConfig(latent_shards=2))
     assert not any(tmp_path.iterdir())
+    with pytest.raises(MechscopeError, match="the 4 processes must equal latent_shards=2"):
+        check_clt_shardable(CLTConfig(3, 32, 64), 2, world=4)
 
 
 def test_each_shard_takes_the_single_process_gradient_and_skip_and_bias_are_not_counted_per_shard(tmp_path):
