@@ -6,8 +6,9 @@ Run in a venv that has the peers (never dependencies of mechscope):
 
 Every library gets the same batches (normalised so E||x|| = sqrt(d_in)), Adam at the same learning rate,
 its own initialisation and training-step code; we time steps after a warm-up, then report FVU on
-held-out tokens after the same number of training tokens. "mechscope" uses the fused TopK encoder (the C++
-extension), "mechscope-fallback" the plain addmm + topk path (MECHSCOPE_FUSED_TOPK=0). The floor is the encoder's forward matmul,
+held-out tokens after the same number of training tokens. "mechscope" uses the C++ extension (on CPUs with bf16
+instructions: the bf16-screened selection, exact to float32's; else addmm + its row top-k), "mechscope-fallback"
+the plain addmm + torch.topk path (MECHSCOPE_FUSED_TOPK=0). The floor is the encoder's forward matmul,
 2 * d_in * d_sae FLOPs per token, at this machine's measured matmul GFLOP/s.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import tempfile
 import time
 import warnings
@@ -156,6 +158,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run every library this many times, alternating the order; report the median ms/step")
     parser.add_argument("--only", default="mechscope,mechscope-fallback,sparsify,saelens",
                         help="also: saelens-sparse (use_sparse_activations=True; its backward fails on CPU in sae-lens 6.54)")
     args = parser.parse_args()
@@ -167,10 +171,14 @@ def main() -> None:
     floor = 2 * args.batch_size * d_in * d_sae / (gflops * 1e9)
     runners = {"mechscope": run_mechscope, "mechscope-fallback": run_mechscope_fallback, "sparsify": run_sparsify, "saelens": run_saelens,
                "saelens-sparse": lambda *a: run_saelens(*a, sparse=True)}
-    results = {}
-    for name in args.only.split(","):
-        torch.manual_seed(0)
-        results[name] = runners[name](batches, held_out, d_sae, args.k, lr, args.warmup)
+    names, runs = args.only.split(","), {}
+    for repeat in range(args.repeats):  # alternate the order: a shared machine's drift hits every library alike
+        for name in names if repeat % 2 == 0 else names[::-1]:
+            torch.manual_seed(0)
+            runs.setdefault(name, []).append(runners[name](batches, held_out, d_sae, args.k, lr, args.warmup))
+    results = {name: (statistics.median(r[0] for r in runs[name]), runs[name][0][1]) for name in names}
+    if args.repeats > 1:
+        print("ms/step per repeat: " + "; ".join(f"{n} " + " ".join(f"{r[0] * 1000:.0f}" for r in runs[n]) for n in names))
     tokens = args.steps * args.batch_size
     print(f"\n{label}: d_in {d_in}, d_sae {d_sae}, k {args.k}, batch {args.batch_size}, {args.steps} steps "
           f"({tokens:,} tokens), torch threads {torch.get_num_threads()}, matmul {gflops:.0f} GFLOP/s, "

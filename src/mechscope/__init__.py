@@ -5,8 +5,8 @@ from mechscope.circuits import EdgeCircuit, NodeCircuit, find_circuit, find_node
 from mechscope.circuits.graphs import AttributionGraph, CrossLayerTranscoders, GraphConfig, Transcoders, attribute
 from mechscope.data import ActivationCache, harvest, harvest_pair, stream_batches, text_source
 from mechscope.dictionaries import (CLTConfig, CrossLayerTranscoder, Dictionary, DictionaryConfig, MemoryEstimate,
-                                    TrainConfig, TranscoderSet, estimate_memory, fused_topk, kernel_status,
-                                    load_transcoders, train, train_clt)
+                                    TrainConfig, TranscoderSet, estimate_clt_memory, estimate_memory, fused_topk,
+                                    kernel_status, load_transcoders, train, train_clt)
 from mechscope.dictionaries.formats import convert, load_dictionary, save_dictionary
 from mechscope.dictionaries.public import load_release
 from mechscope.diffing import classify_latents, diff_models, latent_scaling, match_features
@@ -29,9 +29,10 @@ __all__ = ["ActivationCache", "AttributionGraph", "CLTConfig", "Catalog", "Cross
            "HookedModel", "LabelConfig", "MechscopeError", "MemoryEstimate", "NodeCircuit", "Organism",
            "PipelineConfig", "ReportFiles", "ServerConfig", "SteeringVector", "TrainConfig", "TranscoderSet",
            "Transcoders", "__version__", "attribute", "caa", "classify_latents", "convert", "diff_models",
-           "estimate_memory", "evaluate_transcoders", "find_circuit", "find_nodes", "fit_iti", "fused_topk", "harvest",
-           "harvest_pair", "kernel_status", "label_features", "latent_scaling", "load_dictionary", "load_model",
-           "load_organism", "load_release", "load_transcoders", "make_server", "match_features", "mine",
-           "open_organism", "organism_path", "organism_transcoders", "persona_vector", "redact_personal_data",
-           "run_pipeline", "save_dictionary", "scan_families", "scan_personal_data", "select_refusal_direction",
-           "steer", "stream_batches", "text_source", "train", "train_clt", "train_organism", "write_report"]
+           "estimate_clt_memory", "estimate_memory", "evaluate_transcoders", "find_circuit", "find_nodes", "fit_iti",
+           "fused_topk", "harvest", "harvest_pair", "kernel_status", "label_features", "latent_scaling",
+           "load_dictionary", "load_model", "load_organism", "load_release", "load_transcoders", "make_server",
+           "match_features", "mine", "open_organism", "organism_path", "organism_transcoders", "persona_vector",
+           "redact_personal_data", "run_pipeline", "save_dictionary", "scan_families", "scan_personal_data",
+           "select_refusal_direction", "steer", "stream_batches", "text_source", "train", "train_clt", "train_organism",
+           "write_report"]

@@ -45,3 +45,19 @@ def test_transcoder_without_hooks_and_clt_without_layers_are_refused(cache, tmp_
     assert main(["train", str(cache), "--out", str(tmp_path), "--in-hook", HOOKS[0], "--out-hook", HOOKS[1],
                  "--arch", "clt"]) == 2
     assert "consecutive layers" in capsys.readouterr().err
+
+
+def test_estimate_memory_prints_the_library_numbers_for_sharded_transcoders_and_clts(cache, tmp_path, capsys):
+    from mechscope.dictionaries import CLTConfig, DictionaryConfig, estimate_clt_memory, estimate_memory
+
+    common = ["train", str(cache), "--out", str(tmp_path), "--in-hook", HOOKS[0], "--out-hook", HOOKS[1],
+              "--batch-size", "256", "--latent-shards", "2", "--estimate-memory", "--json"]
+    assert main([*common, "--transcoder", "--layers", "1", "--arch", "topk", "--width", "64", "--skip-connection"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["memory"]["layer_1"]["topk_64"]
+    expected = estimate_memory(DictionaryConfig(32, 64, "topk", d_out=32, skip_connection=True), 256, 2)
+    assert printed["per_rank"] == expected.per_rank and printed["skip_connection"]
+    assert main([*common, "--layers", "0,1,2", "--arch", "clt", "--width", "64", "--activation", "topk"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["memory"]
+    expected = estimate_clt_memory(CLTConfig(3, 32, 64, activation="topk"), 256, 2)
+    assert printed["per_rank"] == expected.per_rank and printed["d_sae"] == 3 * 64
+    assert not any(tmp_path.iterdir())  # nothing trained

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from mechscope.dictionaries import CLTConfig, Dictionary, DictionaryConfig, TrainConfig, train, train_clt
+from mechscope.dictionaries import Dictionary, DictionaryConfig, TrainConfig, train
 from mechscope.dictionaries.formats import load_dictionary
 from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, spawn
 from mechscope.errors import MechscopeError
@@ -136,15 +136,9 @@ def test_latent_shards_need_a_dictionary_that_divides():
 
 
 @pytest.mark.parametrize("cfg", [DictionaryConfig(32, 64, "relu", relu_form="classic"),
-                                 DictionaryConfig(32, 64, "crosscoder", n_sources=2),
-                                 DictionaryConfig(32, 64, "topk", k=4, d_out=32)],
-                         ids=["relu-classic", "crosscoder", "transcoder"])
+                                 DictionaryConfig(32, 64, "crosscoder", n_sources=2)],
+                         ids=["relu-classic", "crosscoder"])
 def test_latent_shards_refuse_what_they_cannot_split_before_any_rank_starts(cfg, tmp_path):
-    with pytest.raises(MechscopeError, match="latent sharding trains SAEs of relu, topk, batchtopk, gated"):
+    with pytest.raises(MechscopeError, match="trains SAEs and per-layer transcoders of relu, topk, batchtopk, gated"):
         train(SOURCE, cfg, tmp_path, TrainConfig(**CONFIG, latent_shards=2))
     assert not any(tmp_path.iterdir())
-
-
-def test_clt_training_refuses_latent_shards(tmp_path):
-    with pytest.raises(MechscopeError, match="latent sharding trains SAEs of .* got a CLT"):
-        train_clt(None, CLTConfig(2, 8, 16), tmp_path, TrainConfig(latent_shards=2))

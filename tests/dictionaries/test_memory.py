@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from mechscope.dictionaries import DictionaryConfig
+from mechscope.dictionaries import CLTConfig, DictionaryConfig
+from mechscope.dictionaries.clt import CLT_STEP_ACTIVATIONS
+from mechscope.dictionaries.clt_shards import CLTShard
 from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout
-from mechscope.dictionaries.memory import estimate_memory
+from mechscope.dictionaries.memory import estimate_clt_memory, estimate_memory
 from mechscope.errors import MechscopeError
 
 
@@ -63,5 +65,48 @@ def test_dense_variants_hold_their_measured_step_and_no_top_k_codes():
 
 
 def test_estimate_refuses_what_latent_sharding_cannot_split():
-    with pytest.raises(MechscopeError, match="latent sharding trains SAEs of"):
+    with pytest.raises(MechscopeError, match="latent sharding trains SAEs and per-layer transcoders of"):
         estimate_memory(DictionaryConfig(8, 32, "relu", relu_form="classic"), 16, latent_shards=2)
+
+
+def test_a_skip_transcoder_holds_its_replicated_skip_its_targets_and_both_initial_draws():
+    # JumpReLU 8 -> 6 with W_skip, 2 shards of 16 latents; no initial encode, so the seeded draws are the peak
+    cfg = DictionaryConfig(8, 32, "jumprelu", d_out=6, skip_connection=True)
+    found = estimate_memory(cfg, batch_size=16, latent_shards=2)
+    part = DictionaryShard(cfg, ShardLayout(shards=2, shard=1))
+    assert found.parameters == 4 * sum(p.numel() for p in part.parameters())
+    assert found.parameters == 4 * (8 * 16 + 2 * 16 + 16 * 6 + 6 + 8 * 6)  # enc, b_enc/log_thr, dec, b_dec, skip
+    assert found.batch == 16 * (8 + 6) * (4 + 4 + 4) + 4 * 4 * 16 * 6  # inputs and targets as read, x_hat-sized terms
+    # the encoder rows of all 32 latents (+ this shard's 16 copied out) drawn while its 16 decoder rows are held
+    assert found.initialisation == found.parameters + 4 * (16 * 6 + (32 + 16) * 8)
+
+
+def test_cli_estimate_takes_a_transcoders_output_width_and_skip(capsys):
+    from mechscope.cli import main
+
+    assert main(["dictionaries", "estimate", "--d-in", "576", "--d-sae", "65536", "--architecture", "topk", "--d-out",
+                 "576", "--skip-connection", "--latent-shards", "2", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out.splitlines()[-1])
+    expected = estimate_memory(DictionaryConfig(576, 65536, "topk", d_out=576, skip_connection=True), 4096, 2)
+    assert printed["per_rank"] == expected.per_rank and printed["d_out"] == 576 and printed["skip_connection"]
+
+
+@pytest.mark.parametrize("activation", ["jumprelu", "topk"])
+def test_a_clt_estimate_holds_a_latent_shards_own_tensors_and_its_measured_step(activation):
+    # 3 layers 8 -> 6 with W_skip, 32 latents per layer over 2 shards: 16 per layer per rank; batch 16
+    cfg = CLTConfig(3, 8, 32, d_out=6, activation=activation, k=4, skip_connection=True)
+    found = estimate_clt_memory(cfg, batch_size=16, latent_shards=2)
+    part = CLTShard(cfg, ShardLayout(shards=2, shard=1))
+    assert found.parameters == 4 * sum(p.numel() for p in part.parameters())
+    # W_enc, b_enc and log_threshold, W_dec[i] [16, 3 - i, 6], b_dec, W_skip
+    assert found.parameters == 4 * (3 * 8 * 16 + 2 * 3 * 16 + 16 * 6 * (3 + 2 + 1) + 3 * 6 + 3 * 8 * 6)
+    assert found.buffers == 4 * sum(b.numel() for b in part.buffers()) == 4 * 3 * 16
+    idle = 4 * 3 * 16 if activation == "topk" else 0  # a TopK CLT never trains log_threshold
+    assert (found.gradients, found.adam) == (found.parameters - idle, 2 * (found.parameters - idle))
+    assert found.pre_activations == int(CLT_STEP_ACTIVATIONS[activation] * 4 * 16 * 3 * 16)
+    assert found.codes == (16 * 4 * (4 + 8) * 3 if activation == "topk" else 0)
+
+
+def test_a_clt_estimate_refuses_latents_that_do_not_divide():
+    with pytest.raises(MechscopeError, match="d_latent=30 must divide evenly over latent_shards=4"):
+        estimate_clt_memory(CLTConfig(2, 8, 30), 16, latent_shards=4)

@@ -15,6 +15,9 @@ from mechscope.dictionaries.training import TrainConfig
 from mechscope.errors import MechscopeError
 
 
+TRANSCODER_OPTIONS = ("skip_connection",)  # what any --arch group of a --transcoder run may add
+
+
 def arch_parser() -> argparse.ArgumentParser:
     """The options of one `--arch NAME` group: --width, then every variant's DictionaryConfig fields."""
     from mechscope.dictionaries import DictionaryConfig
@@ -23,7 +26,7 @@ def arch_parser() -> argparse.ArgumentParser:
     group = argparse.ArgumentParser(prog="mechscope train ... --arch", add_help=False)
     group.add_argument("--arch", required=True, choices=sorted(VARIANTS))
     group.add_argument("--width", default="16x", help="latents: 16x (times d_in) or a number")
-    every = tuple(dict.fromkeys(name for v in VARIANTS.values() for name in v.hyperparameters))
+    every = tuple(dict.fromkeys(name for v in VARIANTS.values() for name in v.hyperparameters)) + TRANSCODER_OPTIONS
     add_config_flags(group, DictionaryConfig, only=every, suppress=True)
     return group
 
@@ -42,7 +45,7 @@ def dictionary_configs(extra: list[str], d_in: int, n_sources: int = 1) -> list:
     for a, b in zip(starts, starts[1:]):
         opts = group.parse_args(extra[a:b])
         given = config_options(opts, DictionaryConfig)
-        check_known(given, variant_type(opts.arch).hyperparameters, f"--arch {opts.arch}")
+        check_known(given, variant_type(opts.arch).hyperparameters + TRANSCODER_OPTIONS, f"--arch {opts.arch}")
         if n_sources > 1:
             given.setdefault("n_sources", n_sources)
         configs.append(DictionaryConfig(d_in=d_in, d_sae=latents(opts.width, d_in), architecture=opts.arch, **given))
@@ -55,13 +58,14 @@ def latents(width: str, d_in: int) -> int:
     return int(float(width[:-1]) * d_in) if width.endswith("x") else int(width)
 
 
-CLT_OPTIONS = ("activation", "k", "sparsity_coefficient", "tanh_scale", "jumprelu_bandwidth", "jumprelu_init_threshold")
+CLT_OPTIONS = ("activation", "k", "sparsity_coefficient", "tanh_scale", "jumprelu_bandwidth", "jumprelu_init_threshold",
+               "skip_connection")
 
 
 def _train_clt(args: argparse.Namespace, tcfg) -> dict:
     """`--arch clt [--width 8x] [--activation jumprelu|topk] ...`: one cross-layer transcoder over --layers."""
     from mechscope.data import ActivationCache
-    from mechscope.dictionaries import CLTConfig, train_clt
+    from mechscope.dictionaries import CLTConfig, estimate_clt_memory, train_clt
 
     group = argparse.ArgumentParser(prog="mechscope train ... --arch clt", add_help=False)
     group.add_argument("--arch", required=True)
@@ -77,25 +81,39 @@ def _train_clt(args: argparse.Namespace, tcfg) -> dict:
     cfg = CLTConfig(n_layers=len(layers), d_in=d_in, d_latent=latents(opts.width, d_in), d_out=d_out,
                     hook_in=hook_in, hook_out=hook_out, first_layer=layers[0],
                     model_name=cache.manifest["model"]["name"], **config_options(opts, CLTConfig))
-    directory = train_clt(cache, cfg, args.out, tcfg)
+    estimate = estimate_clt_memory(cfg, tcfg.batch_size, tcfg.latent_shards, cache.manifest["dtype"], tcfg.init_tokens)
+    print(estimate.table(), file=sys.stderr)
+    if args.estimate_memory:
+        return {"memory": estimate.to_dict()}
+    directory = train_clt(args.cache, cfg, args.out, tcfg)  # a path: latent-shard ranks open the cache themselves
     return {"clt": str(directory), "layers": layers}
 
 
 def _train_transcoders(args: argparse.Namespace, tcfg) -> dict:
     """`--transcoder`: one transcoder per --layers entry ({layer} in the hooks), or one for the hooks as given;
     with --layers, the per-layer results are also written as a TranscoderSet in OUT/set (one --arch only)."""
+    from dataclasses import replace
+
+    from mechscope.data import ActivationCache
     from mechscope.dictionaries import TranscoderSet, train
-    from mechscope.dictionaries.batches import as_batch_source
     from mechscope.dictionaries.formats import load_dictionary
 
-    results, trained = {}, []
+    cache = ActivationCache(args.cache)
+    results, trained, memory = {}, [], {}
     for layer in args.layers or [None]:
         hook_in, hook_out = (h.format(layer=layer) for h in (args.in_hook, args.out_hook))
-        source = as_batch_source(args.cache, hook_in, tcfg.seed, hook_out)
+        configs = [replace(cfg, d_out=cache.d(hook_out), hook_name_out=hook_out)
+                   for cfg in dictionary_configs(args.extra, cache.d(hook_in))]
         out = Path(args.out) / f"layer_{layer}" if layer is not None else Path(args.out)
-        directories = train(source, dictionary_configs(args.extra, source.d_in), out, tcfg)
+        memory[out.name] = _print_estimates(configs, tcfg, cache.manifest["dtype"])
+        if args.estimate_memory:
+            continue
+        # the cache's directory, not an open cache: latent-shard ranks open it themselves
+        directories = train(args.cache, configs, out, tcfg, hook=hook_in, hook_out=hook_out)
         trained.append(directories[0])
         results.update({f"{out.name}/{d.name}": str(d) for d in directories})
+    if args.estimate_memory:
+        return {"memory": memory}
     if args.layers and len(results) == len(args.layers):
         tset = TranscoderSet([load_dictionary(d) for d in trained], list(args.layers))
         results["set"] = str(tset.save(Path(args.out) / "set"))
@@ -167,8 +185,10 @@ def register_estimate(group) -> None:
     """The `dictionaries estimate` verb (its group belongs to the releases module)."""
     from mechscope.dictionaries import DictionaryConfig
 
-    p = leaf(group, "estimate", estimate, "memory a training run needs per rank and in total (any SAE variant)")
-    add_config_flags(p, DictionaryConfig, only=("d_in", "d_sae", "architecture", "k", "aux_k"))
+    p = leaf(group, "estimate", estimate, "memory a training run needs per rank and in total (any SAE or "
+                                          "transcoder variant)")
+    add_config_flags(p, DictionaryConfig, only=("d_in", "d_sae", "architecture", "k", "aux_k", "d_out",
+                                                "skip_connection"))
     add_config_flags(p, TrainConfig, only=("batch_size", "latent_shards"))
     p.add_argument("--replicas", type=int, default=1, help="data-parallel replicas of each latent shard")
     p.add_argument("--cache-dtype", default="float32", help="dtype of the activation cache (bfloat16 halves it)")
@@ -186,7 +206,8 @@ def register(verbs) -> None:
     p = leaf(verbs, "train", train, "train dictionaries (several = a sweep over one pass of the data)",
              description="mechscope train CACHE --out DIR --arch topk --width 16x --k 32 "
                          "[--arch jumprelu --target-l0 32 ...]; transcoders: --transcoder --in-hook H --out-hook H "
-                         "[--layers 0,1,2 with {layer} in the hooks]; a cross-layer transcoder: --arch clt --layers ...")
+                         "[--layers 0,1,2 with {layer} in the hooks] [--skip-connection in an --arch group]; "
+                         "a cross-layer transcoder: --arch clt --layers ...")
     p.set_defaults(takes_extra=True)
     p.add_argument("cache", help="activation cache directory")
     p.add_argument("--out", required=True)

@@ -6,7 +6,7 @@ from mechscope.dictionaries.clt_training import train_clt
 from mechscope.dictionaries.config import DictionaryConfig
 from mechscope.dictionaries.crosscoder import crosscoder_source
 from mechscope.dictionaries.dictionary import Dictionary
-from mechscope.dictionaries.memory import MemoryEstimate, estimate_memory
+from mechscope.dictionaries.memory import MemoryEstimate, estimate_clt_memory, estimate_memory
 from mechscope.dictionaries.kernels import build_kernels, fused_topk, kernel_status
 from mechscope.dictionaries.public import load_release, pull_release, resolve_release
 from mechscope.dictionaries.releases import RELEASES
@@ -14,6 +14,6 @@ from mechscope.dictionaries.training import TrainConfig, TrainingError, train
 from mechscope.dictionaries.transcoders import TranscoderSet, load_transcoders
 
 __all__ = ["CLTConfig", "CrossLayerTranscoder", "Dictionary", "DictionaryConfig", "MemoryEstimate", "RELEASES",
-           "TrainConfig", "TrainingError", "TranscoderSet", "build_kernels", "crosscoder_source", "estimate_memory",
-           "fused_topk", "kernel_status", "load_release", "load_transcoders", "pull_release", "resolve_release",
-           "train", "train_clt"]
+           "TrainConfig", "TrainingError", "TranscoderSet", "build_kernels", "crosscoder_source", "estimate_clt_memory",
+           "estimate_memory", "fused_topk", "kernel_status", "load_release", "load_transcoders", "pull_release",
+           "resolve_release", "train", "train_clt"]

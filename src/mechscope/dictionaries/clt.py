@@ -8,6 +8,8 @@ over every layer a latent writes to, with straight-through threshold gradients) 
 pre-activations of a token over all layers jointly, decoder rows kept at unit norm). Inference always uses a
 per-latent threshold, so the codes of layer i never depend on later layers: a TopK CLT learns its thresholds as
 BatchTopK does (an EMA of the smallest selected value). Files: circuit-tracer's CLT layout (formats/circuit_tracer).
+Latent-sharded training (`clt_shards.CLTShard`) reaches other shards' latents through `latent_sum`, `plus_latents`,
+`top_k_mask` and `largest`, which are plain local operations here.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from mechscope.dictionaries.variants.jumprelu import jumprelu
 from mechscope.errors import MechscopeError
 
 ACTIVATIONS = ("jumprelu", "topk")
+# float [tokens, n_layers, d_latent] tensors a training step holds at its peak (benchmarks/clt_memory.py: the peak's
+# growth with the batch in train_clt's own loop)
+CLT_STEP_ACTIVATIONS = {"jumprelu": 7.75, "topk": 6.25}
 
 
 @dataclass
@@ -91,7 +96,7 @@ class CrossLayerTranscoder(nn.Module):
     def __init__(self, cfg: CLTConfig, device: str | torch.device = "cpu"):
         super().__init__()
         self.cfg = cfg
-        n, d_in, f, d_out = cfg.n_layers, cfg.d_in, cfg.d_latent, cfg.d_output
+        n, d_in, f, d_out = cfg.n_layers, cfg.d_in, self.d_latent, cfg.d_output
         self.W_enc = nn.Parameter(torch.empty(n, d_in, f, device=device))
         self.b_enc = nn.Parameter(torch.zeros(n, f, device=device))
         self.W_dec = nn.ParameterList([nn.Parameter(torch.empty(f, n - i, d_out, device=device)) for i in range(n)])
@@ -100,6 +105,11 @@ class CrossLayerTranscoder(nn.Module):
         self.register_buffer("threshold", torch.zeros(n, f, device=device))
         self.W_skip = nn.Parameter(torch.zeros(n, d_in, d_out, device=device)) if cfg.skip_connection else None
         self.reset_parameters()
+
+    @property
+    def d_latent(self) -> int:
+        """Latents per layer this module holds (all of cfg.d_latent, or a latent shard's slice)."""
+        return self.cfg.d_latent
 
     @property
     def layers(self) -> list[int]:
@@ -121,10 +131,10 @@ class CrossLayerTranscoder(nn.Module):
         """Unit-norm random encoder columns; decoder rows of unit norm over all the layers they write to."""
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         device = self.W_enc.device
-        w = torch.randn(self.W_enc.shape, generator=generator)
+        w = self.random_latents(self.W_enc.shape, 2, generator)
         self.W_enc.copy_((w / w.norm(dim=1, keepdim=True)).to(device))
         for W in self.W_dec:
-            W.copy_(torch.randn(W.shape, generator=generator).to(device))
+            W.copy_(self.random_latents(W.shape, 0, generator).to(device))
         self.normalize_decoder()
         self.b_enc.zero_()
         self.b_dec.zero_()
@@ -133,6 +143,11 @@ class CrossLayerTranscoder(nn.Module):
         init = math.log(self.cfg.jumprelu_init_threshold) if self.cfg.activation == "jumprelu" else -30.0
         self.log_threshold.fill_(init)
         self.threshold.copy_(self.log_threshold.exp())
+
+    def random_latents(self, shape: torch.Size, dim: int, generator: torch.Generator | None) -> Tensor:
+        """Standard normal draws of `shape`, whose `dim` runs over latents (a latent shard keeps its slice of the
+        full draw)."""
+        return torch.randn(shape, generator=generator)
 
     def decoder_norms(self) -> Tensor:
         """[n_layers, d_latent]: each latent's decoder norm over every layer it writes to."""
@@ -155,9 +170,7 @@ class CrossLayerTranscoder(nn.Module):
 
     def decode(self, codes: Tensor, xs: Tensor | None = None) -> Tensor:
         """Predictions [n_tokens, n_layers, d_out] of every layer's MLP output (the skip term needs the inputs xs)."""
-        out = self.b_dec.expand(codes.shape[0], -1, -1).clone()
-        for i, W in enumerate(self.W_dec):
-            out[:, i:] += torch.einsum("bf,fld->bld", codes[:, i], W)
+        out = self.plus_latents(self.b_dec.expand(codes.shape[0], -1, -1).clone(), codes)
         if self.W_skip is not None:
             if xs is None:
                 raise MechscopeError("this CLT has a skip connection: decode(codes, xs) needs the inputs xs")
@@ -188,24 +201,23 @@ class CrossLayerTranscoder(nn.Module):
         plus the activation's sparsity term."""
         pre = self.pre_activations(xs)
         if self.cfg.activation == "topk":
-            flat = pre.reshape(pre.shape[0], -1)
-            top = flat.topk(self.cfg.k, dim=-1, sorted=False)
-            codes = torch.zeros_like(flat).scatter(-1, top.indices, top.values.relu()).reshape(pre.shape)
-            chosen = torch.zeros_like(flat, dtype=torch.bool).scatter(-1, top.indices, True).reshape(pre.shape)
+            chosen = self.top_k_mask(pre.detach().reshape(pre.shape[0], -1), self.cfg.k).reshape(pre.shape)
+            codes = torch.where(chosen, pre.relu(), 0.0)
             sparsity = torch.zeros((), device=xs.device)
         else:
             codes = jumprelu(pre, self.log_threshold.exp(), self.cfg.jumprelu_bandwidth)
             chosen = None
             weighted = codes.abs() * self.decoder_norms()
-            sparsity = self.cfg.sparsity_coefficient * torch.tanh(self.cfg.tanh_scale * weighted).sum((1, 2)).mean()
+            penalty = torch.tanh(self.cfg.tanh_scale * weighted).sum((1, 2)).mean()
+            sparsity = self.cfg.sparsity_coefficient * self.latent_sum(penalty)
         y_hat = self.decode(codes, xs)
         error = (y_hat - ys).pow(2).sum() / xs.shape[0]
         recon = error / variance if self.cfg.activation == "topk" else error
         active = codes > 0
         per_layer = (y_hat - ys).detach().pow(2).sum((0, 2)) / (ys - ys.mean(0)).pow(2).sum((0, 2)).clamp_min(1e-12)
         return {"total": recon + sparsity_scale * sparsity, "recon": recon.detach(), "sparsity": sparsity.detach(),
-                "l0": active.sum((1, 2)).float().mean(), "fvu": per_layer.mean(), "fvu_per_layer": per_layer,
-                "fired": active.any(0), "chosen": chosen, "pre": pre.detach()}
+                "l0": self.latent_sum(active.sum((1, 2)).float().mean()), "fvu": per_layer.mean(),
+                "fvu_per_layer": per_layer, "fired": active.any(0), "chosen": chosen, "pre": pre.detach()}
 
     @torch.no_grad()
     def after_step(self, terms: dict[str, Tensor]) -> None:
@@ -216,14 +228,33 @@ class CrossLayerTranscoder(nn.Module):
             self.threshold.copy_(self.log_threshold.exp())
             return
         chosen, pre = terms["chosen"], terms["pre"]
-        counts = chosen.sum((0, 2))  # [n_layers]
+        counts = self.latent_sum(chosen.sum((0, 2)))  # [n_layers]
         deepest = max(int(counts.max()), 1)  # only the largest `deepest` values of a layer are ever needed
-        ranked = pre.transpose(0, 1).reshape(pre.shape[1], -1).topk(deepest, dim=1).values
+        ranked = self.largest(pre.transpose(0, 1).reshape(pre.shape[1], -1), deepest)
         smallest = ranked.gather(1, (counts - 1).clamp_min(0)[:, None])[:, 0].clamp_min(0)
         seen = counts > 0
         current = self.threshold[:, 0]
         new = torch.where(current <= 1e-12, smallest, 0.99 * current + 0.01 * smallest)
         self.threshold.copy_(torch.where(seen, new, current)[:, None].expand_as(self.threshold))
+
+    # ----- where a latent shard reaches the other shards (clt_shards.CLTShard); here every latent is local -------
+    def latent_sum(self, partial: Tensor) -> Tensor:
+        """The sum over every latent of what `partial` sums over this module's latents (differentiable)."""
+        return partial
+
+    def plus_latents(self, out: Tensor, codes: Tensor) -> Tensor:
+        """out [tokens, n_layers, d_out] plus every latent's writes (codes_i @ W_dec[i] into layers i..), in place."""
+        for i, W in enumerate(self.W_dec):
+            out[:, i:] += torch.einsum("bf,fld->bld", codes[:, i], W)
+        return out
+
+    def top_k_mask(self, flat: Tensor, k: int) -> Tensor:
+        """[tokens, n_layers * d_latent] bool: each token's k largest of `flat` over every layer's latents."""
+        return torch.zeros_like(flat, dtype=torch.bool).scatter(-1, flat.topk(k, dim=-1, sorted=False).indices, True)
+
+    def largest(self, values: Tensor, count: int) -> Tensor:
+        """[rows, count] each row's `count` largest over every latent, in descending order."""
+        return values.topk(count, dim=1).values
 
     @torch.no_grad()
     def fold_scales(self, in_scales: Tensor, out_scales: Tensor) -> None:

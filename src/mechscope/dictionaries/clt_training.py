@@ -8,14 +8,17 @@ import time
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from mechscope.devices import resolve_device
-from mechscope.dictionaries import latent_shards
+from mechscope.dictionaries import distributed
 from mechscope.dictionaries.batches import rebatch
 from mechscope.dictionaries.checkpoint import STATE_FILE, load_checkpoint, save_checkpoint
 from mechscope.dictionaries.clt import CLTConfig, CrossLayerTranscoder
+from mechscope.dictionaries.clt_shards import CLTShard, check_clt_shardable
 from mechscope.dictionaries.formats.circuit_tracer import CONFIG_FILE
+from mechscope.dictionaries.latent_shards import ShardLayout, needs_spawn, spawn
 from mechscope.dictionaries.run_log import RunLog
 from mechscope.dictionaries.training import TrainConfig, TrainingError, adam, lr_at, norm_scale, train_dict
 from mechscope.errors import DataError, MechscopeError
@@ -59,16 +62,57 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
     """Train a cross-layer transcoder; resumes from a checkpoint in out/<run name>. Returns its directory
     (circuit-tracer's CLT layout, scales folded into the weights)."""
     tcfg = config or TrainConfig()
-    if tcfg.latent_shards > 1:
-        raise MechscopeError(f"latent sharding trains {latent_shards.supported()}; got a CLT with "
-                             f"latent_shards={tcfg.latent_shards}")
+    shards = tcfg.latent_shards
+    if shards > 1:
+        check_clt_shardable(cfg, shards)
     directory = Path(out) / cfg.run_name()
     if (directory / CONFIG_FILE).exists() and not (directory / "checkpoint").exists():
         return directory
-    device = resolve_device(tcfg.device)
+    if needs_spawn(shards):
+        spawn(shards, train_clt, (source, cfg, out, tcfg))
+        return directory
+    rank, world = distributed.setup(tcfg.device) if shards > 1 else (0, 1)
+    if shards > 1:
+        check_clt_shardable(cfg, shards, world)
+    device = distributed.device(tcfg.device) if shards > 1 else resolve_device(tcfg.device)
+    layout = ShardLayout.create(shards, rank, world)
     make, resumable, provenance = clt_batches(source, cfg, tcfg.seed)
     batches = make(tcfg.batch_size, 0)
     first = [next(batches) for _ in range(max(1, -(-tcfg.init_tokens // tcfg.batch_size)))]
+    in_scales, out_scales, variance, b_dec = _statistics(first, cfg, tcfg, device)
+
+    clt = CLTShard(cfg, layout, device) if layout.sharded else CrossLayerTranscoder(cfg, device)
+    clt.reset_parameters(tcfg.seed)
+    with torch.no_grad():
+        clt.b_dec.copy_(b_dec)
+    lr = tcfg.lr or 2e-4 * (2**14 / cfg.d_latent) ** 0.5
+    optimizer = adam(clt, lr, tcfg.adam_betas)
+    start = 0
+    checkpoint = layout.checkpoint_dir(directory / "checkpoint")
+    if (checkpoint / STATE_FILE).exists():
+        state, _ = load_checkpoint(checkpoint, clt, optimizer)
+        if state["config"] != cfg.to_dict() or state["train"] != train_dict(tcfg):
+            raise MechscopeError(f"{directory} holds a checkpoint of a different run; use another out directory")
+        start = state["step"]
+    batches = make(tcfg.batch_size, start) if resumable else _chain(first, batches)
+    del first  # a stream's chain holds them until it yields them
+    _loop(clt, optimizer, batches, start, lr, in_scales, out_scales, variance, tcfg, directory, layout, rank)
+    clt = layout.gather(clt)
+    if rank == 0:
+        clt.fold_scales(in_scales, out_scales)
+        clt.save(directory)
+        write_manifest(directory, build_manifest(
+            "mechscope.clt", model=provenance.get("model"), config=cfg, name=cfg.run_name(), train=train_dict(tcfg),
+            inputs={"activations": [input_record(p) for p in provenance.get("cache", [])] or provenance},
+            input_scales=in_scales.tolist(), output_scales=out_scales.tolist()))
+        shutil.rmtree(directory / "checkpoint", ignore_errors=True)
+    distributed.barrier()
+    return directory
+
+
+def _statistics(first: list, cfg: CLTConfig, tcfg: TrainConfig, device) -> tuple[Tensor, Tensor, float, Tensor]:
+    """Per-layer input and output scales, the targets' summed variance and b_dec's start (the scaled targets' mean)
+    from the first batches."""
     xs, ys = (torch.cat(part).float() for part in zip(*first))
     if xs.shape[1:] != (cfg.n_layers, cfg.d_in) or ys.shape[1:] != (cfg.n_layers, cfg.d_output):
         raise DataError(f"CLT batches have shapes {tuple(xs.shape[1:])} -> {tuple(ys.shape[1:])}; expected "
@@ -76,29 +120,7 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
     in_scales, out_scales = _scales(xs, tcfg).to(device), _scales(ys, tcfg).to(device)
     scaled_y = ys.to(device) * out_scales[:, None]
     variance = (scaled_y - scaled_y.mean(0)).pow(2).sum((1, 2)).mean().item()
-
-    clt = CrossLayerTranscoder(cfg, device)
-    clt.reset_parameters(tcfg.seed)
-    with torch.no_grad():
-        clt.b_dec.copy_(scaled_y.mean(0))
-    lr = tcfg.lr or 2e-4 * (2**14 / cfg.d_latent) ** 0.5
-    optimizer = adam(clt, lr, tcfg.adam_betas)
-    start = 0
-    if (directory / "checkpoint" / STATE_FILE).exists():
-        state, _ = load_checkpoint(directory / "checkpoint", clt, optimizer)
-        if state["config"] != cfg.to_dict() or state["train"] != train_dict(tcfg):
-            raise MechscopeError(f"{directory} holds a checkpoint of a different run; use another out directory")
-        start = state["step"]
-    batches = make(tcfg.batch_size, start) if resumable else _chain(first, batches)
-    _loop(clt, optimizer, batches, start, lr, in_scales, out_scales, variance, tcfg, directory)
-    clt.fold_scales(in_scales, out_scales)
-    clt.save(directory)
-    write_manifest(directory, build_manifest(
-        "mechscope.clt", model=provenance.get("model"), config=cfg, name=cfg.run_name(), train=train_dict(tcfg),
-        inputs={"activations": [input_record(p) for p in provenance.get("cache", [])] or provenance},
-        input_scales=in_scales.tolist(), output_scales=out_scales.tolist()))
-    shutil.rmtree(directory / "checkpoint", ignore_errors=True)
-    return directory
+    return in_scales, out_scales, variance, scaled_y.mean(0)
 
 
 def _chain(first: list, rest):
@@ -107,14 +129,15 @@ def _chain(first: list, rest):
 
 
 def _loop(clt: CrossLayerTranscoder, optimizer, batches, start: int, lr: float, in_scales, out_scales,
-          variance: float, tcfg: TrainConfig, directory: Path) -> None:
+          variance: float, tcfg: TrainConfig, directory: Path, layout: ShardLayout, rank: int) -> None:
     name = clt.cfg.run_name()
-    log = RunLog(directory, start, tcfg.wandb_project, name, {"clt": clt.cfg.to_dict(), "train": train_dict(tcfg)})
+    log = RunLog(directory, start, tcfg.wandb_project, name, {"clt": clt.cfg.to_dict(), "train": train_dict(tcfg)}) \
+        if rank == 0 else None
     warm = tcfg.sparsity_warmup_fraction * tcfg.steps
     started = time.perf_counter()
     device = clt.W_enc.device
     try:
-        for step in tqdm(range(start, tcfg.steps), desc="train clt", unit="step", disable=None):
+        for step in tqdm(range(start, tcfg.steps), desc="train clt", unit="step", disable=None if rank == 0 else True):
             batch = next(batches, None)
             if batch is None:
                 raise TrainingError(f"the CLT's activations ran out at step {step} of {tcfg.steps}")
@@ -131,18 +154,20 @@ def _loop(clt: CrossLayerTranscoder, optimizer, batches, start: int, lr: float, 
                                     "is intact (lower the learning rate or check the data)")
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
-            torch.nn.utils.clip_grad_norm_(clt.parameters(), tcfg.grad_clip)
+            layout.clip_grad_norm_(clt, tcfg.grad_clip)
             optimizer.step()
             if clt.cfg.activation == "topk":
                 clt.normalize_decoder()
             clt.after_step(terms)
-            if step % tcfg.log_every == 0 or step == tcfg.steps - 1:
+            del terms["pre"], terms["chosen"], terms["fired"]  # [tokens, layers, latents]: not held into the next step
+            if log is not None and (step % tcfg.log_every == 0 or step == tcfg.steps - 1):
                 log.write({"step": step, "tokens": (step + 1) * tcfg.batch_size, "lr": optimizer.param_groups[0]["lr"],
                            **{k: round(float(terms[k].detach()), 6) for k in ("total", "recon", "sparsity", "l0", "fvu")},
                            "fvu_per_layer": [round(float(v), 6) for v in terms["fvu_per_layer"]],
                            "elapsed_s": round(time.perf_counter() - started, 2)})
             if (step + 1) % tcfg.checkpoint_every == 0 and step + 1 < tcfg.steps:
-                save_checkpoint(directory / "checkpoint", clt, optimizer,
+                save_checkpoint(layout.checkpoint_dir(directory / "checkpoint"), clt, optimizer,
                                 {"step": step + 1, "config": clt.cfg.to_dict(), "train": train_dict(tcfg)}, {})
     finally:
-        log.close()
+        if log is not None:
+            log.close()

@@ -6,8 +6,11 @@ reach the other latents through three seams of the dictionary, which a shard fil
 `latent_sum` (an all_reduce(sum) of each shard's partial x_hat, L1 or L0 term), `row_winners` (TopK: each
 rank offers its local top k per row, the (value, global index) candidates are all-gathered and the global top
 k chosen identically everywhere) and `batch_winners` (BatchTopK, Matryoshka: the same over the whole batch).
-The step equals the single-process step. World = replicas x shards: ranks r*S .. r*S+S-1 share one data
-slice (a latent group); ranks holding the same slice average their gradients (a replica group).
+A transcoder's target is its output hook; its offset (b_dec, and x @ W_skip with a skip connection) is added
+once to the summed partial predictions, so the replicated b_dec and W_skip see the single-process gradient on
+every rank, never once per shard. The step equals the single-process step. World = replicas x shards: ranks
+r*S .. r*S+S-1 share one data slice (a latent group); ranks holding the same slice average their gradients (a
+replica group).
 """
 
 from __future__ import annotations
@@ -74,13 +77,13 @@ class ShardLayout:
 
     # ----- the finished dictionary -----------------------------------------------------------------
     @torch.no_grad()
-    def gather(self, part: Dictionary) -> Dictionary | None:
-        """The full dictionary on global rank 0 (None on the others); unsharded: the dictionary itself."""
+    def gather(self, part: torch.nn.Module) -> torch.nn.Module | None:
+        """The full dictionary (or CLT) on global rank 0 (None on the others); unsharded: `part` itself."""
         if not self.sharded:
             return part
         if self.replica:
             return None
-        full = Dictionary(part.cfg, device=part.W_enc.device) if self.shard == 0 else None
+        full = part.unsharded() if self.shard == 0 else None
         state = full.state_dict() if full is not None else {}
         for name, tensor in part.state_dict().items():
             if name in part.latent_dims:
@@ -114,7 +117,7 @@ class ShardLayout:
                 dist.all_reduce(param.grad, group=self.replica_group)
                 param.grad /= self.replicas
 
-    def clip_grad_norm_(self, part: Dictionary, max_norm: float) -> None:
+    def clip_grad_norm_(self, part: torch.nn.Module, max_norm: float) -> None:
         """torch's clip_grad_norm_ over the full dictionary's gradient, whose sharded part is spread over ranks."""
         if not self.sharded:
             torch.nn.utils.clip_grad_norm_(part.parameters(), max_norm)
@@ -145,13 +148,14 @@ def run_label(cfg: DictionaryConfig) -> str:
 def supported() -> str:
     """What latent sharding trains, for error messages."""
     names = ", ".join(name for name, variant in VARIANTS.items() if variant.latent_shardable)
-    return f"SAEs of {names} (relu with relu_form='anthropic'; not transcoders, crosscoders or CLTs)"
+    return (f"SAEs and per-layer transcoders of {names} (relu with relu_form='anthropic'; cross-layer transcoders "
+            "through train_clt; not crosscoders)")
 
 
 def check_shardable(cfg: DictionaryConfig, shards: int) -> None:
     """Raise a MechscopeError unless `cfg` trains split over `shards` latent shards (checked before any rank starts)."""
     variant = make_variant(cfg)
-    if not variant.latent_shardable or cfg.is_transcoder:
+    if not variant.latent_shardable:
         raise MechscopeError(f"latent sharding trains {supported()}, got {run_label(cfg)} ({variant.run_name()})")
     if cfg.d_sae % shards:
         raise MechscopeError(f"d_sae={cfg.d_sae} must divide evenly over latent_shards={shards}")
@@ -207,6 +211,10 @@ class DictionaryShard(Dictionary):
     @property
     def d_sae(self) -> int:
         return self.width
+
+    def unsharded(self) -> Dictionary:
+        """An empty full dictionary of this shard's config (what the gathered slices fill)."""
+        return Dictionary(self.cfg, device=self.W_enc.device)
 
     def random_rows(self, width: int, generator: torch.Generator | None) -> Tensor:
         """A seeded draw is the full dictionary's (this shard keeps its rows); the constructor's unseeded one is

@@ -54,7 +54,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     device: str = "auto"
-    latent_shards: int = 1  # >1: d_sae / latent_shards latents per process (SAEs but classic ReLU; gloo or torchrun)
+    latent_shards: int = 1  # >1: d_sae / latent_shards latents per process (SAEs, transcoders, CLTs; gloo or torchrun)
     wandb_project: str | None = None
 
     @property

@@ -27,14 +27,19 @@ def small_tiles(monkeypatch):
     monkeypatch.setattr(fused, "FUSED_FROM_BYTES", 0)
 
 
+def kernel_setting(monkeypatch, variable: str, value: str):
+    """The kernels' choice redone under an environment setting, and again after it."""
+    monkeypatch.setenv(variable, value)
+    fused.reset()
+    yield
+    monkeypatch.delenv(variable)
+    fused.reset()
+
+
 @pytest.fixture
 def fallback(monkeypatch):
     """The plain PyTorch path, as MECHSCOPE_FUSED_TOPK=0 forces it."""
-    monkeypatch.setenv(fused.DISABLE_VARIABLE, "0")
-    fused.reset()
-    yield
-    monkeypatch.delenv(fused.DISABLE_VARIABLE)
-    fused.reset()
+    yield from kernel_setting(monkeypatch, fused.DISABLE_VARIABLE, "0")
 
 
 def problem(batch: int, d_in: int, d_sae: int, seed: int = 0, dtype=torch.float32):
@@ -58,8 +63,11 @@ def test_fused_topk_selects_what_torch_topk_selects(small_tiles, batch, d_sae, k
 
 
 def test_small_problems_take_the_dense_path_on_cpu(monkeypatch):
+    """Below FUSED_FROM_BYTES: one dense product and a row top-k, not the blocked kernel."""
     calls = []
-    monkeypatch.setattr(fused.cpu, "extension", lambda: type("Spy", (), {"fused_topk": lambda *a: calls.append(a) or a[:2]}))
+    monkeypatch.setattr(fused.cpu, "extension", lambda: type("Spy", (), {
+        "fused_topk": lambda *a: calls.append(a) or a[:2],
+        "row_topk": staticmethod(lambda pre, bias, k, rows=None: tuple((pre + bias).topk(k, dim=-1)))}))
     fused.reset()
     try:
         x, W, b = problem(8, 4, 16)
@@ -206,3 +214,79 @@ def test_the_triton_kernel_under_the_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run([sys.executable, "-c", TRITON_CHECK], env=env, capture_output=True, text=True, timeout=300)
     assert done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("rows,n,k", [(3, 1, 1), (7, 100, 5), (16, 64, 64), (9, 1000, 32), (5, 6144, 48), (4, 33, 32)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_row_topk_selects_what_torch_topk_selects(rows, n, k, dtype):
+    pre = torch.randn(rows, n, generator=torch.Generator().manual_seed(n)).to(dtype)
+    values, indices = cpu.extension().row_topk(pre, None, k)
+    assert values.dtype == torch.float32
+    assert torch.equal(values.sort(-1).values, pre.topk(k, dim=-1).values.float().sort(-1).values)  # bf16 ties
+    assert torch.equal(pre.gather(-1, indices).float(), values) and all(len(set(row.tolist())) == k for row in indices)
+
+
+def test_row_topk_adds_the_bias_in_float32():
+    pre = torch.randn(6, 300, generator=torch.Generator().manual_seed(1)).bfloat16()
+    bias = torch.randn(300, generator=torch.Generator().manual_seed(2))
+    values, indices = cpu.extension().row_topk(pre, bias, 9)
+    assert_same_topk(values, indices, pre.float() + bias, 9)
+
+
+def test_row_topk_of_chosen_rows_reads_only_those():
+    pre = torch.randn(10, 200, generator=torch.Generator().manual_seed(4))
+    rows = torch.tensor([7, 2, 2])
+    values, indices = cpu.extension().row_topk(pre, None, 5, rows)
+    assert_same_topk(values, indices, pre[rows], 5)
+    with pytest.raises(RuntimeError, match="row out of range"):
+        cpu.extension().row_topk(pre, None, 5, torch.tensor([10]))
+
+
+def test_row_topk_orders_nan_first_and_keeps_infinities_and_ties():
+    pre = torch.tensor([[1.0, float("nan"), 3.0, float("-inf")] * 20,
+                        [float("-inf")] * 80,
+                        [2.0] * 80])
+    values, indices = cpu.extension().row_topk(pre, None, 21)
+    assert bool(values[0].isnan().sum() == 20) and bool((values[0][~values[0].isnan()] == 3.0).all())
+    assert bool((values[1] == float("-inf")).all()) and bool((values[2] == 2.0).all())
+    assert all(len(set(row.tolist())) == 21 for row in indices)
+
+
+@pytest.fixture
+def screening(monkeypatch):
+    """The bf16 screen on, whatever this CPU's instructions."""
+    yield from kernel_setting(monkeypatch, fused.SCREEN_VARIABLE, "1")
+
+
+@pytest.mark.parametrize("batch,d_in,d_sae,k", [(64, 24, 1000, 8), (33, 100, 300, 8), (5, 7, 200, 1), (200, 64, 4000, 32)])
+def test_the_bf16_screen_selects_what_float32_selects(screening, batch, d_in, d_sae, k):
+    x, W, b = problem(batch, d_in, d_sae, seed=d_sae)
+    assert kernel_status()["cpu_bf16_screen"]
+    values, indices = fused_topk(x, W, b, k)
+    assert values.dtype == torch.float32
+    assert_same_topk(values, indices, torch.addmm(b, x, W), k)
+
+
+def test_the_screen_recomputes_rows_it_cannot_certify(screening, monkeypatch):
+    """Latents closer together than bf16 can tell apart: the rounding bound flags those rows and float32 decides."""
+    x, W, b = problem(40, 16, 400, seed=5)
+    W, b = W[:, :1] + 1e-4 * W, 1e-4 * b  # every latent nearly the same: bf16 ties them, float32 does not
+    calls = []
+    real = cpu.extension()
+    spy = type("Spy", (), {"row_topk": lambda self, pre, bias, k, rows=None: calls.append(pre.dtype) or
+                           real.row_topk(pre, bias, k, rows)})()
+    values, indices = fused.screened_topk(spy, x, W, b, 10)
+    assert calls == [torch.bfloat16, torch.bfloat16, torch.float32]  # 15 candidates, 60, then float32
+    assert_same_topk(values, indices, torch.addmm(b, x, W), 10)
+
+
+def test_the_screen_certifies_well_separated_rows_without_float32(screening):
+    x, W, b = problem(64, 32, 512, seed=7)
+    b = torch.randperm(512, generator=torch.Generator().manual_seed(8)).float()  # latents 1 apart, x @ W ~ 0.1
+    calls = []
+    real = cpu.extension()
+    spy = type("Spy", (), {"row_topk": lambda self, pre, bias, k, rows=None: calls.append(pre.dtype) or
+                           real.row_topk(pre, bias, k, rows)})()
+    values, indices = fused.screened_topk(spy, 0.02 * x, W, b, 8)
+    assert calls == [torch.bfloat16]
+    assert_same_topk(values, indices, torch.addmm(b, 0.02 * x, W), 8)

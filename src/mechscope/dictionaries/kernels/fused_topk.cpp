@@ -4,10 +4,17 @@
 // GEMM on all threads) into a tile small enough to stay in cache; the threads then fold the tile's rows
 // (at::parallel_for) into a running per-row top-k: a min-heap whose root, the current k-th value, rejects
 // nearly every entry with one comparison. Memory beyond the inputs: the tile and k entries per row.
+//
+// row_topk: the top k of each row of a dense matrix plus a bias row, faster than torch.topk on CPU (and without
+// addmm's copy of the bias into the product). Per row, the maxima of 32-entry groups bound the k-th value from
+// below (k groups reach their k-th largest maximum), so only the groups at or above that bound are scanned
+// again, and a partial sort of the few entries found picks the k. Values come back as float32.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -36,7 +43,106 @@ void fold_tile(const scalar_t* tile, int64_t n, int64_t offset, Entry* heap, int
   }
 }
 
+// Ordering key: NaN above everything, as torch.topk orders it.
+inline float key(float v) { return v != v ? std::numeric_limits<float>::infinity() : v; }
+
+constexpr int64_t GROUP = 32;
+constexpr int64_t LANES = 8;
+
+template <typename scalar_t>
+inline float to_float(scalar_t v) { return static_cast<float>(v); }
+template <>
+inline float to_float<c10::BFloat16>(c10::BFloat16 v) {  // the bit shift it is, so that loops over it vectorise
+  const uint32_t bits = static_cast<uint32_t>(v.x) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Each group's maximum (NaN counted as +inf), written lane by lane so that the compiler can vectorise it.
+template <typename scalar_t>
+void group_maxima(const scalar_t* row, const float* bias, int64_t n, float* maxima) {
+  const int64_t full = n / GROUP;
+  for (int64_t g = 0; g < full; ++g) {
+    float lanes[LANES];
+    bool nan = false;
+    std::fill(lanes, lanes + LANES, -std::numeric_limits<float>::infinity());
+    for (int64_t j = 0; j < GROUP; j += LANES) {
+      for (int64_t l = 0; l < LANES; ++l) {
+        const float v = to_float(row[g * GROUP + j + l]) + bias[g * GROUP + j + l];
+        nan |= v != v;
+        lanes[l] = v > lanes[l] ? v : lanes[l];
+      }
+    }
+    maxima[g] = nan ? std::numeric_limits<float>::infinity() : *std::max_element(lanes, lanes + LANES);
+  }
+  if (full * GROUP < n) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (int64_t j = full * GROUP; j < n; ++j) m = std::max(m, key(to_float(row[j]) + bias[j]));
+    maxima[full] = m;
+  }
+}
+
+template <typename scalar_t>
+void top_of_row(const scalar_t* row, const float* bias, int64_t n, int64_t k, std::vector<float>& maxima,
+                std::vector<float>& order, std::vector<Entry>& found, float* v_out, int64_t* i_out) {
+  const int64_t groups = (n + GROUP - 1) / GROUP;
+  float bound = -std::numeric_limits<float>::infinity();
+  maxima.resize(groups);
+  group_maxima(row, bias, n, maxima.data());
+  if (groups > k) {
+    order.assign(maxima.begin(), maxima.end());
+    std::nth_element(order.begin(), order.begin() + (k - 1), order.end(), std::greater<float>());
+    bound = order[k - 1];
+  }
+  found.clear();
+  for (int64_t g = 0; g < groups; ++g) {
+    if (maxima[g] < bound) continue;
+    const int64_t end = std::min(n, (g + 1) * GROUP);
+    for (int64_t j = g * GROUP; j < end; ++j) {
+      const float v = key(to_float(row[j]) + bias[j]);
+      if (v >= bound) found.push_back({v, j});
+    }
+  }
+  std::nth_element(found.begin(), found.begin() + (k - 1), found.end(), greater);
+  for (int64_t j = 0; j < k; ++j) {
+    v_out[j] = to_float(row[found[j].index]) + bias[found[j].index];
+    i_out[j] = found[j].index;
+  }
+}
+
 }  // namespace
+
+std::vector<at::Tensor> row_topk(const at::Tensor& pre, const c10::optional<at::Tensor>& bias, int64_t k,
+                                 const c10::optional<at::Tensor>& rows) {
+  TORCH_CHECK(pre.dim() == 2, "row_topk: pre must be [rows, columns]");
+  TORCH_CHECK(k >= 1 && k <= pre.size(1), "row_topk: k must be in 1..columns");
+  TORCH_CHECK(!bias.has_value() || (bias->dim() == 1 && bias->size(0) == pre.size(1)), "row_topk: bias must be [columns]");
+  TORCH_CHECK(!rows.has_value() || (rows->dim() == 1 && rows->scalar_type() == at::kLong), "row_topk: rows must be int64 [n]");
+  const auto dense = pre.contiguous();
+  const int64_t n = dense.size(1);
+  const auto picked = rows.has_value() ? rows->contiguous() : at::arange(dense.size(0), dense.options().dtype(at::kLong));
+  const int64_t count = picked.size(0);
+  const int64_t* row_index = picked.data_ptr<int64_t>();
+  for (int64_t r = 0; r < count; ++r) TORCH_CHECK(row_index[r] >= 0 && row_index[r] < dense.size(0), "row_topk: row out of range");
+  const auto offsets = bias.has_value() ? bias->to(at::kFloat).contiguous() : at::zeros({n}, dense.options().dtype(at::kFloat));
+  const float* b = offsets.data_ptr<float>();
+  auto values = at::empty({count, k}, dense.options().dtype(at::kFloat));
+  auto indices = at::empty({count, k}, dense.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dense.scalar_type(), "row_topk", [&] {
+    const scalar_t* data = dense.data_ptr<scalar_t>();
+    float* v_out = values.data_ptr<float>();
+    int64_t* i_out = indices.data_ptr<int64_t>();
+    at::parallel_for(0, count, 8, [&](int64_t begin, int64_t end) {
+      std::vector<float> maxima, order;
+      std::vector<Entry> found;
+      for (int64_t r = begin; r < end; ++r) {
+        top_of_row(data + row_index[r] * n, b, n, k, maxima, order, found, v_out + r * k, i_out + r * k);
+      }
+    });
+  });
+  return {values, indices};
+}
 
 std::vector<at::Tensor> fused_topk(const at::Tensor& x, const at::Tensor& W, const at::Tensor& b, int64_t k,
                                    int64_t row_block, int64_t latent_block) {
@@ -82,4 +188,6 @@ std::vector<at::Tensor> fused_topk(const at::Tensor& x, const at::Tensor& W, con
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_topk", &fused_topk, "top-k of x @ W + b per row, blocked over latents (values, indices)");
+  m.def("row_topk", &row_topk, "top-k of each row (or of the given rows) of pre + bias, unordered (float32 values, "
+        "indices)", py::arg("pre"), py::arg("bias") = py::none(), py::arg("k"), py::arg("rows") = py::none());
 }
