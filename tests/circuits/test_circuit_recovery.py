@@ -76,7 +76,7 @@ def test_circuit_verb_runs_acdc_on_a_saved_hand_built_model_and_prints_memory_es
 
     path, out = str(save_handbuilt(tmp_path / "handbuilt")), tmp_path / "acdc"
     assert main(["circuit", path, "--task", "induction", "--prompts", "16", "--method", "acdc", "--tau", "0.01",
-                 "--metric", "kl_to_clean", "--out", str(out), "--json", "--device", "cpu"]) == 0
+                 "--metric", "kl_to_clean", "--edges", "50", "--out", str(out), "--json", "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     found = json.loads(lines[-1])
     assert found["circuit_edges"] == len(handbuilt_circuit()) and found["info"]["method"] == "acdc"
