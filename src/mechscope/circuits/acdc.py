@@ -178,6 +178,7 @@ class _Search:
             steps.append(_Step(dst, (position, left) if left else (position + 1, None), src, len(rows) - 1, keep))
             position, left = steps[-1].after
         return steps, torch.stack(rows) if rows else torch.zeros(0)
+
     def advance(self) -> bool:
         """Take the next window's steps up to the first wrong guess; False once every destination is visited."""
         steps, rows = self.window()
