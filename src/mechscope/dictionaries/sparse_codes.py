@@ -14,6 +14,8 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
+from mechscope.dictionaries.kernels.fused import cpu_kernels
+
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
 
 
@@ -54,11 +56,14 @@ class SparseCodes:
         return torch.sparse_csr_tensor(self.crow, self.cols, values, (self.batch, self.width),
                                        check_invariants=False)
 
-    def transposed(self, values: Tensor) -> Tensor:
-        """[width, batch] CSR matrix: the transpose of `matrix(values)`."""
+    def times(self, values: Tensor, dense: Tensor) -> Tensor:
+        """matrix(values) @ dense [width, d] -> [batch, d]."""
+        return _csr_dense(self.crow, self.cols, values, dense, self.width)
+
+    def transposed_times(self, values: Tensor, dense: Tensor) -> Tensor:
+        """transposed(values) @ dense [batch, d] -> [width, d]."""
         order, crow, rows = self.by_latent
-        return torch.sparse_csr_tensor(crow, rows, values[order], (self.width, self.batch),
-                                       check_invariants=False)
+        return _csr_dense(crow, rows, values[order], dense, self.batch)
 
     def dense(self, values: Tensor) -> Tensor:
         out = values.new_zeros(self.batch, self.width)
@@ -66,6 +71,17 @@ class SparseCodes:
 
     def subset(self, keep: Tensor) -> "SparseCodes":
         return SparseCodes(self.rows[keep], self.cols[keep], self.batch, self.width)
+
+
+def _csr_dense(crow: Tensor, cols: Tensor, values: Tensor, dense: Tensor, width: int) -> Tensor:
+    """A CSR matrix [len(crow) - 1, width] times `dense` [width, d]: the C++ extension's loop for float32 on CPU
+    (no zero fill or copy of the output), torch.sparse elsewhere."""
+    if dense.device.type == "cpu" and values.dtype == dense.dtype == torch.float32:
+        module = cpu_kernels()
+        if module is not None:
+            return module.csr_dense(crow, cols, values, dense)
+    matrix = torch.sparse_csr_tensor(crow, cols, values, (len(crow) - 1, width), check_invariants=False)
+    return matrix @ dense
 
 
 class _EncoderValues(torch.autograd.Function):
@@ -83,7 +99,7 @@ class _EncoderValues(torch.autograd.Function):
         codes: SparseCodes = ctx.codes
         g_W = g_benc = g_bdec = None
         if ctx.needs_input_grad[3]:  # [d_sae, B] @ [B, d_in] -> [d_sae, d_in]
-            g_W = (codes.transposed(grad) @ (x_in - b_dec)).T.contiguous()
+            g_W = codes.transposed_times(grad, x_in - b_dec).T.contiguous()
         col_sum = torch.zeros(codes.width, dtype=grad.dtype, device=grad.device).index_add_(0, codes.cols, grad)
         if ctx.needs_input_grad[4]:
             g_benc = col_sum
@@ -99,7 +115,7 @@ class _Decode(torch.autograd.Function):
     def forward(ctx, values, W_dec, codes: SparseCodes):
         ctx.codes = codes
         ctx.save_for_backward(values, W_dec)
-        return codes.matrix(values) @ W_dec
+        return codes.times(values, W_dec)
 
     @staticmethod
     def backward(ctx, grad):
@@ -110,7 +126,7 @@ class _Decode(torch.autograd.Function):
             pattern = codes.matrix(torch.zeros_like(values))
             g_values = torch.sparse.sampled_addmm(pattern, grad.contiguous(), W_dec.T, beta=0.0).values()
         if ctx.needs_input_grad[1]:
-            g_W = codes.transposed(values) @ grad
+            g_W = codes.transposed_times(values, grad)
         return g_values, g_W, None
 
 

@@ -14,6 +14,7 @@ import torch
 
 from mechscope.dictionaries import Dictionary, DictionaryConfig
 from mechscope.dictionaries.kernels import KernelInputError, cpu, fused, fused_topk, kernel_status
+from mechscope.dictionaries.sparse_codes import SparseCodes
 from mechscope.dictionaries.variants import StepContext
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None
@@ -290,3 +291,13 @@ def test_the_screen_certifies_well_separated_rows_without_float32(screening):
     values, indices = fused.screened_topk(spy, 0.02 * x, W, b, 8)
     assert calls == [torch.bfloat16]
     assert_same_topk(values, indices, torch.addmm(b, 0.02 * x, W), 8)
+
+
+def test_csr_dense_equals_the_sparse_product_and_checks_its_input():
+    g = torch.Generator().manual_seed(9)
+    codes = SparseCodes.from_topk(torch.rand(12, 50, generator=g).argsort(1)[:, :4], 50)  # distinct per row
+    values, dense, rows = torch.randn(48, generator=g), torch.randn(50, 7, generator=g), torch.randn(12, 7, generator=g)
+    torch.testing.assert_close(codes.times(values, dense), codes.dense(values) @ dense)
+    torch.testing.assert_close(codes.transposed_times(values, rows), codes.dense(values).T @ rows)
+    with pytest.raises(RuntimeError, match="column out of range"):
+        cpu.extension().csr_dense(codes.crow, codes.cols + 50, values, dense)

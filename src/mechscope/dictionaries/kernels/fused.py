@@ -50,6 +50,11 @@ def _cpu_backend() -> tuple[object | None, str]:
         return None, f"the C++ extension did not build or load ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
 
 
+def cpu_kernels():
+    """The loaded C++ extension, or None where it is unavailable or switched off (MECHSCOPE_FUSED_TOPK=0)."""
+    return _cpu_backend()[0]
+
+
 @cache
 def _warn_fallback(reason: str) -> None:
     warnings.warn(f"mechscope: fused TopK encoder unavailable, using addmm + topk ({reason}); "

@@ -144,6 +144,37 @@ std::vector<at::Tensor> row_topk(const at::Tensor& pre, const c10::optional<at::
   return {values, indices};
 }
 
+// csr_dense: a CSR matrix [n_rows, *] times a dense [*, d] matrix, each output row accumulated in place from the
+// dense rows its entries pick (no zero fill of the output, no copy out of a sparse library's buffer).
+at::Tensor csr_dense(const at::Tensor& crow, const at::Tensor& cols, const at::Tensor& values, const at::Tensor& dense) {
+  TORCH_CHECK(crow.dim() == 1 && cols.dim() == 1 && values.dim() == 1 && dense.dim() == 2, "csr_dense: crow, cols, values 1-d; dense 2-d");
+  TORCH_CHECK(crow.scalar_type() == at::kLong && cols.scalar_type() == at::kLong, "csr_dense: int64 crow and cols");
+  TORCH_CHECK(values.scalar_type() == at::kFloat && dense.scalar_type() == at::kFloat, "csr_dense: float32 values and dense");
+  TORCH_CHECK(cols.size(0) == values.size(0), "csr_dense: one value per column index");
+  const auto c = crow.contiguous(), k = cols.contiguous(), v = values.contiguous(), y = dense.contiguous();
+  const int64_t n_rows = c.size(0) - 1, d = y.size(1), n_dense = y.size(0);
+  const int64_t* cp = c.data_ptr<int64_t>();
+  const int64_t* kp = k.data_ptr<int64_t>();
+  const float* vp = v.data_ptr<float>();
+  const float* yp = y.data_ptr<float>();
+  TORCH_CHECK(n_rows >= 0 && cp[n_rows] == cols.size(0), "csr_dense: crow must end at the number of entries");
+  for (int64_t e = 0; e < cols.size(0); ++e) TORCH_CHECK(kp[e] >= 0 && kp[e] < n_dense, "csr_dense: column out of range");
+  auto out = at::empty({n_rows, d}, y.options());
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, n_rows, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      float* acc = op + r * d;
+      std::fill(acc, acc + d, 0.0f);
+      for (int64_t e = cp[r]; e < cp[r + 1]; ++e) {
+        const float w = vp[e];
+        const float* row = yp + kp[e] * d;
+        for (int64_t t = 0; t < d; ++t) acc[t] += w * row[t];
+      }
+    }
+  });
+  return out;
+}
+
 std::vector<at::Tensor> fused_topk(const at::Tensor& x, const at::Tensor& W, const at::Tensor& b, int64_t k,
                                    int64_t row_block, int64_t latent_block) {
   TORCH_CHECK(x.dim() == 2 && W.dim() == 2 && b.dim() == 1, "fused_topk: x [batch, d_in], W [d_in, d_sae], b [d_sae]");
@@ -188,6 +219,7 @@ std::vector<at::Tensor> fused_topk(const at::Tensor& x, const at::Tensor& W, con
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_topk", &fused_topk, "top-k of x @ W + b per row, blocked over latents (values, indices)");
+  m.def("csr_dense", &csr_dense, "CSR [rows, *] (crow, cols, values) times dense [*, d] -> [rows, d]");
   m.def("row_topk", &row_topk, "top-k of each row (or of the given rows) of pre + bias, unordered (float32 values, "
         "indices)", py::arg("pre"), py::arg("bias") = py::none(), py::arg("k"), py::arg("rows") = py::none());
 }
