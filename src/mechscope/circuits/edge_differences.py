@@ -5,8 +5,7 @@ A destination's input gets sum_s mask[s, d] * diff_s over the sources upstream o
 source whose mask row (over every destination downstream of it) is all 1 is "fully patched": it reaches every
 destination with weight 1, so only the running sum of such sources is kept. A source whose row is all 0 adds
 nothing and is dropped as soon as it is read. Only sources with a mixed (or fractional) row are held one by one,
-and only in the copies where the row is mixed: padded to the copy with the most such sources in the group when
-the copies hold about as many (one batched product per destination), else each copy's own (ragged). The running sum a destination sees must hold exactly its upstream
+and only in the copies where the row is mixed. The running sum a destination sees must hold exactly its upstream
 sources: a source joins it when the first destination whose upstream covers it is reached, not when it runs (a
 GPT-NeoX block's attention runs before its MLP input is read but is not upstream of it). With a mask that requires
 grad every source is held, so the gradient reaches every entry.
@@ -30,21 +29,14 @@ def row_kinds(graph: EdgeGraph, mask: Tensor) -> tuple[Tensor, Tensor]:
     return ((mask == 1) | off).all(-1), ((mask == 0) | off).all(-1)
 
 
-def layout(mixed: Tensor) -> tuple[bool, int]:
-    """(ragged, rows held) for one source group's mixed rows [copies, n_nodes]: padded to the copy with the most
-    unless that holds over twice the mixed rows themselves."""
-    counts = mixed.sum(1)
-    padded, ragged = len(mixed) * int(counts.max()), int(counts.sum())
-    return (True, ragged) if 2 * ragged < padded else (False, padded)
-
-
 def held_counts(graph: EdgeGraph, mask: Tensor, known: set[str] = frozenset()) -> int:
     """How many [batch, pos, d_model] source differences a patched forward with `mask` [copies, n_sources,
-    n_destinations] holds one by one, over the source groups that run (`known` groups are shared with the caller
-    and hold nothing new)."""
+    n_destinations] holds one by one: per source group that runs, the copies times the most mixed rows any copy
+    has there (`known` groups are shared with the caller and hold nothing new)."""
     full, zero = row_kinds(graph, mask)
     mixed = ~(full | zero)
-    return sum(layout(mixed[:, g.start:g.stop])[1] for g in graph.source_groups if g.hook not in known)
+    return sum(len(mask) * int(mixed[:, g.start:g.stop].sum(1).max()) for g in graph.source_groups
+               if g.hook not in known)
 
 
 class SourceDifferences:
@@ -56,8 +48,6 @@ class SourceDifferences:
         self.total: Tensor | None = None  # [copies, width]: fully patched sources already folded in
         self.pending: list[tuple[int, Tensor]] = []  # (source stop, [copies, width]) read, not yet upstream of any
         self.held: list[tuple[HookGroup, Tensor, Tensor]] = []  # (group, weights [copies, m, n_dst], diffs [c|1, m, w])
-        self.ragged: list[tuple[HookGroup, Tensor, Tensor, Tensor]] = []  # (group, copy [m], weights [m, n_dst],
-        #                                                                   diffs [m, width])
 
     def add(self, group: HookGroup, diff: Tensor) -> None:
         """Take a source group's differences [copies or 1 (shared by every copy), n_nodes, width]."""
@@ -67,10 +57,6 @@ class SourceDifferences:
             self.pending.append((group.stop, (full.to(diff.dtype)[:, None] @ diff)[:, 0]))
         most = int(mixed.sum(1).max())
         if most == 0:
-            return
-        if len(diff) > 1 and layout(mixed)[0]:
-            copy, node = mixed.nonzero(as_tuple=True)
-            self.ragged.append((group, copy, self.mask[copy, group.start + node], diff[copy, node]))
             return
         weights = self.mask[:, group.start:group.stop] * mixed[..., None]
         if most < group.size and len(diff) > 1:  # hold the mixed rows only, mixed ones first in each copy
@@ -101,14 +87,5 @@ class SourceDifferences:
             diff = diff.expand(len(weights), -1, -1)
             total = totals.get(len(weights))
             totals[len(weights)] = torch.bmm(weights, diff) if total is None else total.baddbmm_(weights, diff)
-        for source, copy, weights, diff in self.ragged:
-            weights = weights[:, group.start:group.stop].to(diff.dtype)  # [m, size]
-            if source.stop > group.upstream or not weights.any():
-                continue
-            total = totals.get(len(self.mask))
-            if total is None:
-                total = totals[len(self.mask)] = diff.new_zeros(len(self.mask), group.size, diff.shape[-1])
-            for node in range(group.size):
-                total[:, node].index_add_(0, copy, diff * weights[:, node, None])
         parts = list(totals.values()) + ([] if self.total is None else [self.total[:, None]])
         return sum(parts) if parts else None
