@@ -117,3 +117,20 @@ def test_circuit_verb_scores_nodes_and_neurons(tmp_path, capsys):
     neurons = run(["circuit", path, "--task", "induction", "--prompts", "16", "--method", "eap", "--level",
                    "neuron", "--no-curve"], capsys)
     assert neurons["level"] == "neuron" and all(t["unit"].startswith("m") for t in neurons["top"])
+
+
+def test_acdc_sweep_ranks_by_the_largest_threshold_that_keeps_each_edge(tmp_path, capsys):
+    """The planted edges survive thresholds 0.01 and 0.1 and nothing else survives either: they score the largest
+    tau; every other edge scores below the smallest one (its effect breaks ties), from the CLI's --taus."""
+    from mechscope.toy.handbuilt import save_handbuilt
+    from tests.circuits.test_cli import run
+
+    path, out = str(save_handbuilt(tmp_path / "handbuilt")), tmp_path / "sweep"
+    found = run(["circuit", path, "--task", "induction", "--prompts", "8", "--method", "acdc", "--tau", "0.01",
+                 "--taus", "0.1", "--metric", "kl_to_clean", "--no-curve", "--out", str(out)], capsys)
+    assert found["info"]["taus"] == [0.1, 0.01] and len(found["info"]["sweep"]) == 2
+    assert found["info"]["sweep_forward_passes"] == sum(run["forward_passes"] for run in found["info"]["sweep"])
+    scores = json.loads((out / "scores.json").read_text())["scores"]
+    planted = set(handbuilt_circuit())
+    assert min(scores[e] for e in planted) >= 0.1
+    assert max(abs(v) for e, v in scores.items() if e not in planted) < 0.01

@@ -21,8 +21,8 @@ from mechscope.circuits.edge_attribution import EDGE_METHODS, LEVELS, edge_attri
 from mechscope.circuits.edge_differences import SourceDifferences, held_counts
 from mechscope.circuits.edge_patching import memory_estimate, run_with_edges, source_chunks, source_values
 from mechscope.circuits.edge_results import EdgeCircuit
-from mechscope.circuits.edge_runs import (attribute_edges, evaluate_circuits, faithfulness_curve, find_circuit,
-                                          patched_estimate)
+from mechscope.circuits.edge_runs import (acdc_sweep_edges, attribute_edges, evaluate_circuits, faithfulness_curve,
+                                          find_circuit, patched_estimate)
 from mechscope.circuits.edge_selection import greedy, prune, select, top_n
 from mechscope.circuits.faithfulness import MIB_FRACTIONS, cpr_cmd
 from mechscope.circuits.graph import EdgeGraph
@@ -40,7 +40,7 @@ __all__ = ["COMPONENTS", "CircuitResult", "Component", "EDGE_METHODS", "EdgeCirc
 __all__ += ["MIBCircuit", "ScoreAgreement", "candidate_edges", "edge_roc_auc", "edge_stability", "graph_config",
             "path_patching", "read_mib_circuit", "score_agreement", "seed_variance", "top_k_overlap", "top_k_recall",
             "write_graph_view", "write_mib_circuit"]
-__all__ += ["ACDCConfig", "ACDCResult", "acdc", "acdc_sweep"]
+__all__ += ["ACDCConfig", "ACDCResult", "acdc", "acdc_sweep", "acdc_sweep_edges"]
 __all__ += ["LEVELS", "NODE_BUDGETS", "NodeCircuit", "find_nodes", "neuron_groups", "node_circuit", "node_faithfulness",
             "source_chunks", "top_nodes", "unit_names"]
 __all__ += ["NEURON_BUDGETS", "neuron_faithfulness", "neuron_metrics", "unit_curve"]

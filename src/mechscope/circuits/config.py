@@ -67,6 +67,7 @@ class EdgeCircuitConfig(TaskSelection):
     method: str = "eap-ig"  # eap, eap-ig (EAP-IG-inputs), eap-ig-activations, clean-corrupted or acdc
     level: str = "edge"  # edge, node (heads, MLPs, the embedding) or neuron (MLP neurons); not acdc below edge
     tau: float = 0.01  # acdc: remove an edge when its removal worsens the objective by less than this
+    taus: tuple[float, ...] = ()  # acdc: also run these thresholds; each edge scores the largest that keeps it
     steps: int = 5  # integrated-gradient steps (eap-ig, eap-ig-activations)
     edges: int = 200  # edges in the saved circuit
     nodes: int = 10  # node and neuron levels: heads/MLPs (or neurons) in the saved circuit

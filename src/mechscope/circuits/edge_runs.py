@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 from torch import Tensor
@@ -187,12 +188,34 @@ def acdc_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig =
     return graph, scores, run.kept, info
 
 
+def acdc_sweep_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig = EdgeCircuitConfig(),
+                     progress: bool = False) -> tuple[EdgeGraph, Tensor, Tensor, dict]:
+    """ACDC at `config.tau` and every threshold in `config.taus`: each edge scores the largest tau that keeps it
+    (Conmy et al.'s sweep), ties broken by its effect in the lowest-tau run, so that MIB's curve can rank every
+    edge ACDC visited; the circuit is the one kept at `config.tau`."""
+    taus = sorted({config.tau, *config.taus}, reverse=True)
+    if taus[-1] <= 0:
+        raise MechscopeError(f"acdc thresholds must be positive, got {taus}")
+    runs = {tau: acdc_edges(model, batch, replace(config, tau=tau, taus=()), progress) for tau in taus}
+    graph, lowest_effects = runs[taus[-1]][0], runs[taus[-1]][1].abs()
+    largest = torch.zeros(graph.n_sources, graph.n_destinations)
+    for tau in reversed(taus):
+        largest = torch.where(runs[tau][2], torch.full_like(largest, tau), largest)
+    gap = min([taus[-1], *(a - b for a, b in zip(taus, taus[1:]))])  # ties stay below the next threshold
+    scores = largest + 0.5 * gap * lowest_effects / lowest_effects.max().clamp_min(1e-12)
+    info = {**runs[config.tau][3], "taus": taus, "sweep": [
+        {"tau": tau, "kept": int(kept.sum()), "forward_passes": run_info["forward_passes"],
+         "seconds": run_info["seconds"]} for tau, (_, _, kept, run_info) in runs.items()]}
+    info["sweep_forward_passes"] = sum(run["forward_passes"] for run in info["sweep"])
+    return graph, scores, runs[config.tau][2], info
+
+
 def find_circuit(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig = EdgeCircuitConfig(),
                  curve: bool = True, progress: bool = False) -> EdgeCircuit:
     """Score the edges with `config.method`, keep `config.edges` of them (acdc: the edges it keeps at `config.tau`),
     and (with `curve`) measure the faithfulness of the circuit and of MIB's budgets."""
     if config.method == "acdc":
-        graph, scores, circuit, info = acdc_edges(model, batch, config, progress)
+        graph, scores, circuit, info = (acdc_sweep_edges if config.taus else acdc_edges)(model, batch, config, progress)
     else:
         graph, scores, info = attribute_edges(model, batch, config.method, steps=config.steps,
                                               ablation=config.ablation, metric=config.metric,

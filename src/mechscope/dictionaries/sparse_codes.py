@@ -2,7 +2,8 @@
 
 With k of d_sae latents active per token, the encoder's forward matmul is the only dense work
 left: the decoder, and every gradient of the encoder and decoder, touch only the selected
-(token, latent) pairs through CSR sparse products (torch.sparse, so CPU, CUDA and MPS alike).
+(token, latent) pairs through CSR sparse products (the C++ extension's `csr_dense` for float32 on CPU,
+torch.sparse elsewhere, so CUDA and MPS alike).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class SparseCodes:
         return _csr_dense(self.crow, self.cols, values, dense, self.width)
 
     def transposed_times(self, values: Tensor, dense: Tensor) -> Tensor:
-        """transposed(values) @ dense [batch, d] -> [width, d]."""
+        """matrix(values).T @ dense [batch, d] -> [width, d], through the codes' latent-major order."""
         order, crow, rows = self.by_latent
         return _csr_dense(crow, rows, values[order], dense, self.batch)
 
