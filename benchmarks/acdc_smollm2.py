@@ -5,14 +5,14 @@ next to EAP and EAP-IG (benchmarks/edge_circuits.py: 32 prompts, logit differenc
 ACDC searches on the first `--prompts` prompts; the kept circuit and the MIB curve are measured on the first
 `--eval-prompts` (the EAP/EAP-IG prompts) with `--eval-metric`.
 
-    python benchmarks/acdc_smollm2.py [--model smollm2] [--prompts 2] [--tau 0.1] [--taus 0.3,0.05] [--metric kl_to_clean]
-                                      [--eval-prompts 32] [--eval-metric logit_diff] [--curve] [--progress]
+    python benchmarks/acdc_smollm2.py [--model smollm2] [--prompts 2] [--tau 0.1] [--taus 0.3,0.05]
+                                      [--metric kl_to_clean] [--memory-gb 4] [--eval-prompts 32]
+                                      [--eval-metric logit_diff] [--curve] [--progress]
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import time
 
@@ -24,20 +24,6 @@ from mechscope.circuits.edge_runs import acdc_edges, acdc_sweep_edges
 from mechscope.circuits.faithfulness import faithfulness
 
 
-def trace_destinations() -> None:
-    """Print each destination as ACDC leaves it (time, rows and passes so far)."""
-    acdc_module = importlib.import_module("mechscope.circuits.acdc")  # the package exports the function
-    visit, start = acdc_module._visit, time.perf_counter()
-
-    def traced(evaluate, kept, dst, *rest):
-        value = visit(evaluate, kept, dst, *rest)
-        print(f"{time.perf_counter() - start:7.1f} s {evaluate.graph.destinations[dst]:>14} kept "
-              f"{int(kept[:, dst].sum())} rows {evaluate.rows} passes {evaluate.passes} objective {value:.4f}",
-              flush=True)
-        return value
-    acdc_module._visit = traced
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2", help="smollm2, an organism directory or a HF directory")
@@ -45,24 +31,24 @@ def main() -> None:
     parser.add_argument("--tau", type=float, default=0.1)
     parser.add_argument("--taus", default="", help="more thresholds (comma list): rank edges by acdc_sweep_edges")
     parser.add_argument("--metric", default="kl_to_clean")
-    parser.add_argument("--max-rows", type=int, default=64)
+    parser.add_argument("--memory-gb", type=float, default=4.0, help="ACDC stacks candidates while a pass fits this")
     parser.add_argument("--eval-prompts", type=int, default=32)
     parser.add_argument("--eval-metric", default="logit_diff")
     parser.add_argument("--curve", action="store_true", help="also measure the faithfulness curve (MIB budgets)")
-    parser.add_argument("--progress", action="store_true", help="print each destination as ACDC visits it")
+    parser.add_argument("--progress", action="store_true", help="print the memory estimate before the search")
     args = parser.parse_args()
     model = mechscope.load_model(args.model, device="cpu")
     prompts = tasks.make_task("ioi").batch(model.tokenizer, max(args.prompts, args.eval_prompts))
     search, measured = prompts.select(list(range(args.prompts))), prompts.select(list(range(args.eval_prompts)))
-    if args.progress:
-        trace_destinations()
     taus = tuple(float(t) for t in args.taus.split(",") if t.strip())
     config = circuits.EdgeCircuitConfig(method="acdc", tau=args.tau, taus=taus, metric=args.metric,
-                                        max_rows=args.max_rows)
-    graph, scores, kept, info = (acdc_sweep_edges if taus else acdc_edges)(model, search, config, progress=args.progress)
+                                        memory_gb=args.memory_gb)
+    graph, scores, kept, info = (acdc_sweep_edges if taus else acdc_edges)(model, search, config,
+                                                                          progress=args.progress)
     row = {"prompts": len(search), "positions": search.clean.shape[1], "tau": args.tau, "metric": args.metric,
            "edges_in_graph": graph.n_edges, "kept": int(kept.sum()),
            "forward_passes": info["forward_passes"], "candidate_circuits": info["candidate_circuits"],
+           "most_stacked": info["most_stacked"], "memory_gb": args.memory_gb,
            "naive_forward_passes": info["naive_forward_passes"],
            "fewer_passes": round(info["naive_forward_passes"] / info["forward_passes"], 1),
            "skipped_edges": info["skipped_edges"], "edges_visited": info["edges_visited"],

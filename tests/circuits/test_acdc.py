@@ -3,12 +3,14 @@ one-edge-per-forward ACDC over full forward passes, in fewer passes and fewer bl
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 
 import mechscope
 from mechscope.circuits.acdc import ACDCConfig, acdc, acdc_sweep
-from mechscope.circuits.edge_patching import run_with_edges, source_values
+from mechscope.circuits.edge_patching import memory_estimate, run_with_edges, source_values
 from mechscope.circuits.graph import EdgeGraph
 from mechscope.circuits.patching import paired_inputs
 from mechscope.errors import MechscopeError
@@ -57,19 +59,43 @@ def sequential_acdc(model, graph, inputs, corrupted, objective, tau):
     return kept
 
 
+REFERENCES: dict = {}
+
+
 @pytest.mark.parametrize("tau", [3e-4, 3e-3])
-def test_stacked_acdc_keeps_exactly_the_edges_of_sequential_acdc(setup, tau):
+@pytest.mark.parametrize("max_copies", [8, 0])  # 0: as many candidate circuits per pass as the memory budget allows
+def test_stacked_acdc_keeps_exactly_the_edges_of_sequential_acdc(setup, tau, max_copies):
     model, graph, inputs, corrupted, objective = setup
-    result = acdc(model, graph, inputs, corrupted, objective, ACDCConfig(tau=tau, max_copies=8))
-    reference = sequential_acdc(model, graph, inputs, corrupted, objective, tau)
+    result = acdc(model, graph, inputs, corrupted, objective, ACDCConfig(tau=tau, max_copies=max_copies))
+    key = (model.info.model_type, tau)
+    if key not in REFERENCES:
+        REFERENCES[key] = sequential_acdc(model, graph, inputs, corrupted, objective, tau)
+    reference = REFERENCES[key]
     assert torch.equal(result.kept, reference)
     assert 0 < int(reference.sum()) < graph.n_edges  # the threshold really prunes, and keeps something
     assert result.rows >= len(result.effects)  # every visited edge was in at least one candidate circuit
     assert result.forward_passes < len(result.effects) / 2  # what the stacking buys even on a tiny graph
-    assert result.blocks < result.rows * model.n_layers  # passes resume at the destination's block
+    assert result.most_copies <= (max_copies or result.rows)
+    if max_copies:  # passes resume at their destinations' blocks (an unlimited one spans every block)
+        assert result.blocks < result.rows * model.n_layers
     with torch.no_grad():
         circuit = run_with_edges(model, graph, inputs, (~result.kept).float(), corrupted).float()
     assert float(objective(circuit).mean()) == pytest.approx(result.objective, abs=1e-6)
+
+
+def test_memory_budget_sets_how_many_candidates_share_a_pass(setup):
+    """A budget for two candidate circuits holding every source stacks at least two (more where fewer sources are
+    held); a larger one stacks more, in fewer passes, to the same edges."""
+    model, graph, inputs, corrupted, objective = setup
+    estimate = partial(memory_estimate, model, graph, *inputs["input_ids"].shape, grad=False, known=True, positions=1)
+    two = estimate(copies=2)["total_bytes"] / 2**30
+    small = acdc(model, graph, inputs, corrupted, objective, ACDCConfig(tau=3e-4, memory_gb=two))
+    large = acdc(model, graph, inputs, corrupted, objective, ACDCConfig(tau=3e-4, memory_gb=100 * two))
+    assert 2 <= small.most_copies < large.most_copies
+    assert large.forward_passes < small.forward_passes
+    assert torch.equal(small.kept, large.kept)
+    with pytest.raises(MechscopeError, match="memory_gb > 0"):
+        acdc(model, graph, inputs, corrupted, objective, ACDCConfig(memory_gb=0))
 
 
 def test_sweep_ranks_edges_by_the_largest_threshold_that_keeps_them(setup):

@@ -44,6 +44,17 @@ def test_acdc_finds_the_organisms_induction_circuit(small_organism):
                                                                            metric="kl_to_clean"))
     assert edge_roc_auc(graph.scores_dict(scores), truth) >= 0.9
     assert {e for e in truth if e.endswith("->logits")} <= graph.edges_in(kept)
+    # candidate circuits stacked up to the memory budget (110 here): >= 10x fewer passes than one per edge
+    assert info["forward_passes"] * 10 <= info["naive_forward_passes"] and info["most_stacked"] > 64
+
+
+def test_acdc_needs_ten_times_fewer_passes_than_one_forward_per_edge_on_the_ioi_organism(small_organism):
+    model = small_organism("ioi").model
+    batch = make_task("ioi").batch(model.tokenizer, n=4)
+    config = EdgeCircuitConfig(method="acdc", tau=0.03, metric="kl_to_clean")
+    graph, _, kept, info = acdc_edges(model, batch, config)
+    assert info["forward_passes"] * 10 <= info["naive_forward_passes"] and 0 < int(kept.sum()) < graph.n_edges
+    assert info["candidate_circuits"] >= info["edges_visited"]
 
 
 def test_eap_ig_activations_finds_the_organisms_induction_circuit(small_organism):
@@ -59,16 +70,21 @@ def test_eap_ig_activations_finds_the_organisms_induction_circuit(small_organism
     assert edge_roc_auc(graph.scores_dict(scores), truth) < 0.8
 
 
-def test_circuit_verb_runs_acdc_on_a_saved_hand_built_model(tmp_path, capsys):
+def test_circuit_verb_runs_acdc_on_a_saved_hand_built_model_and_prints_memory_estimates(tmp_path, capsys):
+    from mechscope.cli import main
     from mechscope.toy.handbuilt import save_handbuilt
-    from tests.circuits.test_cli import run
 
     path, out = str(save_handbuilt(tmp_path / "handbuilt")), tmp_path / "acdc"
-    found = run(["circuit", path, "--task", "induction", "--prompts", "16", "--method", "acdc", "--tau", "0.01",
-                 "--metric", "kl_to_clean", "--no-curve", "--out", str(out)], capsys)
+    assert main(["circuit", path, "--task", "induction", "--prompts", "16", "--method", "acdc", "--tau", "0.01",
+                 "--metric", "kl_to_clean", "--edges", "50", "--out", str(out), "--json", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    found = json.loads(lines[-1])
     assert found["circuit_edges"] == len(handbuilt_circuit()) and found["info"]["method"] == "acdc"
     saved = json.loads((out / "circuit.json").read_text())
     assert set(saved["edges"]) == set(handbuilt_circuit())
+    printed = "\n".join(lines[:-1])  # the estimates come before the search and before the faithfulness curve
+    assert "acdc (tau 0.01)" in printed and "per stacked candidate circuit" in printed
+    assert "faithfulness:" in printed and "estimated memory per pass" in printed.split("faithfulness:")[1]
 
 
 @pytest.mark.parametrize("method", ["eap", "eap-ig"])

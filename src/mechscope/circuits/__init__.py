@@ -18,10 +18,11 @@ from mechscope.circuits.results import CircuitResult
 from mechscope.circuits.task_runs import patch, same_shape, task_dla, task_metric
 from mechscope.circuits.config import EdgeCircuitConfig, HeadsConfig, PatchConfig, TaskSelection
 from mechscope.circuits.edge_attribution import EDGE_METHODS, LEVELS, edge_attribution, neuron_groups, unit_names
+from mechscope.circuits.edge_differences import SourceDifferences, held_counts
 from mechscope.circuits.edge_patching import memory_estimate, run_with_edges, source_chunks, source_values
 from mechscope.circuits.edge_results import EdgeCircuit
 from mechscope.circuits.edge_runs import (acdc_sweep_edges, attribute_edges, evaluate_circuits, faithfulness_curve,
-                                         find_circuit)
+                                          find_circuit, patched_estimate)
 from mechscope.circuits.edge_selection import greedy, prune, select, top_n
 from mechscope.circuits.faithfulness import MIB_FRACTIONS, cpr_cmd
 from mechscope.circuits.graph import EdgeGraph
@@ -44,3 +45,4 @@ __all__ += ["LEVELS", "NODE_BUDGETS", "NodeCircuit", "find_nodes", "neuron_group
             "source_chunks", "top_nodes", "unit_names"]
 __all__ += ["NEURON_BUDGETS", "neuron_faithfulness", "neuron_metrics", "unit_curve"]
 __all__ += ["AttributionGraph", "GraphConfig", "Transcoders", "attribute", "prune_graph", "trace"]
+__all__ += ["SourceDifferences", "held_counts", "patched_estimate"]

@@ -74,7 +74,7 @@ class EdgeCircuitConfig(TaskSelection):
     selection: str = "topn"  # topn (highest |score|) or greedy (grown from the logits); both prune dangling nodes
     ablation: str = "patching"  # what edges outside a circuit carry: patching (corrupted run), zero or mean
     metric: str = "logit_diff"  # logit_diff, prob_diff or kl_to_clean
-    memory_gb: float = 4.0  # prompts per pass are chosen so the estimated memory of a pass fits
+    memory_gb: float = 4.0  # prompts per pass are chosen so a pass's estimated memory fits; acdc stacks candidates to it
     source_chunk: int = 0  # memory mode: hold at most this many sources' outputs at once (0: all; passes repeat)
     max_rows: int = 64  # prompt copies per forward pass when evaluating circuits
 

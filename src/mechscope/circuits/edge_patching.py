@@ -11,10 +11,12 @@ along the batch. Gradient methods differentiate at mask = 0 without building a m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import Tensor
 
+from mechscope.circuits.edge_differences import SourceDifferences
 from mechscope.circuits.graph import EdgeGraph, HookGroup
 from mechscope.circuits.patching import stacked_inputs
 from mechscope.errors import MechscopeError
@@ -59,47 +61,38 @@ def _flat(diff: Tensor) -> Tensor:
     return diff.permute(0, 3, 1, 2, 4).reshape(diff.shape[0], diff.shape[3], -1)
 
 
-def _delta(mask: Tensor, group: HookGroup, sources: list[HookGroup], diffs: dict[str, Tensor]) -> Tensor:
-    """sum over upstream sources of mask * diff for one destination hook: [copies or 1, size, batch * pos * d_model].
-
-    A source whose difference is shared by every copy (`known`) and whose mask is too is summed once, not per
-    copy (ACDC's candidates differ in one destination only). Sums accumulate in place, one allocation per
-    destination and width: many short-lived tensors of one size fragment glibc's heap until the process holds
-    gigabytes it no longer uses."""
-    totals: dict[int, Tensor] = {}
-    for source in sources:
-        diff = diffs[source.hook]
-        weights = mask[:, source.start:source.stop, group.start:group.stop].transpose(1, 2).to(diff.dtype)
-        if len(diff) == 1 and bool((weights == weights[:1]).all()):
-            weights = weights[:1]
-        diff = diff.expand(len(weights), -1, -1)
-        total = totals.get(len(weights))
-        totals[len(weights)] = torch.bmm(weights, diff) if total is None else total.baddbmm_(weights, diff)
-    return sum(totals.values())
+def flat_differences(replacement: SourceValues, values: SourceValues) -> SourceValues:
+    """replacement - values of each source in the engine's layout [1, n_nodes, batch * pos * d_model]: what
+    `edge_hooks` takes as `known` differences."""
+    return {hook: _flat((replacement[hook].to(value.dtype) - value)[None]) for hook, value in values.items()}
 
 
 def edge_hooks(graph: EdgeGraph, mask: Tensor, replacement: SourceValues,
                known: SourceValues | None = None) -> list[tuple[str, object]]:
     """Hook functions applying `mask` [copies?, n_sources, n_destinations] (see the module doc); `known` gives
-    fixed differences for sources that do not run (a resumed pass's skipped blocks)."""
+    fixed differences (flat_differences) for sources that do not run (a resumed pass's skipped blocks). Only the
+    running sums of fully patched sources and the sources with mixed mask rows are held (edge_differences)."""
     mask = mask if mask.ndim == 3 else mask[None]
     copies = len(mask)
-    found: SourceValues = {hook: _flat(diff[None]) for hook, diff in (known or {}).items()}
+    held = SourceDifferences(graph, mask)
+    for group in graph.source_groups:
+        if group.hook in (known or {}):
+            held.add(group, known[group.hook])
 
-    def read(act: Tensor, name: str) -> None:
+    def read(act: Tensor, name: str, group: HookGroup) -> None:
         value = as_nodes(act).unflatten(0, (copies, -1))
-        found[name] = _flat(replacement[name][None].to(value.dtype) - value)
-    hooks: list[tuple[str, object]] = [(group.hook, read) for group in graph.source_groups if group.hook not in found]
+        held.add(group, _flat(replacement[name][None].to(value.dtype) - value))
+    hooks: list[tuple[str, object]] = [(group.hook, partial(read, group=group)) for group in graph.source_groups
+                                       if group.hook not in (known or {})]
 
-    for group in graph.destination_groups:
-        sources = [source for source in graph.source_groups if source.stop <= group.upstream]
-
-        def write(act: Tensor, _name: str, group=group, sources=sources) -> Tensor:
-            nodes = as_nodes(act).unflatten(0, (copies, -1))  # [copies, batch, pos, size, d_model]
-            delta = _delta(mask, group, sources, found).unflatten(-1, (*nodes.shape[1:3], nodes.shape[-1]))
-            return (nodes + delta.permute(0, 2, 3, 1, 4).to(act.dtype)).flatten(0, 1).reshape(act.shape)
-        hooks.append((group.hook, write))
-    return hooks
+    def write(act: Tensor, _name: str, group: HookGroup) -> Tensor:
+        delta = held.into(group)
+        if delta is None:
+            return act
+        nodes = as_nodes(act).unflatten(0, (copies, -1))  # [copies, batch, pos, size, d_model]
+        delta = delta.unflatten(-1, (*nodes.shape[1:3], nodes.shape[-1]))
+        return (nodes + delta.permute(0, 2, 3, 1, 4).to(act.dtype)).flatten(0, 1).reshape(act.shape)
+    return hooks + [(group.hook, partial(write, group=group)) for group in graph.destination_groups]
 
 
 ABLATIONS = ("patching", "zero", "mean")
@@ -140,25 +133,34 @@ def mlp_width(model: HookedModel) -> int:
 
 
 def memory_estimate(model: HookedModel, graph: EdgeGraph, prompts: int, n_pos: int, grad: bool = True,
-                    source_chunk: int = 0, copies: int = 1) -> dict:
+                    source_chunk: int = 0, copies: int = 1, held: int | None = None, known: bool = False,
+                    positions: int | None = None) -> dict:
     """Bytes one pass over `prompts` prompts holds, in units of one [prompts, pos, d_model] tensor ("token").
 
     grad (edge attribution): the clean and replacement outputs of one chunk of sources and their difference
     (3 per source node), and what autograd keeps: per layer each head's query/key/value input copy, its
     normalised form and the projection's input (3 per head copy), the MLP's hidden tensors (4 of d_mlp wide) and
     the block's residual and norm tensors (6). Without grad (patched forwards, `copies` circuits stacked): the
-    replacement (1 per source) and this run's differences to it (`copies` per source).
+    replacement (1 per source), the running sums of fully patched sources (2 per copy: the sum and one source
+    not yet upstream of what is read), the `held` mixed sources (edge_differences.held_counts; None: every source
+    of every copy), the differences resumed passes reuse (1 per source, `known`), and the forward's own largest
+    tensors per copy (the MLP's hidden layer twice, 4 residual-wide tensors and the attention scores twice).
+    Logits: `positions` unembedded per prompt (None: all).
     """
     bytes_per = torch.finfo(model.dtype).bits // 8
     token = prompts * n_pos * model.info.d_model * bytes_per
     if grad:
-        held = max(sum(g.size for g in chunk) for chunk in source_chunks(graph, source_chunk))
-        sources = 3 * held * token
+        most = max(sum(g.size for g in chunk) for chunk in source_chunks(graph, source_chunk))
+        sources = 3 * most * token
         per_layer = 3 * (graph.n_heads + 2 * graph.n_kv_heads) + 4 * mlp_width(model) / model.info.d_model + 6
         saved = int(graph.n_layers * per_layer * token)
     else:
-        sources, saved = (1 + copies) * graph.n_sources * token, 0
-    logits = copies * prompts * n_pos * model.info.d_vocab * 4 * (3 if grad else 1)
+        held = copies * graph.n_sources if held is None else held
+        sources = (graph.n_sources * (2 if known else 1) + 2 * copies + held) * token
+        scores = 2 * graph.n_heads * n_pos * n_pos * prompts * bytes_per
+        saved = int(copies * ((2 * mlp_width(model) / model.info.d_model + 4) * token + scores))
+    logits = copies * prompts * (positions or n_pos) * model.info.d_vocab * 4 * (3 if grad else 1)
     total = sources + saved + logits
-    return {"source_values_bytes": sources, "backward_bytes": saved, "logits_bytes": logits, "total_bytes": total,
-            "total_gib": round(total / 2**30, 3), "source_chunk": source_chunk}
+    return {"source_values_bytes": sources, "backward_bytes" if grad else "forward_bytes": saved,
+            "logits_bytes": logits, "total_bytes": total, "total_gib": round(total / 2**30, 3),
+            "source_chunk": source_chunk}

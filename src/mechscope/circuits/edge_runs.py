@@ -34,22 +34,37 @@ CIRCUIT_METHODS = (*EDGE_METHODS, "acdc")
 
 
 def plan_passes(model: HookedModel, graph: EdgeGraph, batch: TaskBatch, memory_gb: float,
-                source_chunk: int = 0) -> tuple[int, dict]:
-    """The most prompts per pass whose estimated memory fits `memory_gb`, and that estimate."""
+                source_chunk: int = 0, max_rows: int = 0) -> tuple[int, dict]:
+    """The most prompts per pass whose estimated memory fits `memory_gb`, and that estimate: of attribution, or
+    with `max_rows` of a patched pass stacking max_rows // prompts circuits (each holding every source)."""
     if len(batch) == 0:
         raise MechscopeError(f"the task batch is empty ({batch.report}); ask for more prompts or another task")
     n_pos = batch.clean.shape[1]
+
+    def estimate(prompts: int) -> dict:
+        if max_rows:
+            return memory_estimate(model, graph, prompts, n_pos, grad=False, copies=max(1, max_rows // prompts))
+        return memory_estimate(model, graph, prompts, n_pos, source_chunk=source_chunk)
     prompts = len(batch)
-    estimate = memory_estimate(model, graph, prompts, n_pos, source_chunk=source_chunk)
-    while prompts > 1 and estimate["total_bytes"] > memory_gb * 2**30:
+    while prompts > 1 and estimate(prompts)["total_bytes"] > memory_gb * 2**30:
         prompts = (prompts + 1) // 2
-        estimate = memory_estimate(model, graph, prompts, n_pos, source_chunk=source_chunk)
-    return prompts, estimate
+    return prompts, estimate(prompts)
 
 
 def _passes(batch: TaskBatch, prompts_per_pass: int) -> list[TaskBatch]:
     return [batch.select(list(range(i, min(i + prompts_per_pass, len(batch)))))
             for i in range(0, len(batch), prompts_per_pass)]
+
+
+def patched_estimate(model: HookedModel, graph: EdgeGraph, batch: TaskBatch, memory_gb: float,
+                     positions: int | None = None) -> dict:
+    """Memory of a patched pass over the batch (memory_estimate, grad=False): the fixed part, each stacked copy's
+    part when every source's difference is held (the most a copy can hold), and how many such copies fit."""
+    args = (model, graph, len(batch), batch.clean.shape[1])
+    fixed = memory_estimate(*args, grad=False, copies=0, held=0, known=True, positions=positions)["total_bytes"]
+    per_copy = memory_estimate(*args, grad=False, copies=1, known=True, positions=positions)["total_bytes"] - fixed
+    return {"fixed_gib": round(fixed / 2**30, 3), "per_copy_gib": round(per_copy / 2**30, 4),
+            "copies": max(0, int((memory_gb * 2**30 - fixed) // per_copy))}
 
 
 def task_inputs(model: HookedModel, part: TaskBatch) -> tuple[dict, dict]:
@@ -104,7 +119,7 @@ def evaluate_circuits(model: HookedModel, batch: TaskBatch, graph: EdgeGraph, ci
                       memory_gb: float = 4.0, max_rows: int = 64) -> Tensor:
     """Mean task metric [n_circuits] with every edge outside each circuit (bool [n, n_sources, n_destinations])
     ablated."""
-    passes = _passes(batch, prompts_per_pass or plan_passes(model, graph, batch, memory_gb)[0])
+    passes = _passes(batch, prompts_per_pass or plan_passes(model, graph, batch, memory_gb, max_rows=max_rows)[0])
     means = source_means(model, graph, passes) if ablation == "mean" else None
     total = torch.zeros(len(circuits))
     for part in passes:
@@ -118,10 +133,14 @@ def evaluate_circuits(model: HookedModel, batch: TaskBatch, graph: EdgeGraph, ci
 def faithfulness_curve(model: HookedModel, batch: TaskBatch, graph: EdgeGraph, scores: Tensor,
                        budgets: Sequence[float | int] = MIB_FRACTIONS, *, selection: str = "topn",
                        ablation: str = "patching", metric: str = "logit_diff", prompts_per_pass: int | None = None,
-                       memory_gb: float = 4.0, max_rows: int = 64) -> dict:
+                       memory_gb: float = 4.0, max_rows: int = 64, progress: bool = False) -> dict:
     """f(C) of the circuit chosen at each budget (fractions of the edges when floats, edge counts when ints),
     plus m(model), m(empty) and CPR and CMD over the fractional budgets."""
     counts = [int(b * graph.n_edges) if isinstance(b, float) else int(b) for b in budgets]
+    if progress:
+        prompts, estimate = plan_passes(model, graph, batch, memory_gb, max_rows=max_rows)
+        print(f"faithfulness: {len(counts) + 2} circuits, {prompts} prompts x {max(1, max_rows // prompts)} circuits "
+              f"per patched pass; estimated memory per pass {estimate['total_gib']} GiB (every source held)")
     circuits = torch.stack([graph.real, torch.zeros_like(graph.real)]
                            + [select(graph, scores, n, selection) for n in counts])
     values = evaluate_circuits(model, batch, graph, circuits, ablation=ablation, metric=metric,
@@ -144,21 +163,24 @@ def acdc_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig =
     when visited as its score, the kept edges, and the passes it took. It minimises KL to the clean run when the
     metric is kl_to_clean and maximises the task metric otherwise."""
     graph = EdgeGraph.for_model(model)
-    copies = max(1, config.max_rows // len(batch))
-    estimate = memory_estimate(model, graph, len(batch), batch.clean.shape[1], grad=False, copies=copies)
+    estimate = patched_estimate(model, graph, batch, config.memory_gb, positions=len(set(batch.positions.tolist())))
     if progress:
-        print(f"acdc (tau {config.tau}): {graph.n_edges} edges, {len(batch)} prompts; estimated memory "
-              f"{estimate['total_gib']} GiB per pass of {copies} candidate circuits")
+        print(f"acdc (tau {config.tau}): {graph.n_edges} edges, {len(batch)} prompts; estimated memory per pass "
+              f"{estimate['fixed_gib']} GiB + {estimate['per_copy_gib']} GiB per stacked candidate circuit holding "
+              f"every source's difference (fewer held: more stack): {estimate['copies']}+ candidates per pass within "
+              f"memory_gb {config.memory_gb}")
     clean_in, corrupt_in = task_inputs(model, batch)
     means = source_means(model, graph, [batch]) if config.ablation == "mean" else None
     replacement = replacement_values(config.ablation, source_values(model, graph, corrupt_in)[1], means)
     metric = task_metric(model, batch, config.metric)
     objective = metric if config.metric == "kl_to_clean" else (lambda logits: -metric(logits))
     start = time.perf_counter()
-    run = acdc(model, graph, clean_in, replacement, objective, ACDCConfig(config.tau, copies), batch.positions)
+    run = acdc(model, graph, clean_in, replacement, objective, ACDCConfig(config.tau, config.memory_gb),
+               batch.positions)
     scores = graph.scores_matrix(run.effects)
     info = {"method": "acdc", "tau": config.tau, "ablation": config.ablation, "metric": config.metric,
             "prompts": len(batch), "forward_passes": run.forward_passes, "candidate_circuits": run.rows,
+            "most_stacked": run.most_copies,
             "blocks_computed": run.blocks, "edges_visited": len(run.effects),
             "naive_forward_passes": graph.n_edges + 1,  # one-edge-per-forward ACDC, plus the unpatched run
             "skipped_edges": run.skipped, "objective": run.objective, "memory_estimate": estimate,
@@ -204,6 +226,6 @@ def find_circuit(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig
     if curve:
         result.curve = faithfulness_curve(model, batch, graph, scores, [*MIB_FRACTIONS, config.edges],
                                           selection=config.selection, ablation=config.ablation, metric=config.metric,
-                                          memory_gb=config.memory_gb, max_rows=config.max_rows)
+                                          memory_gb=config.memory_gb, max_rows=config.max_rows, progress=progress)
         result.info["faithfulness"] = result.curve["points"][-1]["faithfulness"]
     return result

@@ -155,7 +155,7 @@ def _evaluate_saved(args: argparse.Namespace) -> dict:
         found.curve = faithfulness_curve(model, batch, found.graph, found.graph.scores_matrix(found.scores),
                                          [*MIB_FRACTIONS, len(found.circuit)], selection=config.selection,
                                          ablation=config.ablation, metric=config.metric, memory_gb=config.memory_gb,
-                                         max_rows=config.max_rows)
+                                         max_rows=config.max_rows, progress=True)
     found.save(directory, model=model, config=config)
     summary = {key: found.curve.get(key) for key in ("cpr", "cmd", "model_metric", "empty_metric", "points")}
     return {"level": found.level, **summary} if units else summary
