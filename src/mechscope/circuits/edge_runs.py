@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 
 import torch
 from torch import Tensor
 
-from mechscope.circuits.acdc import ACDCConfig, acdc
+from mechscope.circuits.acdc import ACDCConfig, ACDCResult, acdc, acdc_sweep
 from mechscope.circuits.config import EdgeCircuitConfig
 from mechscope.circuits.edge_attribution import EDGE_METHODS, edge_attribution
 from mechscope.circuits.edge_patching import (SourceValues, memory_estimate, replacement_values, source_sums,
@@ -157,57 +156,68 @@ def faithfulness_curve(model: HookedModel, batch: TaskBatch, graph: EdgeGraph, s
     return curve
 
 
-def acdc_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig = EdgeCircuitConfig(),
-               progress: bool = False) -> tuple[EdgeGraph, Tensor, Tensor, dict]:
-    """ACDC on every prompt at once (its decisions need one objective): the graph, each edge's objective increase
-    when visited as its score, the kept edges, and the passes it took. It minimises KL to the clean run when the
-    metric is kl_to_clean and maximises the task metric otherwise."""
+def _acdc_problem(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig, progress: bool) -> tuple:
+    """What every ACDC run on a task shares: the graph, clean inputs, replacement values, objective and memory
+    estimate (printed with `progress`)."""
     graph = EdgeGraph.for_model(model)
     estimate = patched_estimate(model, graph, batch, config.memory_gb, positions=len(set(batch.positions.tolist())))
     if progress:
-        print(f"acdc (tau {config.tau}): {graph.n_edges} edges, {len(batch)} prompts; estimated memory per pass "
-              f"{estimate['fixed_gib']} GiB + {estimate['per_copy_gib']} GiB per stacked candidate circuit holding "
-              f"every source's difference (fewer held: more stack): {estimate['copies']}+ candidates per pass within "
-              f"memory_gb {config.memory_gb}")
+        print(f"acdc (tau {', '.join(map(str, sorted({config.tau, *config.taus}, reverse=True)))}): {graph.n_edges} "
+              f"edges, {len(batch)} prompts; estimated memory per pass {estimate['fixed_gib']} GiB + "
+              f"{estimate['per_copy_gib']} GiB per stacked candidate circuit holding every source's difference (fewer "
+              f"held: more stack): {estimate['copies']}+ candidates per pass within memory_gb {config.memory_gb}")
     clean_in, corrupt_in = task_inputs(model, batch)
     means = source_means(model, graph, [batch]) if config.ablation == "mean" else None
     replacement = replacement_values(config.ablation, source_values(model, graph, corrupt_in)[1], means)
     metric = task_metric(model, batch, config.metric)
     objective = metric if config.metric == "kl_to_clean" else (lambda logits: -metric(logits))
-    start = time.perf_counter()
-    run = acdc(model, graph, clean_in, replacement, objective, ACDCConfig(config.tau, config.memory_gb),
-               batch.positions)
-    scores = graph.scores_matrix(run.effects)
-    info = {"method": "acdc", "tau": config.tau, "ablation": config.ablation, "metric": config.metric,
+    return graph, clean_in, replacement, objective, estimate
+
+
+def _acdc_info(run: ACDCResult, graph: EdgeGraph, batch: TaskBatch, config: EdgeCircuitConfig, estimate: dict,
+               start: float) -> dict:
+    return {"method": "acdc", "tau": config.tau, "ablation": config.ablation, "metric": config.metric,
             "prompts": len(batch), "forward_passes": run.forward_passes, "candidate_circuits": run.rows,
             "most_stacked": run.most_copies,
             "blocks_computed": run.blocks, "edges_visited": len(run.effects),
             "naive_forward_passes": graph.n_edges + 1,  # one-edge-per-forward ACDC, plus the unpatched run
             "skipped_edges": run.skipped, "objective": run.objective, "memory_estimate": estimate,
             "seconds": round(time.perf_counter() - start, 2), "graph": graph.describe()}
-    return graph, scores, run.kept, info
+
+
+def acdc_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig = EdgeCircuitConfig(),
+               progress: bool = False) -> tuple[EdgeGraph, Tensor, Tensor, dict]:
+    """ACDC on every prompt at once (its decisions need one objective): the graph, each edge's objective increase
+    when visited as its score, the kept edges, and the passes it took. It minimises KL to the clean run when the
+    metric is kl_to_clean and maximises the task metric otherwise."""
+    graph, clean_in, replacement, objective, estimate = _acdc_problem(model, batch, config, progress)
+    start = time.perf_counter()
+    run = acdc(model, graph, clean_in, replacement, objective, ACDCConfig(config.tau, config.memory_gb),
+               batch.positions)
+    return graph, graph.scores_matrix(run.effects), run.kept, _acdc_info(run, graph, batch, config, estimate, start)
 
 
 def acdc_sweep_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig = EdgeCircuitConfig(),
                      progress: bool = False) -> tuple[EdgeGraph, Tensor, Tensor, dict]:
-    """ACDC at `config.tau` and every threshold in `config.taus`: each edge scores the largest tau that keeps it
-    (Conmy et al.'s sweep), ties broken by its effect in the lowest-tau run, so that MIB's curve can rank every
-    edge ACDC visited; the circuit is the one kept at `config.tau`."""
-    taus = sorted({config.tau, *config.taus}, reverse=True)
-    if taus[-1] <= 0:
+    """`acdc_sweep` at `config.tau` and every threshold in `config.taus` on one set-up: each edge scores the largest
+    tau that keeps it, ties broken by its effect in the lowest-tau run, so that MIB's curve can rank every edge
+    ACDC visited; the circuit is the one kept at `config.tau`."""
+    taus = sorted({config.tau, *config.taus})
+    if taus[0] <= 0:
         raise MechscopeError(f"acdc thresholds must be positive, got {taus}")
-    runs = {tau: acdc_edges(model, batch, replace(config, tau=tau, taus=()), progress) for tau in taus}
-    graph, lowest_effects = runs[taus[-1]][0], runs[taus[-1]][1].abs()
-    largest = torch.zeros(graph.n_sources, graph.n_destinations)
-    for tau in reversed(taus):
-        largest = torch.where(runs[tau][2], torch.full_like(largest, tau), largest)
-    gap = min([taus[-1], *(a - b for a, b in zip(taus, taus[1:]))])  # ties stay below the next threshold
-    scores = largest + 0.5 * gap * lowest_effects / lowest_effects.max().clamp_min(1e-12)
-    info = {**runs[config.tau][3], "taus": taus, "sweep": [
-        {"tau": tau, "kept": int(kept.sum()), "forward_passes": run_info["forward_passes"],
-         "seconds": run_info["seconds"]} for tau, (_, _, kept, run_info) in runs.items()]}
-    info["sweep_forward_passes"] = sum(run["forward_passes"] for run in info["sweep"])
-    return graph, scores, runs[config.tau][2], info
+    graph, clean_in, replacement, objective, estimate = _acdc_problem(model, batch, config, progress)
+    start = time.perf_counter()
+    largest, runs = acdc_sweep(model, graph, clean_in, replacement, objective, taus,
+                               ACDCConfig(config.tau, config.memory_gb), batch.positions)
+    lowest_effects = graph.scores_matrix(runs[0].effects).abs()
+    gap = min([taus[0], *(b - a for a, b in zip(taus, taus[1:]))])  # ties stay below the next threshold
+    scores = graph.scores_matrix(largest) + 0.5 * gap * lowest_effects / lowest_effects.max().clamp_min(1e-12)
+    chosen = runs[taus.index(config.tau)]
+    info = {**_acdc_info(chosen, graph, batch, config, estimate, start), "taus": taus[::-1],
+            "sweep": [{"tau": tau, "kept": int(run.kept.sum()), "forward_passes": run.forward_passes}
+                      for tau, run in reversed(list(zip(taus, runs)))]}
+    info["sweep_forward_passes"] = sum(run.forward_passes for run in runs)
+    return graph, scores, chosen.kept, info
 
 
 def find_circuit(model: HookedModel, batch: TaskBatch, config: EdgeCircuitConfig = EdgeCircuitConfig(),
