@@ -134,3 +134,10 @@ def test_acdc_sweep_ranks_by_the_largest_threshold_that_keeps_each_edge(tmp_path
     planted = set(handbuilt_circuit())
     assert min(scores[e] for e in planted) >= 0.1
     assert max(abs(v) for e, v in scores.items() if e not in planted) < 0.01
+
+
+def test_acdc_thresholds_must_be_positive():
+    from mechscope.errors import MechscopeError
+
+    with pytest.raises(MechscopeError, match=r"tau and taus must be > 0, got tau=0.01, taus=\(0.1, 0.0\)"):
+        EdgeCircuitConfig(method="acdc", taus=(0.1, 0.0))

@@ -91,6 +91,8 @@ class EdgeCircuitConfig(TaskSelection):
         if self.level != "edge" and self.method == "acdc":
             raise MechscopeError(f"acdc prunes edges; the {self.level} level takes eap, eap-ig, eap-ig-activations "
                                  "or clean-corrupted")
+        if min((self.tau, *self.taus)) <= 0:
+            raise MechscopeError(f"acdc thresholds tau and taus must be > 0, got tau={self.tau}, taus={self.taus}")
         if min(self.steps, self.edges, self.nodes, self.max_rows) < 1 or self.memory_gb <= 0 or self.source_chunk < 0:
             raise MechscopeError(f"steps, edges, nodes and max_rows must be >= 1, memory_gb > 0 and source_chunk >= 0; "
                                  f"got steps={self.steps}, edges={self.edges}, nodes={self.nodes}, "

@@ -203,8 +203,6 @@ def acdc_sweep_edges(model: HookedModel, batch: TaskBatch, config: EdgeCircuitCo
     tau that keeps it, ties broken by its effect in the lowest-tau run, so that MIB's curve can rank every edge
     ACDC visited; the circuit is the one kept at `config.tau`."""
     taus = sorted({config.tau, *config.taus})
-    if taus[0] <= 0:
-        raise MechscopeError(f"acdc thresholds must be positive, got {taus}")
     graph, clean_in, replacement, objective, estimate = _acdc_problem(model, batch, config, progress)
     start = time.perf_counter()
     largest, runs = acdc_sweep(model, graph, clean_in, replacement, objective, taus,

@@ -81,7 +81,7 @@ def kernel_status() -> dict:
     """Which fused TopK backends this process uses, and why not where it does not."""
     module, reason = _cpu_backend()
     return {"cpu": "c++ extension" if module is not None else f"fallback: {reason}",
-            "cpu_library": str(cpu.library_file(cpu.build_directory())) if module is not None else None,
+            "cpu_library": module.__file__ if module is not None else None,  # the file loaded, whatever the cache root now
             "cpu_bf16_screen": module is not None and _screens(),
             "cuda": f"fallback: {_cuda_reason()}" if _cuda_reason() else "triton"}
 
@@ -160,9 +160,10 @@ def certified_limit(cut: Tensor, x: Tensor, x16: Tensor, M: Tensor, b_max: Tenso
     with M = the largest column norm of W (rounding to bf16 moves each entry by at most 2^-9 of itself).
     """
     cut = cut + 2.0**-23 * cut.abs()
-    x16_norm, M16 = x16.float().square().sum(dim=1).sqrt(), M * (1 + 2.0**-9)
+    x16 = x16.float()
+    x16_norm, M16 = x16.square().sum(dim=1).sqrt(), M * (1 + 2.0**-9)
     rounding = torch.minimum(2.0**-8 * (cut.abs() + b_max), 2.0**-9 * x16_norm * M16)
-    products = ((x - x16.float()).square().sum(dim=1).sqrt() * M + x16_norm * 2.0**-9 * M
+    products = ((x - x16).square().sum(dim=1).sqrt() * M + x16_norm * 2.0**-9 * M
                 + 1.01 * x.shape[1] * 2.0**-24 * x16_norm * M16)
     return cut + rounding + products
 
