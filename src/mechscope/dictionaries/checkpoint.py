@@ -47,10 +47,10 @@ def load_checkpoint(directory: Path, dictionary, optimizer: torch.optim.Optimize
     except RuntimeError as err:
         raise MechscopeError(f"checkpoint in {directory} does not fit this dictionary: {err}") from err
     for name, param in dictionary.named_parameters():
-        if name in state["adam_steps"]:
+        if name in state["adam_steps"]:  # moments in their parameter's memory layout, as fused Adam reads them
             optimizer.state[param] = {
                 "step": torch.tensor(state["adam_steps"][name]),
-                "exp_avg": tensors[f"adam.{name}.exp_avg"].to(device),
-                "exp_avg_sq": tensors[f"adam.{name}.exp_avg_sq"].to(device)}
+                "exp_avg": torch.empty_like(param).copy_(tensors[f"adam.{name}.exp_avg"]),
+                "exp_avg_sq": torch.empty_like(param).copy_(tensors[f"adam.{name}.exp_avg_sq"])}
     extra = {k.removeprefix("state."): v.to(device) for k, v in tensors.items() if k.startswith("state.")}
     return state, extra

@@ -22,6 +22,7 @@ from mechscope.dictionaries.latent_shards import ShardLayout, needs_spawn, spawn
 from mechscope.dictionaries.run_log import RunLog
 from mechscope.dictionaries.training import TrainConfig, TrainingError, adam, lr_at, norm_scale, train_dict
 from mechscope.errors import DataError, MechscopeError
+from mechscope.heap import reused_heap
 from mechscope.manifest import build_manifest, input_record, write_manifest
 
 
@@ -96,7 +97,8 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
         start = state["step"]
     batches = make(tcfg.batch_size, start) if resumable else _chain(first, batches)
     del first  # a stream's chain holds them until it yields them
-    _loop(clt, optimizer, batches, start, lr, in_scales, out_scales, variance, tcfg, directory, layout, rank)
+    with reused_heap():
+        _loop(clt, optimizer, batches, start, lr, in_scales, out_scales, variance, tcfg, directory, layout, rank)
     clt = layout.gather(clt)
     if rank == 0:
         clt.fold_scales(in_scales, out_scales)

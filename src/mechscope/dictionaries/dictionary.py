@@ -25,7 +25,9 @@ class Dictionary(nn.Module):
 
         self.cfg = cfg
         d_in, d_sae, d_out = cfg.d_in, self.d_sae, cfg.d_output
-        self.W_enc = nn.Parameter(torch.empty(d_in, d_sae, device=device))
+        # [d_in, d_sae] as SAELens names it, latent-major in memory: the sparse kernels read and write whole
+        # latents (rows of W_enc.T), so neither the exact values nor W_enc's sparse gradient need a transpose
+        self.W_enc = nn.Parameter(torch.empty(d_sae, d_in, device=device).T)
         self.b_enc = nn.Parameter(torch.zeros(d_sae, device=device))
         self.W_dec = nn.Parameter(torch.empty(d_sae, d_out, device=device))
         self.b_dec = nn.Parameter(torch.zeros(d_out, device=device))
@@ -154,11 +156,13 @@ class Dictionary(nn.Module):
 
     @torch.no_grad()
     def remove_parallel_gradient(self) -> None:
-        """Project out the part of W_dec's gradient that would change row norms (unit-norm constraint)."""
+        """Project out the part of W_dec's gradient that would change row norms (unit-norm constraint), in place
+        and without [d_sae, d_out] temporaries: g -= (<g, w> / ||w||^2) w per row."""
         if self.W_dec.grad is None:
             return
-        unit = self.W_dec / self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12)
-        self.W_dec.grad -= (self.W_dec.grad * unit).sum(1, keepdim=True) * unit
+        squares = torch.linalg.vector_norm(self.W_dec, dim=1).square().clamp_min(1e-24)
+        along = torch.einsum("ij,ij->i", self.W_dec.grad, self.W_dec) / squares
+        self.W_dec.grad.addcmul_(self.W_dec, along.unsqueeze(1), value=-1.0)
 
     @torch.no_grad()
     def fold_activation_scale(self, scale: float, out_scale: float | None = None) -> None:

@@ -85,6 +85,18 @@ def _csr_dense(crow: Tensor, cols: Tensor, values: Tensor, dense: Tensor, width:
     return matrix @ dense
 
 
+def pair_dots(A: Tensor, B: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """[pairs]: <A[rows[e]], B[cols[e]]>, the sampled product A @ B.T: the C++ extension's latent-ordered loop for
+    float32 on CPU, torch.sparse's sampled_addmm elsewhere."""
+    if A.device.type == "cpu" and A.dtype == B.dtype == torch.float32:
+        module = cpu_kernels()
+        if module is not None:
+            return module.pair_dots(A, B, rows, cols)
+    codes = SparseCodes(rows, cols, A.shape[0], B.shape[0])
+    pattern = codes.matrix(A.new_zeros(len(rows)))
+    return torch.sparse.sampled_addmm(pattern, A.contiguous(), B.T, beta=0.0).values()
+
+
 class _EncoderValues(torch.autograd.Function):
     """values = (x - b_dec) @ W_enc + b_enc at the selected pairs, with a backward that is sparse too."""
 
@@ -99,8 +111,8 @@ class _EncoderValues(torch.autograd.Function):
         x_in, b_dec, W_enc = ctx.saved_tensors
         codes: SparseCodes = ctx.codes
         g_W = g_benc = g_bdec = None
-        if ctx.needs_input_grad[3]:  # [d_sae, B] @ [B, d_in] -> [d_sae, d_in]
-            g_W = codes.transposed_times(grad, x_in - b_dec).T.contiguous()
+        if ctx.needs_input_grad[3]:  # [d_sae, B] @ [B, d_in] -> [d_sae, d_in], handed over in W_enc's latent-major layout
+            g_W = codes.transposed_times(grad, x_in - b_dec).T
         col_sum = torch.zeros(codes.width, dtype=grad.dtype, device=grad.device).index_add_(0, codes.cols, grad)
         if ctx.needs_input_grad[4]:
             g_benc = col_sum
@@ -124,8 +136,7 @@ class _Decode(torch.autograd.Function):
         codes: SparseCodes = ctx.codes
         g_values = g_W = None
         if ctx.needs_input_grad[0]:  # <grad[row], W_dec[col]> for each selected pair only
-            pattern = codes.matrix(torch.zeros_like(values))
-            g_values = torch.sparse.sampled_addmm(pattern, grad.contiguous(), W_dec.T, beta=0.0).values()
+            g_values = pair_dots(grad, W_dec, codes.rows, codes.cols)
         if ctx.needs_input_grad[1]:
             g_W = codes.transposed_times(values, grad)
         return g_values, g_W, None

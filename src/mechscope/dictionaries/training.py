@@ -26,6 +26,7 @@ from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout, c
 from mechscope.dictionaries.run_log import RunLog
 from mechscope.dictionaries.variants import StepContext, make_variant
 from mechscope.errors import MechscopeError
+from mechscope.heap import reused_heap
 from mechscope.manifest import build_manifest, file_checksums, input_record, write_manifest
 
 
@@ -214,7 +215,8 @@ def train(source, dictionaries: DictionaryConfig | list[DictionaryConfig], out: 
         start = min(r.start_step for r in active)
         if start and src.resumable:
             batches = src.batches(tcfg.batch_size, start)
-        _loop(active, batches, start, tcfg, stats, rank, layout, device, src)
+        with reused_heap():
+            _loop(active, batches, start, tcfg, stats, rank, layout, device, src)
     for run in active:
         run.dictionary = layout.gather(run.dictionary)
         if rank == 0:

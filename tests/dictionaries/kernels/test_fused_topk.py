@@ -268,14 +268,19 @@ def test_the_bf16_screen_selects_what_float32_selects(screening, batch, d_in, d_
     assert_same_topk(values, indices, torch.addmm(b, x, W), k)
 
 
+def row_topk_spy():
+    """(the dtypes row_topk was called on, an extension stand-in that records them)."""
+    calls, real = [], cpu.extension()
+    spy = type("Spy", (), {"row_topk": lambda self, pre, bias, k, rows=None: calls.append(pre.dtype) or
+                           real.row_topk(pre, bias, k, rows), "pair_dots": staticmethod(real.pair_dots)})()
+    return calls, spy
+
+
 def test_the_screen_recomputes_rows_it_cannot_certify(screening, monkeypatch):
     """Latents closer together than bf16 can tell apart: the rounding bound flags those rows and float32 decides."""
     x, W, b = problem(40, 16, 400, seed=5)
     W, b = W[:, :1] + 1e-4 * W, 1e-4 * b  # every latent nearly the same: bf16 ties them, float32 does not
-    calls = []
-    real = cpu.extension()
-    spy = type("Spy", (), {"row_topk": lambda self, pre, bias, k, rows=None: calls.append(pre.dtype) or
-                           real.row_topk(pre, bias, k, rows)})()
+    calls, spy = row_topk_spy()
     values, indices = fused.screened_topk(spy, x, W, b, 10)
     assert calls == [torch.bfloat16, torch.bfloat16, torch.float32]  # 15 candidates, 60, then float32
     assert_same_topk(values, indices, torch.addmm(b, x, W), 10)
@@ -284,10 +289,7 @@ def test_the_screen_recomputes_rows_it_cannot_certify(screening, monkeypatch):
 def test_the_screen_certifies_well_separated_rows_without_float32(screening):
     x, W, b = problem(64, 32, 512, seed=7)
     b = torch.randperm(512, generator=torch.Generator().manual_seed(8)).float()  # latents 1 apart, x @ W ~ 0.1
-    calls = []
-    real = cpu.extension()
-    spy = type("Spy", (), {"row_topk": lambda self, pre, bias, k, rows=None: calls.append(pre.dtype) or
-                           real.row_topk(pre, bias, k, rows)})()
+    calls, spy = row_topk_spy()
     values, indices = fused.screened_topk(spy, 0.02 * x, W, b, 8)
     assert calls == [torch.bfloat16]
     assert_same_topk(values, indices, torch.addmm(b, 0.02 * x, W), 8)
@@ -301,3 +303,14 @@ def test_csr_dense_equals_the_sparse_product_and_checks_its_input():
     torch.testing.assert_close(codes.transposed_times(values, rows), codes.dense(values).T @ rows)
     with pytest.raises(RuntimeError, match="column out of range"):
         cpu.extension().csr_dense(codes.crow, codes.cols + 50, values, dense)
+
+
+def test_pair_dots_equals_the_sampled_product_and_checks_its_input():
+    g = torch.Generator().manual_seed(10)
+    A, B = torch.randn(9, 37, generator=g), torch.randn(40, 37, generator=g)
+    rows, cols = torch.randint(0, 9, (200,), generator=g), torch.randint(0, 40, (200,), generator=g)
+    torch.testing.assert_close(cpu.extension().pair_dots(A, B, rows, cols), (A[rows] * B[cols]).sum(1))
+    strided = torch.randn(37, 40, generator=g)  # a column-major B is copied, not misread
+    torch.testing.assert_close(cpu.extension().pair_dots(A, strided.T, rows, cols), (A[rows] * strided.T[cols]).sum(1))
+    with pytest.raises(RuntimeError, match="pair out of range"):
+        cpu.extension().pair_dots(A, B, rows, cols + 40)

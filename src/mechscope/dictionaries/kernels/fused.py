@@ -160,10 +160,9 @@ def certified_limit(cut: Tensor, x: Tensor, x16: Tensor, M: Tensor, b_max: Tenso
     with M = the largest column norm of W (rounding to bf16 moves each entry by at most 2^-9 of itself).
     """
     cut = cut + 2.0**-23 * cut.abs()
-    x16 = x16.float()
-    x16_norm, M16 = x16.square().sum(dim=1).sqrt(), M * (1 + 2.0**-9)
+    x16_norm, M16 = torch.linalg.vector_norm(x16, dim=1, dtype=torch.float32), M * (1 + 2.0**-9)
     rounding = torch.minimum(2.0**-8 * (cut.abs() + b_max), 2.0**-9 * x16_norm * M16)
-    products = ((x - x16).square().sum(dim=1).sqrt() * M + x16_norm * 2.0**-9 * M
+    products = (torch.linalg.vector_norm(x - x16.float(), dim=1) * M + x16_norm * 2.0**-9 * M
                 + 1.01 * x.shape[1] * 2.0**-24 * x16_norm * M16)
     return cut + rounding + products
 
@@ -174,20 +173,17 @@ def screened_topk(module, x: Tensor, W_enc: Tensor, b_enc: Tensor, k: int) -> tu
     candidates would reach a quarter of the latents."""
     x16 = x.bfloat16()
     screen = torch.mm(x16, W_enc.bfloat16())
-    W_t = W_enc.T.contiguous()  # [d_sae, d_in]: sampled_addmm reads its transpose without another copy
-    bounds = (W_enc.square().sum(dim=0).max().sqrt(), b_enc.abs().max())  # rows summed, not strided columns
+    bounds = (torch.linalg.vector_norm(W_enc, dim=0).max(), b_enc.abs().max())
     values = x.new_empty(x.shape[0], k)
     indices = torch.empty(x.shape[0], k, dtype=torch.long, device=x.device)
     pending, width = torch.arange(x.shape[0], device=x.device), k + screen_margin(k)
     while len(pending) and 4 * width <= W_enc.shape[1]:
         proposed, candidates = module.row_topk(screen, b_enc, width, pending)  # bf16 product + float32 bias
-        offsets = torch.arange(0, len(pending) * width + 1, width, device=x.device)
-        pattern = torch.sparse_csr_tensor(offsets, candidates.reshape(-1), x.new_zeros(candidates.numel()),
-                                          (len(pending), W_enc.shape[1]), check_invariants=False)
-        exact = torch.sparse.sampled_addmm(pattern, x[pending], W_t.T, beta=0.0).values().view_as(candidates)
-        top, chosen = (exact + b_enc[candidates]).topk(k, dim=1, sorted=False)
-        limit = certified_limit(proposed.amin(dim=1), x[pending], x16[pending], *bounds)
-        certain = top.amin(dim=1) > limit  # the k-th must beat every other latent; NaN rows never are
+        # exact float32 values of the candidates; W_enc.T is [d_sae, d_in] without a copy in a Dictionary's layout
+        exact = module.pair_dots(x, W_enc.T, pending.repeat_interleave(width), candidates.reshape(-1))
+        top, chosen = (exact.view_as(candidates) + b_enc[candidates]).topk(k, dim=1, sorted=False)
+        rows = (x, x16) if len(pending) == x.shape[0] else (x[pending], x16[pending])
+        certain = top.amin(dim=1) > certified_limit(proposed.amin(dim=1), *rows, *bounds)  # NaN rows never are
         values[pending[certain]], indices[pending[certain]] = top[certain], candidates.gather(1, chosen)[certain]
         pending, width = pending[~certain], 4 * width
     if len(pending):

@@ -9,6 +9,10 @@
 // addmm's copy of the bias into the product). Per row, the maxima of 32-entry groups bound the k-th value from
 // below (k groups reach their k-th largest maximum), so only the groups at or above that bound are scanned
 // again, and a partial sort of the few entries found picks the k. Values come back as float32.
+//
+// csr_dense and pair_dots: the sparse products of TopK training (see each). Their inner loops are compiled once
+// per x86 vector width (target_clones: AVX-512, AVX2, baseline) and the loader picks the widest this CPU has, so
+// the extension stays portable while using the wide registers where they exist.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -18,7 +22,35 @@
 #include <limits>
 #include <vector>
 
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#define MECHSCOPE_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define MECHSCOPE_VECTOR_CLONES
+#endif
+
 namespace {
+
+constexpr int64_t DOT_LANES = 16;
+
+// <a, b> in DOT_LANES independent partial sums, so that the compiler vectorises it without reassociating.
+MECHSCOPE_VECTOR_CLONES
+float dot(const float* a, const float* b, int64_t n) {
+  float lanes[DOT_LANES] = {};
+  int64_t t = 0;
+  for (; t + DOT_LANES <= n; t += DOT_LANES) {
+    for (int64_t l = 0; l < DOT_LANES; ++l) lanes[l] += a[t + l] * b[t + l];
+  }
+  float sum = 0.0f;
+  for (; t < n; ++t) sum += a[t] * b[t];
+  for (int64_t l = 0; l < DOT_LANES; ++l) sum += lanes[l];
+  return sum;
+}
+
+// acc += w * row.
+MECHSCOPE_VECTOR_CLONES
+void axpy(float* acc, float w, const float* row, int64_t n) {
+  for (int64_t t = 0; t < n; ++t) acc[t] += w * row[t];
+}
 
 struct Entry {
   float value;
@@ -165,10 +197,42 @@ at::Tensor csr_dense(const at::Tensor& crow, const at::Tensor& cols, const at::T
     for (int64_t r = begin; r < end; ++r) {
       float* acc = op + r * d;
       std::fill(acc, acc + d, 0.0f);
-      for (int64_t e = cp[r]; e < cp[r + 1]; ++e) {
-        const float w = vp[e];
-        const float* row = yp + kp[e] * d;
-        for (int64_t t = 0; t < d; ++t) acc[t] += w * row[t];
+      for (int64_t e = cp[r]; e < cp[r + 1]; ++e) axpy(acc, vp[e], yp + kp[e] * d, d);
+    }
+  });
+  return out;
+}
+
+// pair_dots: out[e] = <A[rows[e]], B[cols[e]]> for a list of (row, column) pairs, the values of a sampled product
+// A @ B^T. The pairs are visited grouped by column (a counting sort), so each row of B, the large matrix (an
+// encoder's or decoder's latents), is read from memory once while the rows of A it meets come from cache.
+at::Tensor pair_dots(const at::Tensor& A, const at::Tensor& B, const at::Tensor& rows, const at::Tensor& cols) {
+  TORCH_CHECK(A.dim() == 2 && B.dim() == 2 && A.size(1) == B.size(1), "pair_dots: A [n, d] and B [m, d]");
+  TORCH_CHECK(A.scalar_type() == at::kFloat && B.scalar_type() == at::kFloat, "pair_dots: float32 A and B");
+  TORCH_CHECK(rows.dim() == 1 && cols.dim() == 1 && rows.size(0) == cols.size(0), "pair_dots: rows and cols [pairs]");
+  TORCH_CHECK(rows.scalar_type() == at::kLong && cols.scalar_type() == at::kLong, "pair_dots: int64 rows and cols");
+  const auto a = A.stride(1) == 1 ? A : A.contiguous(), b = B.stride(1) == 1 ? B : B.contiguous();
+  const auto r = rows.contiguous(), c = cols.contiguous();
+  const int64_t pairs = r.size(0), d = a.size(1), m = b.size(0), a_step = a.stride(0), b_step = b.stride(0);
+  const int64_t* rp = r.data_ptr<int64_t>();
+  const int64_t* cp = c.data_ptr<int64_t>();
+  std::vector<int64_t> start(m + 1, 0);
+  for (int64_t e = 0; e < pairs; ++e) {
+    TORCH_CHECK(cp[e] >= 0 && cp[e] < m && rp[e] >= 0 && rp[e] < a.size(0), "pair_dots: pair out of range");
+    ++start[cp[e] + 1];
+  }
+  for (int64_t j = 0; j < m; ++j) start[j + 1] += start[j];
+  std::vector<int64_t> order(pairs), next(start.begin(), start.end() - 1);
+  for (int64_t e = 0; e < pairs; ++e) order[next[cp[e]]++] = e;
+  auto out = at::empty({pairs}, a.options());
+  float* op = out.data_ptr<float>();
+  const float* ap = a.data_ptr<float>();
+  const float* bp = b.data_ptr<float>();
+  at::parallel_for(0, m, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      for (int64_t s = start[j]; s < start[j + 1]; ++s) {
+        const int64_t e = order[s];
+        op[e] = dot(ap + rp[e] * a_step, bp + j * b_step, d);
       }
     }
   });
@@ -220,6 +284,7 @@ std::vector<at::Tensor> fused_topk(const at::Tensor& x, const at::Tensor& W, con
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fused_topk", &fused_topk, "top-k of x @ W + b per row, blocked over latents (values, indices)");
   m.def("csr_dense", &csr_dense, "CSR [rows, *] (crow, cols, values) times dense [*, d] -> [rows, d]");
+  m.def("pair_dots", &pair_dots, "<A[rows[e]], B[cols[e]]> for each pair e: a sampled A @ B^T");
   m.def("row_topk", &row_topk, "top-k of each row (or of the given rows) of pre + bias, unordered (float32 values, "
         "indices)", py::arg("pre"), py::arg("bias") = py::none(), py::arg("k"), py::arg("rows") = py::none());
 }
