@@ -12,15 +12,16 @@ PROBE = """
 import resource, torch
 from mechscope import heap
 
-def faults_of_a_second_allocation():
-    torch.empty(16 << 20).fill_(1.0)  # 64 MiB, then freed
+def faults_of_a_repeated_allocation():
+    for _ in range(3):  # a few steps' worth: the heap settles (a freed block may sit below a later small one)
+        torch.empty(16 << 20).fill_(1.0)  # 64 MiB, then freed
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     torch.empty(16 << 20).fill_(1.0)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
-outside = faults_of_a_second_allocation()
+outside = faults_of_a_repeated_allocation()
 with heap.reused_heap():
-    inside = faults_of_a_second_allocation()
+    inside = faults_of_a_repeated_allocation()
 print(outside, inside)
 """
 
