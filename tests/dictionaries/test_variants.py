@@ -121,6 +121,8 @@ def test_sparse_kernels_match_plain_autograd(arch):
         dead = torch.arange(96) % 3 == 0
         d.variant.loss(d, x, StepContext(variance=16.0, dead_mask=dead))["total"].backward()
         grads.append({n: p.grad for n, p in d.named_parameters()})
+    assert d.W_enc.shape == (16, 96) and d.W_enc.T.is_contiguous()  # SAELens's shape, latent-major memory
+    assert grads[0]["W_enc"].stride() == d.W_enc.stride()  # the sparse gradient arrives in that layout, uncopied
     for name in grads[0]:
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6)
 
@@ -130,6 +132,17 @@ def test_unit_norm_constraint_removes_the_radial_gradient():
     d.W_dec.grad = torch.ones_like(d.W_dec)
     d.remove_parallel_gradient()
     assert torch.allclose((d.W_dec.grad * d.W_dec).sum(1), torch.zeros(3), atol=1e-6)
+
+
+def test_the_radial_gradient_is_removed_from_rows_of_any_norm_and_nothing_else_changes():
+    d = Dictionary(DictionaryConfig(5, 7, "topk", k=2))
+    with torch.no_grad():
+        d.W_dec.mul_(torch.arange(1.0, 8.0)[:, None])  # rows of norm 1..7
+    grad = torch.randn(7, 5, generator=torch.Generator().manual_seed(3))
+    d.W_dec.grad = grad.clone()
+    d.remove_parallel_gradient()
+    unit = d.W_dec / d.W_dec.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(d.W_dec.grad, grad - (grad * unit).sum(1, keepdim=True) * unit)
 
 
 def test_folding_the_activation_scale_keeps_codes_and_rescales_reconstructions():
