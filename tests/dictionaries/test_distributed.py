@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -16,10 +13,9 @@ from mechscope.synthetic import SyntheticFeatures
 CONFIG = dict(tokens=30 * 128, batch_size=128, init_tokens=512, checkpoint_every=10**9, log_every=10)
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _worker(rank: int, world: int, store: str, out: str) -> None:
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         train(SyntheticFeatures(128, 32, seed=2), DictionaryConfig(32, 128, "topk", k=4), out,
               TrainConfig(device="cpu", **CONFIG))
@@ -30,10 +26,8 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 def test_two_gloo_ranks_match_one_process(tmp_path):
     single = train(SyntheticFeatures(128, 32, seed=2), DictionaryConfig(32, 128, "topk", k=4), tmp_path / "one",
                    TrainConfig(device="cpu", **CONFIG))[0]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.start_processes(_worker, args=(2, port, str(tmp_path / "two")), nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(_worker, args=(2, str(tmp_path / "store"), str(tmp_path / "two")), nprocs=2, join=True,
+                       start_method="spawn")
     a, b = load_dictionary(single), load_dictionary(tmp_path / "two" / single.name)
     for name, tensor in a.state_dict().items():
         torch.testing.assert_close(b.state_dict()[name], tensor, rtol=1e-4, atol=1e-5)

@@ -142,3 +142,9 @@ def test_latent_shards_refuse_what_they_cannot_split_before_any_rank_starts(cfg,
     with pytest.raises(MechscopeError, match="trains SAEs and per-layer transcoders of relu, topk, batchtopk, gated"):
         train(SOURCE, cfg, tmp_path, TrainConfig(**CONFIG, latent_shards=2))
     assert not any(tmp_path.iterdir())
+
+
+def test_a_live_stream_cannot_be_split_over_spawned_ranks_and_says_what_can(tmp_path):
+    stream = (batch for batch in SOURCE.sample(4 * 32, 0)[0].split(32))  # a generator: no other process can read it
+    with pytest.raises(MechscopeError, match="this source cannot be sent .* activation cache"):
+        train(stream, DICT, tmp_path, TrainConfig(**CONFIG, latent_shards=2))

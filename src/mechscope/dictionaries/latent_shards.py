@@ -16,7 +16,9 @@ replica group).
 from __future__ import annotations
 
 import os
-import socket
+import pickle
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,19 +261,25 @@ def needs_spawn(shards: int) -> bool:
 
 
 def spawn(processes: int, fn, args: tuple) -> None:
-    """Run fn(*args) in `processes` local gloo ranks (CPU threads split between them)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    """Run fn(*args) in `processes` local gloo ranks (CPU threads split between them). They meet through a file
+    store, not a TCP port picked in advance (which another process could take before rank 0 binds it)."""
     threads = max(1, torch.get_num_threads() // processes)
-    mp.start_processes(_rank_main, args=(processes, port, threads, fn, args), nprocs=processes, join=True,
-                       start_method="spawn")
+    rendezvous = Path(tempfile.mkdtemp(prefix="mechscope-ranks-"))
+    try:
+        mp.start_processes(_rank_main, args=(processes, f"file://{rendezvous / 'store'}", threads, fn, args),
+                           nprocs=processes, join=True, start_method="spawn")
+    except (TypeError, AttributeError, pickle.PicklingError) as err:  # raised while handing args to the first rank
+        raise MechscopeError(
+            f"latent-sharded training starts {processes} processes and sends each its source, and this source cannot "
+            f"be sent ({err}); pass an activation cache (or its directory) or SyntheticFeatures, or start the ranks "
+            "with torchrun so that each opens its own stream") from err
+    finally:
+        shutil.rmtree(rendezvous, ignore_errors=True)
 
 
-def _rank_main(rank: int, world: int, port: int, threads: int, fn, args: tuple) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def _rank_main(rank: int, world: int, init_method: str, threads: int, fn, args: tuple) -> None:
     torch.set_num_threads(threads)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
     try:
         fn(*args)
     finally:
