@@ -28,14 +28,17 @@ def relu_gpt2(seed: int = 0):
     return mechscope.load_model(hf, tokenizer=word_tokenizer(WORDS), device="cpu")
 
 
-def exact_transcoder(model, layer: int) -> Dictionary:
-    """ReLU transcoder from ln2.hook_normalized to hook_mlp_out equal to the MLP: the ln_2 affine folded into
-    W_enc = diag(w) W_in, b_enc = b W_in + b_in; W_dec = W_out, b_dec = b_out."""
+def exact_transcoder(model, layer: int, hook: str = "ln2.hook_normalized") -> Dictionary:
+    """ReLU transcoder to hook_mlp_out equal to the MLP. From ln2.hook_normalized the ln_2 affine is folded in:
+    W_enc = diag(w) W_in, b_enc = b W_in + b_in; from ln2.hook_out (the MLP's own input) W_enc = W_in, b_enc = b_in.
+    W_dec = W_out, b_dec = b_out."""
     block = model.hf.transformer.h[layer]
     w, b = block.ln_2.weight.detach(), block.ln_2.bias.detach()
+    if hook == "ln2.hook_out":
+        w, b = torch.ones_like(w), torch.zeros_like(b)
     W_in, b_in = block.mlp.c_fc.weight.detach(), block.mlp.c_fc.bias.detach()
     W_out, b_out = block.mlp.c_proj.weight.detach(), block.mlp.c_proj.bias.detach()
-    cfg = DictionaryConfig(W_in.shape[0], W_in.shape[1], "relu", hook_name=f"blocks.{layer}.ln2.hook_normalized",
+    cfg = DictionaryConfig(W_in.shape[0], W_in.shape[1], "relu", hook_name=f"blocks.{layer}.{hook}",
                            hook_name_out=f"blocks.{layer}.hook_mlp_out")
     d = Dictionary(cfg)
     with torch.no_grad():
@@ -46,9 +49,9 @@ def exact_transcoder(model, layer: int) -> Dictionary:
     return d
 
 
-def exact_set(model) -> TranscoderSet:
+def exact_set(model, hook: str = "ln2.hook_normalized") -> TranscoderSet:
     layers = list(range(model.info.n_layers))
-    return TranscoderSet([exact_transcoder(model, layer) for layer in layers], layers, model.info.name)
+    return TranscoderSet([exact_transcoder(model, layer, hook) for layer in layers], layers, model.info.name)
 
 
 def clt_from_transcoders(dictionaries, hook_in: str = "blocks.{layer}.ln2.hook_normalized") -> CrossLayerTranscoder:

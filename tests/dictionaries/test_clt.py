@@ -125,6 +125,20 @@ def test_circuit_tracer_transcoder_set_round_trip(gpt2, tmp_path):
         circuit_tracer.load_transcoder_set(tmp_path)
 
 
+def test_circuit_tracers_own_mlp_hooks_bind_to_what_the_mlp_reads_and_writes(gpt2, tmp_path):
+    """circuit-tracer's mlp.hook_in is the MLP's input, the pre-MLP norm's output with its affine: mechscope's
+    ln2.hook_out. A transcoder equal to the MLP there (no affine folded in) must reproduce the model."""
+    circuit_tracer.save_transcoder_set(exact_set(gpt2, hook="ln2.hook_out"), tmp_path)
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert (config["feature_input_hook"], config["feature_output_hook"]) == ("mlp.hook_in", "hook_mlp_out")
+    config["feature_output_hook"] = "mlp.hook_out"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    tset = TranscoderSet.load(tmp_path)
+    assert (tset.dictionaries[1].cfg.hook_name, tset.dictionaries[1].cfg.hook_name_out) == (
+        "blocks.1.ln2.hook_out", "blocks.1.hook_mlp_out")
+    assert replaced_logit_change(gpt2, tset) < 1e-4
+
+
 def test_a_topk_transcoder_set_is_refused_by_circuit_tracers_layout(tmp_path):
     from mechscope.dictionaries import Dictionary, DictionaryConfig
 

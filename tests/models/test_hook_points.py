@@ -177,9 +177,26 @@ def test_norm_hooks_hold_the_normalised_input_before_weight_and_bias(family_mode
         torch.testing.assert_close(normalized * scale, centred, rtol=1e-5, atol=1e-5)
         rebuilt = normalized * (offset + norm.weight) + (norm.bias if getattr(norm, "bias", None) is not None else 0)
         torch.testing.assert_close(rebuilt, out, rtol=1e-5, atol=1e-5)
+        if prefix.endswith((".ln1", ".ln2")) and model.family.topology != "postnorm":  # pre-norms: what the branch reads
+            torch.testing.assert_close(cache[f"{prefix}.hook_out"], out)
     if "ln_final.hook_out" in cache:  # in a run without pattern hooks (those switch to eager attention)
         _, out, _ = _norm_io(model, model.family.final_norm, tokens)
         assert torch.equal(model.run_with_cache(tokens, names="ln_final.hook_out")[1]["ln_final.hook_out"], out)
+
+
+def test_replacing_a_pre_norm_output_changes_its_branch_only(family_model):
+    _, _, model = family_model
+    if model.family.ln2 is None or model.family.topology == "postnorm":
+        with pytest.raises(HookNameError):
+            model.point("blocks.0.ln2.hook_out")
+        return
+    tokens = token_batch()
+    names = ["blocks.0.hook_attn_out", "blocks.0.hook_mlp_out"]
+    _, clean = model.run_with_cache(tokens, names=names)
+    with model.hooks({"blocks.0.ln2.hook_out": lambda out, name: out * 2}):
+        _, doubled = model.run_with_cache(tokens, names=names)
+    torch.testing.assert_close(doubled["blocks.0.hook_attn_out"], clean["blocks.0.hook_attn_out"])
+    assert not torch.allclose(doubled["blocks.0.hook_mlp_out"], clean["blocks.0.hook_mlp_out"])
 
 
 def test_replacing_the_final_scale_takes_effect(family_model):

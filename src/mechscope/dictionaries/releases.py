@@ -113,10 +113,10 @@ RELEASES: tuple[Release, ...] = (
     _gemma_scope("att", "blocks.{layer}.attn.hook_z", ("16k", "65k")),
     _gemma_scope("res", "blocks.{layer}.hook_resid_post", ("16k", "131k"), size="9b"),
     Release("gemma-scope-2b-pt-transcoders", "google/gemma-2-2b", "google/gemma-scope-2b-pt-transcoders",
-            "gemmascope", _GEMMA_SCOPE, "{path}", ("params.npz",), "blocks.{layer}.ln2.hook_normalized", ("16k",),
+            "gemmascope", _GEMMA_SCOPE, "{path}", ("params.npz",), "blocks.{layer}.ln2.hook_out", ("16k",),
             kind="transcoder", example="layer_{L}/width_16k/average_l0_{N}",
-            notes="reads the pre-MLP RMSNorm output including its weight, writes hook_mlp_out; ln2.hook_normalized "
-                  "is that norm before its weight, so encodings differ by (1 + w) until it is folded in"),
+            notes="reads what the MLP reads, the pre-MLP RMSNorm's output with its (1 + w) weight (circuit-tracer's "
+                  "mlp.hook_in, mechscope's ln2.hook_out), and writes hook_mlp_out"),
     *(_gemma_scope_2(size, variant) for size in ("270m", "1b", "4b", "12b", "27b") for variant in ("pt", "it")),
     _llama_scope("R", "blocks.{layer}.hook_resid_post", 8),
     _llama_scope("R", "blocks.{layer}.hook_resid_post", 32),

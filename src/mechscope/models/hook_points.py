@@ -37,9 +37,12 @@ class HookPoint:
     part: str | None = None  # "q" | "k" | "v" for the qkv and qkv_input kinds
 
 
-def _norm_points(prefix: str, module: str, layer: int | None) -> list[HookPoint]:
-    return [HookPoint(f"{prefix}.hook_scale", module, "norm_scale", layer),
-            HookPoint(f"{prefix}.hook_normalized", module, "norm_normalized", layer)]
+def _norm_points(prefix: str, module: str, layer: int | None, output: bool = False) -> list[HookPoint]:
+    """A norm's scale and normalised input; with `output`, also its output after weight and bias (`hook_out`:
+    what the sub-block or unembedding after a pre-norm reads)."""
+    points = [HookPoint(f"{prefix}.hook_scale", module, "norm_scale", layer),
+              HookPoint(f"{prefix}.hook_normalized", module, "norm_normalized", layer)]
+    return points + [HookPoint(f"{prefix}.hook_out", module, "output", layer)] if output else points
 
 
 def _qkv_points(family: Family, block: str, prefix: str, layer: int) -> list[HookPoint]:
@@ -58,7 +61,7 @@ def hook_points(family: Family, n_layers: int) -> list[HookPoint]:
         points.append(HookPoint(f"{prefix}.hook_resid_pre", block, "input", layer))
         points.append(HookPoint(f"{prefix}.hook_attn_in", f"{block}.{family.attn_in}", "input", layer))
         if family.ln1 is not None and family.topology != "postnorm":
-            points += _norm_points(f"{prefix}.ln1", f"{block}.{family.ln1}", layer)
+            points += _norm_points(f"{prefix}.ln1", f"{block}.{family.ln1}", layer, output=True)
         points += _qkv_points(family, block, prefix, layer)
         points.append(HookPoint(f"{prefix}.attn.hook_pattern", f"{block}.{family.attn_core}", "pattern", layer))
         points.append(HookPoint(f"{prefix}.attn.hook_z", f"{block}.{family.out_proj}", "heads", layer))
@@ -73,7 +76,7 @@ def hook_points(family: Family, n_layers: int) -> list[HookPoint]:
             points.append(HookPoint(f"{prefix}.hook_resid_mid", f"{block}.{family.mid}", mid_kind, layer))
         points.append(HookPoint(f"{prefix}.hook_mlp_in", f"{block}.{family.mlp_in}", "input", layer))
         if family.ln2 is not None and family.topology != "postnorm":
-            points += _norm_points(f"{prefix}.ln2", f"{block}.{family.ln2}", layer)
+            points += _norm_points(f"{prefix}.ln2", f"{block}.{family.ln2}", layer, output=True)
         if family.router is not None:
             points.append(HookPoint(f"{prefix}.mlp.hook_router_logits", f"{block}.{family.router}", "router", layer))
         if family.mlp_down is not None:
@@ -85,6 +88,5 @@ def hook_points(family: Family, n_layers: int) -> list[HookPoint]:
             points += _norm_points(f"{prefix}.ln2", f"{block}.{family.ln2}", layer)
         points.append(HookPoint(f"{prefix}.hook_resid_post", block, "output", layer))
     if family.final_norm is not None:
-        points += _norm_points("ln_final", family.final_norm, None)
-        points.append(HookPoint("ln_final.hook_out", family.final_norm, "output", None))
+        points += _norm_points("ln_final", family.final_norm, None, output=True)
     return points

@@ -8,7 +8,9 @@ without the `blocks.{l}.` prefix, e.g. "ln2.hook_normalized" / "hook_mlp_out").
 - cross_layer_transcoder: W_enc_{i}.safetensors with W_enc_{i} [d_transcoder, d_model], b_enc_{i}, b_dec_{i},
   optionally threshold_{i} (and mechscope's W_skip_{i} [d_in, d_out] for a CLT with a skip connection);
   W_dec_{i}.safetensors with W_dec_{i} [d_transcoder, n_layers - i, d_out].
-Relative paths in `transcoders` are read relative to the config's directory.
+Relative paths in `transcoders` are read relative to the config's directory. circuit-tracer's own MLP hooks
+(`mlp.hook_in`: what the MLP reads, the pre-MLP norm's output with its weight; `mlp.hook_out`) are mechscope's
+`ln2.hook_out` and `hook_mlp_out`; files are written with names TransformerLens and circuit-tracer know.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ from mechscope.dictionaries.formats.saelens import from_state_dict
 from mechscope.errors import MechscopeError
 
 CONFIG_FILE = "config.yaml"
+THEIR_HOOKS = {"mlp.hook_in": "ln2.hook_out", "mlp.hook_out": "hook_mlp_out"}  # circuit-tracer -> mechscope
+OUR_HOOKS = {"ln2.hook_out": "mlp.hook_in"}  # mechscope -> circuit-tracer, where TransformerLens has no such name
+
+
+def read_hook(name: str) -> str:
+    return THEIR_HOOKS.get(name, name)
+
+
+def written_hook(name: str) -> str:
+    return OUR_HOOKS.get(name, name)
 THRESHOLD = "activation_function.threshold"
 
 
@@ -121,8 +133,8 @@ def save_transcoder_set(tset, path: str | Path) -> Path:
     (hook_in, hook_out), = suffixes
     for layer, d in zip(tset.layers, tset.dictionaries):
         write_safetensors(path / f"layer_{layer}.safetensors", layer_tensors(d))
-    write_config(path, {"model_kind": "transcoder_set", "model_name": tset.model_name, "feature_input_hook": hook_in,
-                        "feature_output_hook": hook_out, "scan": tset.model_name or "mechscope",
+    write_config(path, {"model_kind": "transcoder_set", "model_name": tset.model_name,
+                        "feature_input_hook": written_hook(hook_in), "feature_output_hook": written_hook(hook_out), "scan": tset.model_name or "mechscope",
                         "transcoders": [f"layer_{layer}.safetensors" for layer in tset.layers]})
     return path
 
@@ -137,7 +149,7 @@ def load_transcoder_set(path: str | Path):
         raise MechscopeError(f"{path / CONFIG_FILE} lists no transcoders")
     if any(str(f).startswith("hf://") for f in files):
         raise MechscopeError(f"{path / CONFIG_FILE} names Hugging Face URIs; download the files and list local paths")
-    hooks = config["feature_input_hook"], config["feature_output_hook"]
+    hooks = read_hook(config["feature_input_hook"]), read_hook(config["feature_output_hook"])
     dictionaries = [gemmascope.load(path / f, *(f"blocks.{layer}.{h}" for h in hooks)) if str(f).endswith(".npz")
                     else load_layer(path / f, layer, *hooks) for layer, f in enumerate(files)]
     return TranscoderSet(dictionaries, list(range(len(files))), config.get("model_name", "") or "")
@@ -156,8 +168,8 @@ def save_clt(clt, path: str | Path) -> Path:
             f"b_dec_{i}": clt.b_dec[i].detach().cpu(), f"threshold_{i}": clt.threshold[i].detach().cpu(), **skip})
         write_safetensors(path / f"W_dec_{i}.safetensors", {f"W_dec_{i}": clt.W_dec[i].detach().contiguous().cpu()})
     write_config(path, {"model_kind": "cross_layer_transcoder", "model_name": cfg.model_name,
-                        "feature_input_hook": cfg.hook_in.removeprefix("blocks.{layer}."),
-                        "feature_output_hook": cfg.hook_out.removeprefix("blocks.{layer}."),
+                        "feature_input_hook": written_hook(cfg.hook_in.removeprefix("blocks.{layer}.")),
+                        "feature_output_hook": written_hook(cfg.hook_out.removeprefix("blocks.{layer}.")),
                         "mechscope": cfg.to_dict()})
     return path
 
@@ -186,8 +198,10 @@ def load_clt(path: str | Path):
     cfg = CLTConfig.from_dict({"activation": "jumprelu", **saved, "n_layers": n_layers, "d_in": d_in,
                                "skip_connection": "W_skip_0" in enc[0],
                                "d_latent": d_latent, "d_out": d_out if d_out != d_in else saved.get("d_out"),
-                               "hook_in": "blocks.{layer}." + config.get("feature_input_hook", "hook_resid_mid"),
-                               "hook_out": "blocks.{layer}." + config.get("feature_output_hook", "hook_mlp_out")})
+                               "hook_in": "blocks.{layer}." + read_hook(config.get("feature_input_hook",
+                                                                                   "hook_resid_mid")),
+                               "hook_out": "blocks.{layer}." + read_hook(config.get("feature_output_hook",
+                                                                                    "hook_mlp_out"))})
     clt = CrossLayerTranscoder(cfg)
     with torch.no_grad():
         for i in range(n_layers):
