@@ -13,6 +13,7 @@ import argparse
 import collections
 import contextlib
 import math
+import resource
 import time
 
 import torch
@@ -101,7 +102,8 @@ def main() -> None:
             step(batches[i % len(batches)])
         per_step = (time.perf_counter() - start) / args.steps
     print(f"d_in {args.d_in}, d_sae {args.d_sae}, k {args.k}, batch {args.batch_size}, heap reuse "
-          f"{'off' if args.no_heap_reuse else 'on'}, torch threads {torch.get_num_threads()}")
+          f"{'off' if args.no_heap_reuse else 'on'}, torch threads {torch.get_num_threads()}, peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
     print(f"\n| part | ms/step |\n|---|---|\n| whole step | {per_step * 1000:.1f} |")
     for name, seconds in sorted(SPENT.items(), key=lambda item: -item[1]):
         print(f"| {name} | {seconds / args.steps * 1000:.1f} |")

@@ -34,11 +34,13 @@ def test_inside_freed_buffers_are_reused_without_faulting_pages_in_again():
     assert inside < outside // 10
 
 
-def test_switched_off_it_changes_nothing(monkeypatch):
-    monkeypatch.setenv(heap.VARIABLE, "0")
+def test_switched_off_or_unwanted_it_changes_nothing(monkeypatch):
     calls = []
     monkeypatch.setattr(heap, "_glibc", lambda: type("Libc", (), {
         "mallopt": lambda *a: calls.append(a), "malloc_trim": lambda *a: calls.append(a)})())
+    with heap.reused_heap(wanted=False):
+        pass
+    monkeypatch.setenv(heap.VARIABLE, "0")
     with heap.reused_heap():
         pass
     assert calls == []

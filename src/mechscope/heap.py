@@ -4,7 +4,9 @@ glibc serves allocations above 32 MiB (a [16384, 1024] gradient, a [4096, 16384]
 mmap pages and unmaps them when freed, so every step faults the same memory in again: 15 ms per 64 MiB on this
 CPU, 150+ ms of a 1 s TopK step at d_sae 16384 (benchmarks/RESULTS.md). Inside `reused_heap()` such allocations
 come from the heap and freed ones are kept for the next step; leaving it trims the heap and restores the
-defaults. Only on glibc (Linux); elsewhere, or with MECHSCOPE_HEAP_REUSE=0, it changes nothing.
+defaults. Only on glibc (Linux); elsewhere, or with MECHSCOPE_HEAP_REUSE=0, it changes nothing. The price is
+fragmentation where buffer sizes change from step to step (AuxK's dead latents): on a 262k-latent sharded run the
+peak rose by 1 GiB (28% over the estimate), so training uses it only without latent sharding.
 """
 
 from __future__ import annotations
@@ -42,10 +44,11 @@ def enabled() -> bool:
 
 
 @contextmanager
-def reused_heap():
+def reused_heap(wanted: bool = True):
     """Within: large freed buffers are reused instead of unmapped and faulted in again. Nests; the outermost exit
-    restores glibc's defaults and returns the kept memory to the OS."""
-    outermost = _depth[0] == 0 and enabled()
+    restores glibc's defaults and returns the kept memory to the OS. `wanted=False` changes nothing: reuse trades
+    memory for speed (buffers of changing sizes fragment the heap), which latent-sharded runs cannot spare."""
+    outermost = _depth[0] == 0 and wanted and enabled()
     _depth[0] += 1
     if outermost:
         _glibc().mallopt(M_MMAP_MAX, 0)

@@ -97,7 +97,7 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
         start = state["step"]
     batches = make(tcfg.batch_size, start) if resumable else _chain(first, batches)
     del first  # a stream's chain holds them until it yields them
-    with reused_heap():
+    with reused_heap(wanted=not layout.sharded):  # sharding is for memory: no heap slack there
         _loop(clt, optimizer, batches, start, lr, in_scales, out_scales, variance, tcfg, directory, layout, rank)
     clt = layout.gather(clt)
     if rank == 0:

@@ -67,8 +67,8 @@ class SparseCodes:
         return _csr_dense(crow, rows, values[order], dense, self.batch)
 
     def dense(self, values: Tensor) -> Tensor:
-        out = values.new_zeros(self.batch, self.width)
-        return out.index_put((self.rows, self.cols), values)
+        """[batch, width] zeros holding `values` at the selected pairs (filled in place: one [batch, width] buffer)."""
+        return values.new_zeros(self.batch, self.width).index_put_((self.rows, self.cols), values)
 
     def subset(self, keep: Tensor) -> "SparseCodes":
         return SparseCodes(self.rows[keep], self.cols[keep], self.batch, self.width)

@@ -215,7 +215,7 @@ def train(source, dictionaries: DictionaryConfig | list[DictionaryConfig], out: 
         start = min(r.start_step for r in active)
         if start and src.resumable:
             batches = src.batches(tcfg.batch_size, start)
-        with reused_heap():
+        with reused_heap(wanted=not layout.sharded):  # sharding is for memory: no heap slack there
             _loop(active, batches, start, tcfg, stats, rank, layout, device, src)
     for run in active:
         run.dictionary = layout.gather(run.dictionary)
