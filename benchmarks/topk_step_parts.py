@@ -69,7 +69,8 @@ def main() -> None:
     sparse_codes.cpu_kernels = lambda: spy
 
     torch.manual_seed(0)
-    rows = SyntheticFeatures(n_features=4 * args.d_in, d=args.d_in, active=20, seed=0).sample(args.batch_size * 12, 0)[0]
+    synthetic = SyntheticFeatures(n_features=4 * args.d_in, d=args.d_in, active=20, seed=0)
+    rows = synthetic.sample(args.batch_size * 12, 0)[0]
     rows = rows * (math.sqrt(args.d_in) / rows.norm(dim=1).mean())
     batches = rows.split(args.batch_size)
     d = Dictionary(DictionaryConfig(args.d_in, args.d_sae, "topk", k=args.k))

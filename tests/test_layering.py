@@ -10,7 +10,8 @@ import pytest
 import mechscope
 
 ROOT = Path(mechscope.__file__).parent
-LOW = {"errors", "devices", "hub", "version", "manifest", "cache_dirs", "statistics", "heap"}  # single modules that only the ground floor sits under
+# single modules that only the ground floor sits under
+LOW = {"errors", "devices", "hub", "version", "manifest", "cache_dirs", "statistics", "heap"}
 GROUND = {"models", "data"}
 ALLOWED = {  # package (or low module) -> the mechscope packages and modules it may import
     **{name: GROUND | LOW for name in GROUND | LOW},

@@ -177,7 +177,7 @@ def test_norm_hooks_hold_the_normalised_input_before_weight_and_bias(family_mode
         torch.testing.assert_close(normalized * scale, centred, rtol=1e-5, atol=1e-5)
         rebuilt = normalized * (offset + norm.weight) + (norm.bias if getattr(norm, "bias", None) is not None else 0)
         torch.testing.assert_close(rebuilt, out, rtol=1e-5, atol=1e-5)
-        if prefix.endswith((".ln1", ".ln2")) and model.family.topology != "postnorm":  # pre-norms: what the branch reads
+        if prefix.endswith((".ln1", ".ln2")) and model.family.topology != "postnorm":  # what the branch reads
             torch.testing.assert_close(cache[f"{prefix}.hook_out"], out)
     if "ln_final.hook_out" in cache:  # in a run without pattern hooks (those switch to eager attention)
         _, out, _ = _norm_io(model, model.family.final_norm, tokens)

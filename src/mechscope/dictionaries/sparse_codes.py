@@ -111,7 +111,7 @@ class _EncoderValues(torch.autograd.Function):
         x_in, b_dec, W_enc = ctx.saved_tensors
         codes: SparseCodes = ctx.codes
         g_W = g_benc = g_bdec = None
-        if ctx.needs_input_grad[3]:  # [d_sae, B] @ [B, d_in] -> [d_sae, d_in], handed over in W_enc's latent-major layout
+        if ctx.needs_input_grad[3]:  # [d_sae, B] @ [B, d_in] -> [d_sae, d_in], handed over in W_enc's own layout
             g_W = codes.transposed_times(grad, x_in - b_dec).T
         col_sum = torch.zeros(codes.width, dtype=grad.dtype, device=grad.device).index_add_(0, codes.cols, grad)
         if ctx.needs_input_grad[4]:

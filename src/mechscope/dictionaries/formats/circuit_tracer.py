@@ -134,7 +134,8 @@ def save_transcoder_set(tset, path: str | Path) -> Path:
     for layer, d in zip(tset.layers, tset.dictionaries):
         write_safetensors(path / f"layer_{layer}.safetensors", layer_tensors(d))
     write_config(path, {"model_kind": "transcoder_set", "model_name": tset.model_name,
-                        "feature_input_hook": written_hook(hook_in), "feature_output_hook": written_hook(hook_out), "scan": tset.model_name or "mechscope",
+                        "feature_input_hook": written_hook(hook_in), "feature_output_hook": written_hook(hook_out),
+                        "scan": tset.model_name or "mechscope",
                         "transcoders": [f"layer_{layer}.safetensors" for layer in tset.layers]})
     return path
 

@@ -84,7 +84,7 @@ def kernel_status() -> dict:
     return {"cpu": "c++ extension" if module is not None else f"fallback: {reason}",
             "cpu_library": module.__file__ if module is not None else None,  # the file loaded, whatever the cache root now
             "cpu_bf16_screen": module is not None and _screens(),
-            "heap_reuse": heap.enabled(),  # training keeps freed buffers in the heap (mechscope.heap)
+            "heap_reuse": heap.enabled(),  # unsharded training keeps freed buffers in the heap (mechscope.heap)
             "cuda": f"fallback: {_cuda_reason()}" if _cuda_reason() else "triton"}
 
 
