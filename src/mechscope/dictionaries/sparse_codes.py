@@ -86,8 +86,9 @@ def _csr_dense(crow: Tensor, cols: Tensor, values: Tensor, dense: Tensor, width:
 
 
 def pair_dots(A: Tensor, B: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """[pairs]: <A[rows[e]], B[cols[e]]>, the sampled product A @ B.T: the C++ extension's latent-ordered loop for
-    float32 on CPU, torch.sparse's sampled_addmm elsewhere."""
+    """[pairs]: <A[rows[e]], B[cols[e]]>, the sampled product A @ B.T, for pairs in a SparseCodes' order (rows
+    non-decreasing): the C++ extension's latent-ordered loop for float32 on CPU, torch.sparse's sampled_addmm
+    elsewhere."""
     if A.device.type == "cpu" and A.dtype == B.dtype == torch.float32:
         module = cpu_kernels()
         if module is not None:

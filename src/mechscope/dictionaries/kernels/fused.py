@@ -175,14 +175,14 @@ def screened_topk(module, x: Tensor, W_enc: Tensor, b_enc: Tensor, k: int) -> tu
     candidates would reach a quarter of the latents."""
     x16 = x.bfloat16()
     screen = torch.mm(x16, W_enc.bfloat16())
+    W_t = W_enc.T.contiguous()  # [d_sae, d_in]: free for a Dictionary's latent-major W_enc, one copy otherwise
     bounds = (torch.linalg.vector_norm(W_enc, dim=0).max(), b_enc.abs().max())
     values = x.new_empty(x.shape[0], k)
     indices = torch.empty(x.shape[0], k, dtype=torch.long, device=x.device)
     pending, width = torch.arange(x.shape[0], device=x.device), k + screen_margin(k)
     while len(pending) and 4 * width <= W_enc.shape[1]:
         proposed, candidates = module.row_topk(screen, b_enc, width, pending)  # bf16 product + float32 bias
-        # exact float32 values of the candidates; W_enc.T is [d_sae, d_in] without a copy in a Dictionary's layout
-        exact = module.pair_dots(x, W_enc.T, pending.repeat_interleave(width), candidates.reshape(-1))
+        exact = module.pair_dots(x, W_t, pending.repeat_interleave(width), candidates.reshape(-1))  # float32
         top, chosen = (exact.view_as(candidates) + b_enc[candidates]).topk(k, dim=1, sorted=False)
         rows = (x, x16) if len(pending) == x.shape[0] else (x[pending], x16[pending])
         certain = top.amin(dim=1) > certified_limit(proposed.amin(dim=1), *rows, *bounds)  # NaN rows never are
