@@ -15,9 +15,11 @@ replica group).
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import pickle
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,9 +280,17 @@ def spawn(processes: int, fn, args: tuple) -> None:
 
 
 def _rank_main(rank: int, world: int, init_method: str, threads: int, fn, args: tuple) -> None:
+    """One rank: fn(*args) in the gloo group, then an exit that skips interpreter and C++ static teardown, where
+    a C++ thread destroyed unjoined aborts the process ("terminate called without an active exception": CI saw it
+    fail a 2-rank run once; not reproduced in 120 runs here). If a rank aborts anywhere, it prints its stacks."""
+    faulthandler.enable(all_threads=True)
     torch.set_num_threads(threads)
     dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
     try:
         fn(*args)
+        dist.barrier()  # no rank tears its connections down while another still uses them
     finally:
         dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
