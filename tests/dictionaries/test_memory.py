@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from mechscope.dictionaries import CLTConfig, DictionaryConfig
-from mechscope.dictionaries.clt import CLT_STEP_ACTIVATIONS
+from mechscope.dictionaries import CLTConfig, Dictionary, DictionaryConfig
+from mechscope.dictionaries.clt import CLT_STEP_ACTIVATIONS, CrossLayerTranscoder
 from mechscope.dictionaries.clt_shards import CLTShard
 from mechscope.dictionaries.latent_shards import DictionaryShard, ShardLayout
 from mechscope.dictionaries.memory import estimate_clt_memory, estimate_memory
@@ -25,6 +25,9 @@ def test_estimate_equals_the_hand_count_for_two_shards():
     assert found.training == 1120 + 1120 + 2240 + 3584 + 1024 + 3456
     assert found.initialisation == 1120 + 4 * 4096 * 16  # the first encode of 4096 tokens dominates here
     assert found.per_rank == found.initialisation and found.total == 2 * found.initialisation
+    # rank 0 at the end: its shard, the gathered 32-latent dictionary, then the larger of the full draw
+    # [32, 8] and the file's contiguous W_enc [8, 32]
+    assert found.saving == 1120 + 4 * (32 * (8 + 8 + 1) + 8) + 4 * 32 * 8
 
 
 def test_bf16_cache_halves_the_read_and_replicas_split_the_batch():
@@ -53,6 +56,18 @@ def test_estimated_parameters_and_buffers_are_a_latent_shards_own_tensors(arch):
     part = DictionaryShard(cfg, ShardLayout(shards=2, shard=1))
     assert found.parameters == 4 * sum(p.numel() for p in part.parameters())
     assert found.buffers == 4 * sum(b.numel() for b in part.buffers())
+
+
+@pytest.mark.parametrize("arch", ["topk", "batchtopk", "matryoshka", "jumprelu"])
+def test_estimated_saving_holds_the_shard_and_the_full_dictionary_that_rank_0_gathers(arch):
+    cfg = DictionaryConfig(8, 32, arch, k=2, d_out=6, skip_connection=True)
+    found = estimate_memory(cfg, batch_size=16, latent_shards=2)
+    own, full = DictionaryShard(cfg, ShardLayout(shards=2, shard=0)), Dictionary(cfg)
+    held = 4 * sum(t.numel() for m in (own, full) for t in [*m.parameters(), *m.buffers()])
+    largest = 4 * max(8 * 32 + 8 * 6, 32 * (6 + 8))  # the file's W_enc and W_skip.T; the full draws of W_dec, W_enc
+    assert found.saving == held + largest
+    unsharded = estimate_memory(cfg, batch_size=16)
+    assert unsharded.saving == 4 * sum(t.numel() for t in [*full.parameters(), *full.buffers()]) + 4 * (8 * 32 + 8 * 6)
 
 
 def test_dense_variants_hold_their_measured_step_and_no_top_k_codes():
@@ -105,6 +120,10 @@ def test_a_clt_estimate_holds_a_latent_shards_own_tensors_and_its_measured_step(
     assert (found.gradients, found.adam) == (found.parameters - idle, 2 * (found.parameters - idle))
     assert found.pre_activations == int(CLT_STEP_ACTIVATIONS[activation] * 4 * 16 * 3 * 16)
     assert found.codes == (16 * 4 * (4 + 8) * 3 if activation == "topk" else 0)
+    # rank 0 at the end: its shard, the full CLT, and W_enc [3, 8, 32] twice (the shards' pieces and their cat)
+    held = 4 * sum(t.numel() for m in (CLTShard(cfg, ShardLayout(shards=2, shard=0)), CrossLayerTranscoder(cfg))
+                   for t in [*m.parameters(), *m.buffers()])
+    assert found.saving == held + 4 * 2 * 3 * 8 * 32
 
 
 def test_a_clt_estimate_refuses_latents_that_do_not_divide():

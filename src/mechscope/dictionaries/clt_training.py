@@ -20,7 +20,8 @@ from mechscope.dictionaries.clt_shards import CLTShard, check_clt_shardable
 from mechscope.dictionaries.formats.circuit_tracer import CONFIG_FILE
 from mechscope.dictionaries.latent_shards import ShardLayout, needs_spawn, spawn
 from mechscope.dictionaries.run_log import RunLog
-from mechscope.dictionaries.training import TrainConfig, TrainingError, adam, lr_at, norm_scale, train_dict
+from mechscope.dictionaries.training import (TrainConfig, TrainingError, adam, lr_at, norm_scale,
+                                             release_training_state, train_dict)
 from mechscope.errors import DataError, MechscopeError
 from mechscope.heap import reused_heap
 from mechscope.manifest import build_manifest, input_record, write_manifest
@@ -99,6 +100,7 @@ def train_clt(source, cfg: CLTConfig, out: str | Path, config: TrainConfig | Non
     del first  # a stream's chain holds them until it yields them
     with reused_heap(wanted=not layout.sharded):  # sharding is for memory: no heap slack there
         _loop(clt, optimizer, batches, start, lr, in_scales, out_scales, variance, tcfg, directory, layout, rank)
+    release_training_state(clt, optimizer)
     clt = layout.gather(clt)
     if rank == 0:
         clt.fold_scales(in_scales, out_scales)

@@ -90,12 +90,20 @@ class ShardLayout:
         full = part.unsharded() if self.shard == 0 else None
         state = full.state_dict() if full is not None else {}
         for name, tensor in part.state_dict().items():
-            if name in part.latent_dims:
+            if name not in part.latent_dims:
+                if name in state:
+                    state[name].copy_(tensor)
+                continue
+            dim = part.latent_dims[name]
+            if tensor.movedim(dim, 0).is_contiguous():  # latents outermost in memory (the full one is laid out
+                #                                          alike): rank 0 receives straight into its slices
+                into = list(state[name].movedim(dim, 0).chunk(self.shards)) if full is not None else None
+                dist.gather(tensor.movedim(dim, 0), into, dst=0, group=self.latent_group)
+            else:
                 pieces = [torch.empty_like(tensor) for _ in range(self.shards)] if full is not None else None
                 dist.gather(tensor.contiguous(), pieces, dst=0, group=self.latent_group)
-                tensor = torch.cat(pieces, part.latent_dims[name]) if full is not None else tensor
-            if name in state:
-                state[name].copy_(tensor)
+                if full is not None:
+                    state[name].copy_(torch.cat(pieces, dim))
         return full
 
     # ----- collectives of the training step --------------------------------------------------------

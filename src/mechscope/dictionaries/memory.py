@@ -46,6 +46,8 @@ class MemoryEstimate:
     codes: int = 0  # TopK family: local and merged top-k candidates (values and indices), for k and k_aux
     initialisation: int = 0  # at start: the seeded draw of all d_sae decoder rows (a shard keeps its own), or
     #                          the initial encode of INIT_SAMPLE tokens, whichever is larger
+    saving: int = 0  # at the end, on rank 0: its parameters, a sharded run's gathered full dictionary, and the
+    #                  largest temporary of building and writing that (the full draw; the file's contiguous W_enc)
 
     @property
     def training(self) -> int:
@@ -54,8 +56,8 @@ class MemoryEstimate:
 
     @property
     def per_rank(self) -> int:
-        """The peak: the training step, or the initialisation if that is larger."""
-        return max(self.training, self.initialisation)
+        """The peak: the training step, the initialisation or the saving, whichever is largest."""
+        return max(self.training, self.initialisation, self.saving)
 
     @property
     def ranks(self) -> int:
@@ -72,7 +74,7 @@ class MemoryEstimate:
         """Readable lines in GiB, for the CLI."""
         gib = 2**30
         rows = ["parameters", "buffers", "gradients", "adam", "batch", "pre_activations", "codes", "training",
-                "initialisation", "per_rank", "total"]
+                "initialisation", "saving", "per_rank", "total"]
         transcoder = "" if self.d_out is None else f" transcoder d_out={self.d_out}{' +skip' * self.skip_connection}"
         head = (f"memory estimate: {self.architecture}{transcoder} d_in={self.d_in} d_sae={self.d_sae} k={self.k} "
                 f"batch={self.batch_size} "
@@ -101,14 +103,24 @@ def estimate_memory(cfg: DictionaryConfig, batch_size: int, latent_shards: int =
     full_draw = parameters + FLOAT * max(draw * d_out, width * d_out + draw * d_in if cfg.is_transcoder else 0)
     # the TopK family scales its encoder to the data: one encode of INIT_SAMPLE tokens (unsharded: + codes)
     init_encode = parameters + (1 if latent_shards > 1 else 2) * FLOAT * INIT_SAMPLE * width if variant.sparse else 0
+    # saving (Adam's moments and the gradients are released first): the file's contiguous W_enc (and W_skip.T);
+    # sharded, rank 0 also builds the full dictionary (one full draw) and receives every shard into it
+    buffers = FLOAT * width * len(variant.latent_buffers)
+    written = FLOAT * (d_in * cfg.d_sae + skip)
+    saving = parameters + buffers + written
+    if latent_shards > 1:
+        full = FLOAT * (cfg.d_sae * (d_in + d_out + 1 + len(variant.latent_parameters) + len(variant.latent_buffers))
+                        + d_out + skip)
+        saving = parameters + buffers + full + max(written, FLOAT * cfg.d_sae * (d_out + (d_in if cfg.is_transcoder
+                                                                                          else 0)))
     return MemoryEstimate(
         cfg.d_in, cfg.d_sae, cfg.k, batch_size, latent_shards, replicas, cache_dtype, cfg.architecture,
         cfg.d_output if cfg.is_transcoder else None, cfg.skip_connection,
-        parameters=parameters, buffers=FLOAT * width * len(variant.latent_buffers), gradients=parameters,
+        parameters=parameters, buffers=buffers, gradients=parameters,
         adam=2 * parameters, batch=batch_size * read * (stored + 2 * FLOAT) + 4 * FLOAT * rows * d_out,
         pre_activations=int(variant.step_activations * FLOAT * rows * width),
         codes=rows * selected * (FLOAT + INDEX) * (latent_shards + 1),
-        initialisation=max(full_draw, init_encode))
+        initialisation=max(full_draw, init_encode), saving=saving)
 
 
 def estimate_clt_memory(cfg: CLTConfig, batch_size: int, latent_shards: int = 1, cache_dtype: str = "float32",
@@ -130,6 +142,13 @@ def estimate_clt_memory(cfg: CLTConfig, batch_size: int, latent_shards: int = 1,
     first = FLOAT * rows * n * (d_in + d_out)
     draw = full + (width if latent_shards > 1 else 0)  # the seeded draw of all latents (a shard copies its slice)
     draws = FLOAT * max(n * d_in * (draw + width), draw * n * d_out)  # encoder draw and its normalised copy; W_dec[0]
+    # saving (moments and gradients released): one layer's contiguous W_enc.T per file; sharded, rank 0 builds the
+    # full CLT (its encoder draw and normalised copy) and gathers W_enc, whose latents lie inside, as every shard's
+    # piece and their concatenation (the other tensors go straight into the full CLT)
+    saving = parameters + FLOAT * n * width + FLOAT * d_in * full
+    if latent_shards > 1:
+        whole = FLOAT * (n * d_in * full + 3 * n * full + full * d_out * n * (n + 1) // 2 + n * d_out + skip)
+        saving = parameters + FLOAT * n * width + whole + FLOAT * max(2 * n * d_in * full, full * n * d_out)
     return MemoryEstimate(
         d_in, n * full, cfg.k if cfg.activation == "topk" else 0, batch_size, latent_shards, 1, cache_dtype,
         f"clt-{cfg.activation} ({n} layers)", d_out, cfg.skip_connection,
@@ -137,4 +156,4 @@ def estimate_clt_memory(cfg: CLTConfig, batch_size: int, latent_shards: int = 1,
         batch=batch_size * n * (d_in + d_out) * (stored + 2 * FLOAT) + 4 * FLOAT * batch_size * n * d_out,
         pre_activations=int(CLT_STEP_ACTIVATIONS[cfg.activation] * FLOAT * batch_size * n * width),
         codes=batch_size * cfg.k * (FLOAT + INDEX) * (latent_shards + 1) if cfg.activation == "topk" else 0,
-        initialisation=max(first + FLOAT * rows * n * (d_in + 4 * d_out), first + parameters + draws))
+        initialisation=max(first + FLOAT * rows * n * (d_in + 4 * d_out), first + parameters + draws), saving=saving)

@@ -170,6 +170,13 @@ def adam(d: Dictionary, lr: float, betas: tuple[float, float]) -> torch.optim.Op
         return torch.optim.Adam(d.parameters(), lr=lr, betas=betas)
 
 
+def release_training_state(module: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Drop Adam's moments and the gradients when the loop ends: 3x the parameters that saving needs none of (a
+    sharded run's rank 0 holds its shard and the gathered full dictionary then)."""
+    optimizer.state.clear()
+    module.zero_grad(set_to_none=True)
+
+
 def train_dict(tcfg: TrainConfig) -> dict:
     return json.loads(json.dumps(asdict(tcfg)))
 
@@ -218,6 +225,7 @@ def train(source, dictionaries: DictionaryConfig | list[DictionaryConfig], out: 
         with reused_heap(wanted=not layout.sharded):  # sharding is for memory: no heap slack there
             _loop(active, batches, start, tcfg, stats, rank, layout, device, src)
     for run in active:
+        release_training_state(run.dictionary, run.optimizer)
         run.dictionary = layout.gather(run.dictionary)
         if rank == 0:
             _finish(run, stats, tcfg, src)
