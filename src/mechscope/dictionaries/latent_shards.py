@@ -289,8 +289,8 @@ def spawn(processes: int, fn, args: tuple) -> None:
 
 def _rank_main(rank: int, world: int, init_method: str, threads: int, fn, args: tuple) -> None:
     """One rank: fn(*args) in the gloo group, then an exit that skips interpreter and C++ static teardown, where
-    a C++ thread destroyed unjoined aborts the process ("terminate called without an active exception": CI saw it
-    fail a 2-rank run once; not reproduced in 120 runs here). If a rank aborts anywhere, it prints its stacks."""
+    a C++ thread destroyed unjoined aborts the process ("terminate called without an active exception", seen in
+    CI and in one of ~150 2-rank runs here; where exactly is not pinned down). A rank that aborts prints its stacks."""
     faulthandler.enable(all_threads=True)
     torch.set_num_threads(threads)
     dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
