@@ -93,7 +93,9 @@ class CrossLayerTranscoder(nn.Module):
     """W_enc [n_layers, d_in, d_latent], b_enc and threshold [n_layers, d_latent], W_dec[i] [d_latent,
     n_layers - i, d_out], b_dec [n_layers, d_out], optionally W_skip [n_layers, d_in, d_out]."""
 
-    def __init__(self, cfg: CLTConfig, device: str | torch.device = "cpu"):
+    def __init__(self, cfg: CLTConfig, device: str | torch.device = "cpu", initialise: bool = True):
+        """`initialise=False` leaves W_enc and W_dec unset, for callers that fill every tensor (the gather of a
+        sharded run)."""
         super().__init__()
         self.cfg = cfg
         n, d_in, f, d_out = cfg.n_layers, cfg.d_in, self.d_latent, cfg.d_output
@@ -104,7 +106,8 @@ class CrossLayerTranscoder(nn.Module):
         self.log_threshold = nn.Parameter(torch.zeros(n, f, device=device))
         self.register_buffer("threshold", torch.zeros(n, f, device=device))
         self.W_skip = nn.Parameter(torch.zeros(n, d_in, d_out, device=device)) if cfg.skip_connection else None
-        self.reset_parameters()
+        if initialise:
+            self.reset_parameters()
 
     @property
     def d_latent(self) -> int:

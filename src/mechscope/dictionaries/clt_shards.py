@@ -47,7 +47,7 @@ class CLTShard(CrossLayerTranscoder):
 
     def unsharded(self) -> CrossLayerTranscoder:
         """An empty full CLT of this shard's config (what the gathered slices fill)."""
-        return CrossLayerTranscoder(self.cfg, self.W_enc.device)
+        return CrossLayerTranscoder(self.cfg, self.W_enc.device, initialise=False)
 
     def random_latents(self, shape: torch.Size, dim: int, generator: torch.Generator | None) -> Tensor:
         if generator is None:

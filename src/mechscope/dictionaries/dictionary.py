@@ -19,7 +19,9 @@ class Dictionary(nn.Module):
     optional skip connection W_skip [d_in, d_out] and no b_dec subtracted from x.
     """
 
-    def __init__(self, cfg: DictionaryConfig, device: str | torch.device = "cpu"):
+    def __init__(self, cfg: DictionaryConfig, device: str | torch.device = "cpu", initialise: bool = True):
+        """`initialise=False` leaves W_enc and W_dec unset, for callers that fill every tensor (loaders, the
+        gather of a sharded run): at 131k x 2304 latents the random draw is seconds and a 1 GiB temporary."""
         super().__init__()
         from mechscope.dictionaries.variants import make_variant
 
@@ -35,7 +37,8 @@ class Dictionary(nn.Module):
         self.variant = make_variant(cfg)
         self.variant.add_parameters(self)
         self.sparse_kernels = True  # False: the plain dense-autograd reference path
-        self.reset_parameters()
+        if initialise:
+            self.reset_parameters()
 
     @property
     def d_in(self) -> int:

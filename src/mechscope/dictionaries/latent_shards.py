@@ -226,7 +226,7 @@ class DictionaryShard(Dictionary):
 
     def unsharded(self) -> Dictionary:
         """An empty full dictionary of this shard's config (what the gathered slices fill)."""
-        return Dictionary(self.cfg, device=self.W_enc.device)
+        return Dictionary(self.cfg, device=self.W_enc.device, initialise=False)
 
     def random_rows(self, width: int, generator: torch.Generator | None) -> Tensor:
         """A seeded draw is the full dictionary's (this shard keeps its rows); the constructor's unseeded one is

@@ -47,7 +47,7 @@ class MemoryEstimate:
     initialisation: int = 0  # at start: the seeded draw of all d_sae decoder rows (a shard keeps its own), or
     #                          the initial encode of INIT_SAMPLE tokens, whichever is larger
     saving: int = 0  # at the end, on rank 0: its parameters, a sharded run's gathered full dictionary, and the
-    #                  largest temporary of building and writing that (the full draw; the file's contiguous W_enc)
+    #                  copies of gathering and writing it (the file's contiguous W_enc; a CLT's W_enc pieces)
 
     @property
     def training(self) -> int:
@@ -104,15 +104,14 @@ def estimate_memory(cfg: DictionaryConfig, batch_size: int, latent_shards: int =
     # the TopK family scales its encoder to the data: one encode of INIT_SAMPLE tokens (unsharded: + codes)
     init_encode = parameters + (1 if latent_shards > 1 else 2) * FLOAT * INIT_SAMPLE * width if variant.sparse else 0
     # saving (Adam's moments and the gradients are released first): the file's contiguous W_enc (and W_skip.T);
-    # sharded, rank 0 also builds the full dictionary (one full draw) and receives every shard into it
+    # sharded, rank 0 also holds the full dictionary (built without a draw), which receives every shard
     buffers = FLOAT * width * len(variant.latent_buffers)
     written = FLOAT * (d_in * cfg.d_sae + skip)
     saving = parameters + buffers + written
     if latent_shards > 1:
         full = FLOAT * (cfg.d_sae * (d_in + d_out + 1 + len(variant.latent_parameters) + len(variant.latent_buffers))
                         + d_out + skip)
-        saving = parameters + buffers + full + max(written, FLOAT * cfg.d_sae * (d_out + (d_in if cfg.is_transcoder
-                                                                                          else 0)))
+        saving = parameters + buffers + full + written
     return MemoryEstimate(
         cfg.d_in, cfg.d_sae, cfg.k, batch_size, latent_shards, replicas, cache_dtype, cfg.architecture,
         cfg.d_output if cfg.is_transcoder else None, cfg.skip_connection,
@@ -142,13 +141,13 @@ def estimate_clt_memory(cfg: CLTConfig, batch_size: int, latent_shards: int = 1,
     first = FLOAT * rows * n * (d_in + d_out)
     draw = full + (width if latent_shards > 1 else 0)  # the seeded draw of all latents (a shard copies its slice)
     draws = FLOAT * max(n * d_in * (draw + width), draw * n * d_out)  # encoder draw and its normalised copy; W_dec[0]
-    # saving (moments and gradients released): one layer's contiguous W_enc.T per file; sharded, rank 0 builds the
-    # full CLT (its encoder draw and normalised copy) and gathers W_enc, whose latents lie inside, as every shard's
-    # piece and their concatenation (the other tensors go straight into the full CLT)
+    # saving (moments and gradients released): one layer's contiguous W_enc.T per file; sharded, rank 0 holds the
+    # full CLT (built without a draw) and gathers W_enc, whose latents lie inside, as every shard's piece and their
+    # concatenation (the other tensors go straight into the full CLT)
     saving = parameters + FLOAT * n * width + FLOAT * d_in * full
     if latent_shards > 1:
         whole = FLOAT * (n * d_in * full + 3 * n * full + full * d_out * n * (n + 1) // 2 + n * d_out + skip)
-        saving = parameters + FLOAT * n * width + whole + FLOAT * max(2 * n * d_in * full, full * n * d_out)
+        saving = parameters + FLOAT * n * width + whole + FLOAT * 2 * n * d_in * full
     return MemoryEstimate(
         d_in, n * full, cfg.k if cfg.activation == "topk" else 0, batch_size, latent_shards, 1, cache_dtype,
         f"clt-{cfg.activation} ({n} layers)", d_out, cfg.skip_connection,

@@ -203,7 +203,7 @@ def load_clt(path: str | Path):
                                                                                    "hook_resid_mid")),
                                "hook_out": "blocks.{layer}." + read_hook(config.get("feature_output_hook",
                                                                                     "hook_mlp_out"))})
-    clt = CrossLayerTranscoder(cfg)
+    clt = CrossLayerTranscoder(cfg, initialise=False)  # the files fill every tensor
     with torch.no_grad():
         for i in range(n_layers):
             expected = {f"W_enc_{i}": (d_latent, d_in), f"W_dec_{i}": (d_latent, n_layers - i, d_out),

@@ -174,7 +174,7 @@ def load_clt(path: str | Path, first_layer: int = 0):
                     activation="jumprelu", first_layer=first_layer, skip_connection=affine[0],
                     model_name=raw.get("model_name", ""),
                     **{f"hook_{k}": v for k, v in hooks.items() if v})
-    clt = CrossLayerTranscoder(cfg)
+    clt = CrossLayerTranscoder(cfg, initialise=False)  # the files fill every tensor
     with torch.no_grad():
         for i, tensors in enumerate(files):
             _check_shapes(path, i, tensors, {"w_enc": (d_in, width), "w_dec": (width, n, d_out), "b_enc": (width,),
