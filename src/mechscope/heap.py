@@ -5,7 +5,7 @@ mmap pages and unmaps them when freed, so every step faults the same memory in a
 CPU, 150+ ms of a 1 s TopK step at d_sae 16384 (benchmarks/RESULTS.md). Inside `reused_heap()` such allocations
 come from the heap and freed ones are kept for the next step; leaving it trims the heap and restores the
 defaults. Only on glibc (Linux); elsewhere, or with MECHSCOPE_HEAP_REUSE=0, it changes nothing. The price is
-fragmentation where buffer sizes change from step to step (AuxK's dead latents): on a 262k-latent sharded run the
+heap growth in latent-sharded runs (not from AuxK's changing buffer, which was tested): on a 262k-latent run the
 peak rose by 1 GiB (28% over the estimate), so training uses it only without latent sharding.
 """
 
@@ -47,7 +47,7 @@ def enabled() -> bool:
 def reused_heap(wanted: bool = True):
     """Within: large freed buffers are reused instead of unmapped and faulted in again. Nests; the outermost exit
     restores glibc's defaults and returns the kept memory to the OS. `wanted=False` changes nothing: reuse trades
-    memory for speed (buffers of changing sizes fragment the heap), which latent-sharded runs cannot spare."""
+    memory for speed (the kept heap grows in latent-sharded runs), which those runs cannot spare."""
     outermost = _depth[0] == 0 and wanted and enabled()
     _depth[0] += 1
     if outermost:
