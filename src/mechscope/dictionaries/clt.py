@@ -94,8 +94,8 @@ class CrossLayerTranscoder(nn.Module):
     n_layers - i, d_out], b_dec [n_layers, d_out], optionally W_skip [n_layers, d_in, d_out]."""
 
     def __init__(self, cfg: CLTConfig, device: str | torch.device = "cpu", initialise: bool = True):
-        """`initialise=False` leaves W_enc and W_dec unset, for callers that fill every tensor (the gather of a
-        sharded run)."""
+        """`initialise=False` leaves W_enc and W_dec unset, for callers that fill every tensor (the loaders, the
+        gather of a sharded run)."""
         super().__init__()
         self.cfg = cfg
         n, d_in, f, d_out = cfg.n_layers, cfg.d_in, self.d_latent, cfg.d_output
