@@ -16,21 +16,15 @@ from pathlib import Path
 
 from mechscope.dictionaries import Dictionary, DictionaryConfig
 from mechscope.dictionaries.formats import load_dictionary, save_dictionary
-
-GIB = 2**30
-
-
-def _status_gib(field: str) -> float:
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
-    return int(line.split()[1]) * 1024 / GIB
+from process_memory import GIB_IN_MIB, status_mib
 
 
 def _load(path: str) -> None:
-    start = _status_gib("VmRSS")
+    start = status_mib("VmRSS")
     began = time.perf_counter()
     load_dictionary(path)
     print(json.dumps({"seconds": round(time.perf_counter() - began, 2),
-                      "peak_above_start_gib": round(_status_gib("VmHWM") - start, 2)}))
+                      "peak_above_start_gib": round((status_mib("VmHWM") - start) / GIB_IN_MIB, 2)}))
 
 
 def main() -> None:

@@ -19,21 +19,9 @@ import mechscope
 from mechscope import circuits, tasks
 from mechscope.circuits.edge_patching import memory_estimate, run_with_edges, source_values
 from mechscope.circuits.edge_runs import task_inputs
+from process_memory import reset_peak, status_mib
 
 BUDGETS = (0.001, 0.01, 0.05, 0.1, 0.2, 0.5)
-
-
-def status_mib(field: str) -> float:
-    """VmRSS or VmHWM (the peak since the last reset_peak) of this process."""
-    line = next(line for line in open("/proc/self/status") if line.startswith(field))
-    return int(line.split()[1]) / 1024
-
-
-def reset_peak() -> float:
-    """Restart the peak (VmHWM) from the current resident memory (Linux clear_refs 5); returns that memory."""
-    with open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
-    return status_mib("VmRSS")
 
 
 def main() -> None:

@@ -16,13 +16,13 @@ from pathlib import Path
 from mechscope.dictionaries import DictionaryConfig, TrainConfig, estimate_memory, train
 from mechscope.dictionaries.latent_shards import ShardLayout, spawn
 from mechscope.synthetic import SyntheticFeatures
+from process_memory import GIB_IN_MIB, reset_peak, status_mib
 
 GIB = 2**30
 
 
 def _status_gib(field: str) -> float:
-    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith(field + ":"))
-    return int(line.split()[1]) * 1024 / GIB
+    return status_mib(field) / GIB_IN_MIB
 
 
 def _rank(source, cfg: DictionaryConfig, out: str, tcfg: TrainConfig) -> None:
@@ -33,8 +33,7 @@ def _rank(source, cfg: DictionaryConfig, out: str, tcfg: TrainConfig) -> None:
 
     def measured_gather(layout, part):
         marks["training_peak"] = _status_gib("VmHWM")
-        Path("/proc/self/clear_refs").write_text("5")  # VmHWM restarts from the current RSS
-        marks["rss_at_gather"] = _status_gib("VmRSS")
+        marks["rss_at_gather"] = reset_peak() / GIB_IN_MIB  # VmHWM restarts from here
         return gather(layout, part)
 
     ShardLayout.gather = measured_gather

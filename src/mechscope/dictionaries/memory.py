@@ -107,11 +107,8 @@ def estimate_memory(cfg: DictionaryConfig, batch_size: int, latent_shards: int =
     # sharded, rank 0 also holds the full dictionary (built without a draw), which receives every shard
     buffers = FLOAT * width * len(variant.latent_buffers)
     written = FLOAT * (d_in * cfg.d_sae + skip)
-    saving = parameters + buffers + written
-    if latent_shards > 1:
-        full = FLOAT * (cfg.d_sae * (d_in + d_out + 1 + len(variant.latent_parameters) + len(variant.latent_buffers))
-                        + d_out + skip)
-        saving = parameters + buffers + full + written
+    gathered = FLOAT * (cfg.d_sae * (d_in + d_out + 1 + len(variant.latent_parameters) + len(variant.latent_buffers))
+                        + d_out + skip) if latent_shards > 1 else 0
     return MemoryEstimate(
         cfg.d_in, cfg.d_sae, cfg.k, batch_size, latent_shards, replicas, cache_dtype, cfg.architecture,
         cfg.d_output if cfg.is_transcoder else None, cfg.skip_connection,
@@ -119,7 +116,7 @@ def estimate_memory(cfg: DictionaryConfig, batch_size: int, latent_shards: int =
         adam=2 * parameters, batch=batch_size * read * (stored + 2 * FLOAT) + 4 * FLOAT * rows * d_out,
         pre_activations=int(variant.step_activations * FLOAT * rows * width),
         codes=rows * selected * (FLOAT + INDEX) * (latent_shards + 1),
-        initialisation=max(full_draw, init_encode), saving=saving)
+        initialisation=max(full_draw, init_encode), saving=parameters + buffers + gathered + written)
 
 
 def estimate_clt_memory(cfg: CLTConfig, batch_size: int, latent_shards: int = 1, cache_dtype: str = "float32",
@@ -143,11 +140,9 @@ def estimate_clt_memory(cfg: CLTConfig, batch_size: int, latent_shards: int = 1,
     draws = FLOAT * max(n * d_in * (draw + width), draw * n * d_out)  # encoder draw and its normalised copy; W_dec[0]
     # saving (moments and gradients released): one layer's contiguous W_enc.T per file; sharded, rank 0 holds the
     # full CLT (built without a draw) and gathers W_enc, whose latents lie inside, as every shard's piece and their
-    # concatenation (the other tensors go straight into the full CLT)
-    saving = parameters + FLOAT * n * width + FLOAT * d_in * full
-    if latent_shards > 1:
-        whole = FLOAT * (n * d_in * full + 3 * n * full + full * d_out * n * (n + 1) // 2 + n * d_out + skip)
-        saving = parameters + FLOAT * n * width + whole + FLOAT * 2 * n * d_in * full
+    # concatenation (3x W_enc in all; the other tensors go straight into the full CLT, and outweigh one file)
+    gathered = FLOAT * (n * d_in * full * 3 + 3 * n * full + full * d_out * n * (n + 1) // 2 + n * d_out + skip)
+    saving = parameters + FLOAT * n * width + (gathered if latent_shards > 1 else FLOAT * d_in * full)
     return MemoryEstimate(
         d_in, n * full, cfg.k if cfg.activation == "topk" else 0, batch_size, latent_shards, 1, cache_dtype,
         f"clt-{cfg.activation} ({n} layers)", d_out, cfg.skip_connection,

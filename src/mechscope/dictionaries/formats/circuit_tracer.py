@@ -30,17 +30,19 @@ from mechscope.dictionaries.formats.saelens import from_state_dict
 from mechscope.errors import MechscopeError
 
 CONFIG_FILE = "config.yaml"
+THRESHOLD = "activation_function.threshold"
 THEIR_HOOKS = {"mlp.hook_in": "ln2.hook_out", "mlp.hook_out": "hook_mlp_out"}  # circuit-tracer -> mechscope
 OUR_HOOKS = {"ln2.hook_out": "mlp.hook_in"}  # mechscope -> circuit-tracer, where TransformerLens has no such name
 
 
 def read_hook(name: str) -> str:
+    """A hook name in a circuit-tracer config as mechscope names it."""
     return THEIR_HOOKS.get(name, name)
 
 
 def written_hook(name: str) -> str:
+    """A mechscope hook name as circuit-tracer's configs spell it."""
     return OUR_HOOKS.get(name, name)
-THRESHOLD = "activation_function.threshold"
 
 
 def read_config(path: str | Path, kind: str) -> dict:
